@@ -147,7 +147,11 @@ impl<'b> MessageBuilder<'b> {
     }
 
     /// Appends an attribute from its type and value bytes.
-    pub fn add_raw(&mut self, attr_type: AttributeType, value: &[u8]) -> Result<&mut Self, BuildError> {
+    pub fn add_raw(
+        &mut self,
+        attr_type: AttributeType,
+        value: &[u8],
+    ) -> Result<&mut Self, BuildError> {
         let range = self.reserve(attr_type, value.len())?;
         self.buf[range].copy_from_slice(value);
         Ok(self)

@@ -124,7 +124,11 @@ impl<'a> ChannelData<'a> {
         let len = u16::try_from(data.len())
             .map_err(|_| ChannelDataError::DataTooLong { length: data.len() })?;
         let end = CHANNEL_DATA_HEADER_LEN + data.len();
-        let total = if pad { CHANNEL_DATA_HEADER_LEN + padded(data.len()) } else { end };
+        let total = if pad {
+            CHANNEL_DATA_HEADER_LEN + padded(data.len())
+        } else {
+            end
+        };
         if total > out.len() {
             return Err(ChannelDataError::BufferTooSmall {
                 needed: total,
@@ -159,7 +163,10 @@ mod tests {
     fn bad_input() {
         assert_eq!(
             ChannelData::parse(b"\x40\x00\x00"),
-            Err(ChannelDataError::Truncated { expected: 4, actual: 3 })
+            Err(ChannelDataError::Truncated {
+                expected: 4,
+                actual: 3
+            })
         );
         assert_eq!(
             ChannelData::parse(b"\x50\x00\x00\x00"),
@@ -171,16 +178,25 @@ mod tests {
         );
         assert_eq!(
             ChannelData::parse(b"\x40\x00\x00\x05abc"),
-            Err(ChannelDataError::Truncated { expected: 9, actual: 7 })
+            Err(ChannelDataError::Truncated {
+                expected: 9,
+                actual: 7
+            })
         );
         assert_eq!(
             ChannelData::parse(b"\x40\x00\x00\x01abcdefgh"),
-            Err(ChannelDataError::TrailingBytes { expected: 8, actual: 12 })
+            Err(ChannelDataError::TrailingBytes {
+                expected: 8,
+                actual: 12
+            })
         );
         let mut small = [0u8; 6];
         assert_eq!(
             ChannelData::build(0x4000, b"hello", false, &mut small),
-            Err(ChannelDataError::BufferTooSmall { needed: 9, available: 6 })
+            Err(ChannelDataError::BufferTooSmall {
+                needed: 9,
+                available: 6
+            })
         );
         assert_eq!(
             ChannelData::build(0x3000, b"", false, &mut small),

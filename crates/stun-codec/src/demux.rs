@@ -55,9 +55,23 @@ mod tests {
     fn range_boundaries() {
         use PacketKind::*;
         let table = [
-            (0, Stun), (3, Stun), (4, Other), (15, Other), (16, Zrtp), (19, Zrtp),
-            (20, Dtls), (22, Dtls), (63, Dtls), (64, ChannelData), (79, ChannelData),
-            (80, Other), (127, Other), (128, RtpRtcp), (191, RtpRtcp), (192, Other), (255, Other),
+            (0, Stun),
+            (3, Stun),
+            (4, Other),
+            (15, Other),
+            (16, Zrtp),
+            (19, Zrtp),
+            (20, Dtls),
+            (22, Dtls),
+            (63, Dtls),
+            (64, ChannelData),
+            (79, ChannelData),
+            (80, Other),
+            (127, Other),
+            (128, RtpRtcp),
+            (191, RtpRtcp),
+            (192, Other),
+            (255, Other),
         ];
         for (b, kind) in table {
             assert_eq!(demux(&[b, 0, 0]), kind, "first byte {b}");

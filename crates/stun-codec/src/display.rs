@@ -3,7 +3,7 @@
 
 use core::fmt;
 
-use crate::attr::*;
+use crate::owned::OwnedAttribute;
 use crate::{Message, RawAttribute, TransactionId};
 
 fn hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
@@ -14,35 +14,14 @@ fn hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
 }
 
 fn value(f: &mut fmt::Formatter<'_>, raw: &RawAttribute<'_>, tid: &TransactionId) -> fmt::Result {
-    macro_rules! show {
-        ($($ty:ty),*) => {
-            $(if raw.attr_type == <$ty as Attribute<'_>>::TYPE {
-                return match raw.decode::<$ty>(tid) {
-                    Ok(v) => write!(f, "{v:?}"),
-                    Err(e) => write!(f, "invalid: {e}"),
-                };
-            })*
-        };
-    }
-    show!(
-        MappedAddress, XorMappedAddress, AlternateServer, XorPeerAddress, XorRelayedAddress,
-        ResponseOrigin, OtherAddress, Username<'_>, Realm<'_>, Nonce<'_>, Software<'_>,
-        AlternateDomain<'_>, ErrorCode<'_>, AddressErrorCode<'_>, Priority, UseCandidate,
-        IceControlled, IceControlling, ChangeRequest, ResponsePort, Padding, ChannelNumber,
-        Lifetime, RequestedAddressFamily, AdditionalAddressFamily, EvenPort, RequestedTransport,
-        DontFragment, ReservationToken, Icmp, ConnectionId, Fingerprint, PasswordAlgorithm<'_>
-    );
-    match raw.attr_type {
-        AttributeType::UNKNOWN_ATTRIBUTES => match raw.decode::<UnknownAttributes<'_>>(tid) {
-            Ok(list) => f.debug_list().entries(list.iter()).finish(),
-            Err(e) => write!(f, "invalid: {e}"),
-        },
-        AttributeType::PASSWORD_ALGORITHMS => match raw.decode::<PasswordAlgorithms<'_>>(tid) {
-            Ok(list) => f.debug_list().entries(list.iter()).finish(),
-            Err(e) => write!(f, "invalid: {e}"),
-        },
-        AttributeType::DATA => write!(f, "{} bytes", raw.value.len()),
-        _ => hex(f, raw.value),
+    match OwnedAttribute::decode(raw, tid) {
+        Ok(OwnedAttribute::Data(d)) => write!(f, "{} bytes", d.len()),
+        Ok(OwnedAttribute::Other { value, .. }) => hex(f, &value),
+        Ok(OwnedAttribute::MessageIntegrity(m)) => hex(f, &m),
+        Ok(OwnedAttribute::MessageIntegritySha256(m)) => hex(f, &m),
+        Ok(OwnedAttribute::UserHash(h)) => hex(f, &h),
+        Ok(a) => write!(f, "{a:?}"),
+        Err(e) => write!(f, "invalid: {e}"),
     }
 }
 

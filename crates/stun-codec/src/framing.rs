@@ -53,7 +53,9 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<(FrameKind, usize)>, FramingError>
             FrameKind::ChannelData,
             CHANNEL_DATA_HEADER_LEN + padded(usize::from(length)),
         ))),
-        _ => Err(FramingError::UnknownFrame { first_byte: head[0] }),
+        _ => Err(FramingError::UnknownFrame {
+            first_byte: head[0],
+        }),
     }
 }
 
@@ -157,22 +159,27 @@ mod tests {
                 got.push((k, bytes.len()));
             }
         }
-        assert_eq!(got, vec![(FrameKind::ChannelData, 12), (FrameKind::Stun, 28)]);
+        assert_eq!(
+            got,
+            vec![(FrameKind::ChannelData, 12), (FrameKind::Stun, 28)]
+        );
     }
 
     #[test]
     fn out_of_step_stream() {
         let mut f = StreamFramer::new();
-        f.push(b"\x16\x03\x01\x00\x05hello"); // first byte 0x16 is 00 in the top bits: STUN
+        // A TLS ClientHello record (0x16 has 00 in its top bits, so it reads as STUN) whose
+        // bytes 2..4 (0x01, 0x05) make an unaligned STUN length.
+        f.push(b"\x16\x03\x01\x05\x05hello");
         assert_eq!(
             f.next_frame(),
-            Err(FramingError::UnalignedLength { length: 5 })
+            Err(FramingError::UnalignedLength { length: 0x0105 })
         );
         let mut f = StreamFramer::new();
-        f.push(b"GET / HTTP/1.1\r\n");
+        f.push(b"\x80\x60\x00\x01rtp!"); // an RTP header: top bits 10
         assert_eq!(
             f.next_frame(),
-            Err(FramingError::UnknownFrame { first_byte: b'G' })
+            Err(FramingError::UnknownFrame { first_byte: 0x80 })
         );
         assert_eq!(frame_len(b"\x40\x00"), Ok(None));
     }

@@ -107,7 +107,11 @@ pub fn saslprep(password: &str) -> Result<std::borrow::Cow<'_, str>, KeyError> {
 }
 
 /// MD5(username ":" realm ":" SASLprep(password)): the RFC 5389 long-term key.
-pub fn long_term_key_md5(username: &str, realm: &str, password: &str) -> Result<[u8; 16], KeyError> {
+pub fn long_term_key_md5(
+    username: &str,
+    realm: &str,
+    password: &str,
+) -> Result<[u8; 16], KeyError> {
     let password = saslprep(password)?;
     let mut h = Md5::new();
     for part in [username, ":", realm, ":", &password] {

@@ -77,6 +77,7 @@ mod framing;
 mod header;
 pub mod integrity;
 mod message;
+pub mod owned;
 
 pub use attr::{Attribute, AttributeType, RawAttribute};
 pub use builder::MessageBuilder;
@@ -87,3 +88,4 @@ pub use framing::{frame_len, FrameKind, FramingError, StreamFramer, MAX_FRAME_LE
 pub use header::{Class, MessageType, Method, TransactionId, HEADER_LEN, MAGIC_COOKIE};
 pub use integrity::IntegrityKey;
 pub use message::{is_stun, Attributes, Message};
+pub use owned::OwnedAttribute;

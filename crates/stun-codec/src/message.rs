@@ -41,9 +41,7 @@ pub(crate) const fn padded(n: usize) -> usize {
 /// Whether `bytes` starts like an RFC 5389/8489 STUN message: two zero bits and the magic
 /// cookie. A cheap first test before [`Message::parse`].
 pub fn is_stun(bytes: &[u8]) -> bool {
-    bytes.len() >= HEADER_LEN
-        && bytes[0] & 0xC0 == 0
-        && bytes[4..8] == MAGIC_COOKIE.to_be_bytes()
+    bytes.len() >= HEADER_LEN && bytes[0] & 0xC0 == 0 && bytes[4..8] == MAGIC_COOKIE.to_be_bytes()
 }
 
 impl<'a> Message<'a> {
@@ -91,7 +89,10 @@ impl<'a> Message<'a> {
         while off < total {
             let remaining = total - off;
             if remaining < 4 {
-                return Err(ParseError::AttributeHeaderTruncated { offset: off, remaining });
+                return Err(ParseError::AttributeHeaderTruncated {
+                    offset: off,
+                    remaining,
+                });
             }
             if fingerprint != NONE {
                 return Err(ParseError::FingerprintNotLast {
@@ -319,7 +320,10 @@ impl core::fmt::Debug for Message<'_> {
         f.debug_struct("Message")
             .field("type", &self.msg_type)
             .field("transaction_id", &self.tid)
-            .field("attributes", &self.attributes().map(|a| a.attr_type).collect::<Vec<_>>())
+            .field(
+                "attributes",
+                &self.attributes().map(|a| a.attr_type).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }

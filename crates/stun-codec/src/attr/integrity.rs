@@ -195,8 +195,8 @@ impl<'a> PasswordAlgorithms<'a> {
         };
         core::iter::from_fn(move || {
             // The wire form was validated entirely by `decode`, so `split` cannot fail here.
-            let (alg, rest) = PasswordAlgorithm::split(AttributeType::PASSWORD_ALGORITHMS, wire)
-                .ok()?;
+            let (alg, rest) =
+                PasswordAlgorithm::split(AttributeType::PASSWORD_ALGORITHMS, wire).ok()?;
             wire = rest;
             Some(alg)
         })

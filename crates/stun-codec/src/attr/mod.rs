@@ -18,14 +18,14 @@ mod text;
 mod turn;
 
 pub use address::{
-    AlternateServer, MappedAddress, OtherAddress, ResponseOrigin, XorMappedAddress,
-    XorPeerAddress, XorRelayedAddress,
+    AlternateServer, MappedAddress, OtherAddress, ResponseOrigin, XorMappedAddress, XorPeerAddress,
+    XorRelayedAddress,
 };
 pub use error_code::{reason_phrase, AddressErrorCode, ErrorCode, UnknownAttributes};
 pub use ice::{IceControlled, IceControlling, Priority, UseCandidate};
 pub use integrity::{
-    Fingerprint, MessageIntegrity, MessageIntegritySha256, PasswordAlgorithm,
-    PasswordAlgorithms, UserHash,
+    Fingerprint, MessageIntegrity, MessageIntegritySha256, PasswordAlgorithm, PasswordAlgorithms,
+    UserHash,
 };
 pub use nat::{ChangeRequest, Padding, ResponsePort};
 pub use text::{AlternateDomain, Nonce, Realm, SecurityFeatures, Software, Username};
@@ -39,6 +39,7 @@ pub use turn::{
 /// Types below 0x8000 are comprehension-required: a receiver that does not understand one must
 /// reject the request with 420 (Unknown Attribute) listing it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct AttributeType(pub u16);
 
 macro_rules! attribute_types {
@@ -237,13 +238,11 @@ pub(crate) fn fixed<const N: usize>(
     value: &[u8],
     expected: &'static str,
 ) -> Result<[u8; N], AttributeError> {
-    value
-        .try_into()
-        .map_err(|_| AttributeError::InvalidLength {
-            attr_type,
-            expected,
-            actual: value.len(),
-        })
+    value.try_into().map_err(|_| AttributeError::InvalidLength {
+        attr_type,
+        expected,
+        actual: value.len(),
+    })
 }
 
 /// Defines an attribute whose value is a big-endian integer of fixed size.

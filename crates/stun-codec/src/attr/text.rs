@@ -2,11 +2,7 @@
 
 use crate::{AttributeError, AttributeType, TransactionId};
 
-fn decode_text<'a>(
-    attr_type: AttributeType,
-    value: &'a [u8],
-    max: usize,
-) -> Result<&'a str, AttributeError> {
+fn decode_text(attr_type: AttributeType, value: &[u8], max: usize) -> Result<&str, AttributeError> {
     if value.len() > max {
         return Err(AttributeError::TooLong {
             attr_type,
@@ -144,7 +140,10 @@ mod tests {
         let got = Nonce(&text).security_features().unwrap();
         assert!(got.contains(SecurityFeatures::PASSWORD_ALGORITHMS));
         assert!(got.contains(SecurityFeatures::USERNAME_ANONYMITY));
-        assert_eq!(Nonce("f//499k954d6OL34oL9FSTvy64sA").security_features(), None);
+        assert_eq!(
+            Nonce("f//499k954d6OL34oL9FSTvy64sA").security_features(),
+            None
+        );
         assert_eq!(Nonce("obMatJos2A*AA").security_features(), None);
         assert_eq!(Nonce("obMatJos2AA").security_features(), None);
     }

@@ -5,6 +5,7 @@ use crate::{AttributeError, AttributeType, TransactionId};
 
 /// An address family as TURN encodes it (RFC 8656 §18.6): 0x01 IPv4, 0x02 IPv6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum AddressFamily {
     /// IPv4 (0x01).
     V4,
