@@ -29,7 +29,7 @@ use std::net::SocketAddr;
 ///
 /// `hmac` is the MESSAGE-INTEGRITY value (20 bytes) and `fingerprint` the FINGERPRINT value as
 /// carried in the message (CRC-32 XOR 0x5354554e).
-fn mix_ice(
+pub fn mix_ice(
     username: &str,
     priority: u32,
     tiebreaker: u64,
@@ -48,7 +48,7 @@ fn mix_ice(
 }
 
 /// Mixes the values read from a TURN Send indication into one `u64`.
-fn mix_send(peer: SocketAddr, data: &[u8], hmac: &[u8], fingerprint: u32) -> u64 {
+pub fn mix_send(peer: SocketAddr, data: &[u8], hmac: &[u8], fingerprint: u32) -> u64 {
     let ip = match peer {
         SocketAddr::V4(a) => u64::from(u32::from(*a.ip())),
         SocketAddr::V6(a) => {
@@ -798,6 +798,7 @@ pub mod stun_types_crate {
 #[cfg(test)]
 mod tests {
     use super::{stun_codec_crate, stun_types_crate, webrtc};
+    use crate::ours;
     use std::net::SocketAddr;
 
     const TID: [u8; 12] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
@@ -829,7 +830,16 @@ mod tests {
         verify_send: Verify,
     }
 
-    const CRATES: [Crate; 3] = [
+    const CRATES: [Crate; 4] = [
+        Crate {
+            name: "ours",
+            build_ice: ours::build_ice,
+            build_send: ours::build_send,
+            read_ice: ours::parse_read_all_ice,
+            read_send: ours::parse_read_all_send,
+            verify_ice: ours::parse_verify_ice,
+            verify_send: ours::parse_verify_send,
+        },
         Crate {
             name: "webrtc",
             build_ice: webrtc::build_ice,

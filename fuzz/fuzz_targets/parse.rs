@@ -19,10 +19,16 @@ fuzz_target!(|data: &[u8]| {
     let _ = msg.get::<XorMappedAddress>();
     let _ = msg.get::<Username>();
     let _ = msg.get::<ErrorCode>();
-    let _ = msg.get::<UnknownAttributes>().map(|u| u.map(|u| u.iter().count()));
-    let _ = msg.get::<PasswordAlgorithms>().map(|p| p.map(|p| p.iter().count()));
+    let _ = msg
+        .get::<UnknownAttributes>()
+        .map(|u| u.map(|u| u.iter().count()));
+    let _ = msg
+        .get::<PasswordAlgorithms>()
+        .map(|p| p.map(|p| p.iter().count()));
     let _ = msg.get::<Nonce>().map(|n| n.map(|n| n.security_features()));
     let _ = msg.get_all::<XorPeerAddress>().count();
-    let _ = msg.unknown_comprehension_required(AttributeType::is_known).count();
+    let _ = msg
+        .unknown_comprehension_required(AttributeType::is_known)
+        .count();
     let _ = msg.to_string();
 });

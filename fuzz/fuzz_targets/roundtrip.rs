@@ -76,7 +76,10 @@ fn normalise(a: OwnedAttribute) -> OwnedAttribute {
                 reason,
             }
         }
-        O::PasswordAlgorithm { algorithm, mut params } => {
+        O::PasswordAlgorithm {
+            algorithm,
+            mut params,
+        } => {
             params.truncate(64);
             O::PasswordAlgorithm { algorithm, params }
         }
@@ -88,9 +91,7 @@ fn normalise(a: OwnedAttribute) -> OwnedAttribute {
             O::PasswordAlgorithms(list)
         }
         // The integrity attributes are added by the builder below, not as values.
-        O::MessageIntegrity(_) | O::MessageIntegritySha256(_) | O::Fingerprint(_) => {
-            O::Priority(0)
-        }
+        O::MessageIntegrity(_) | O::MessageIntegritySha256(_) | O::Fingerprint(_) => O::Priority(0),
         O::Other { attr_type, value } if attr_type.is_known() => O::Other {
             attr_type: AttributeType(0xC100 | (attr_type.0 & 0xFF)),
             value,
@@ -118,8 +119,12 @@ fuzz_target!(|input: Input| {
     };
     let msg_type = MessageType::new(
         Method::new(input.method & 0x0FFF).unwrap(),
-        [Class::Request, Class::Indication, Class::SuccessResponse, Class::ErrorResponse]
-            [usize::from(input.class % 4)],
+        [
+            Class::Request,
+            Class::Indication,
+            Class::SuccessResponse,
+            Class::ErrorResponse,
+        ][usize::from(input.class % 4)],
     );
     let mut buf = vec![0u8; 70_000];
     let mut b = MessageBuilder::new(&mut buf, msg_type, TransactionId(input.tid)).unwrap();
@@ -132,7 +137,9 @@ fuzz_target!(|input: Input| {
         return;
     }
     if let Some(n) = input.integrity_sha256 {
-        if b.add_message_integrity_sha256_truncated(&key, usize::from(n)).is_err() {
+        if b.add_message_integrity_sha256_truncated(&key, usize::from(n))
+            .is_err()
+        {
             return;
         }
     }

@@ -12,7 +12,9 @@ fn frames(data: &[u8], chunks: &[u8]) -> (Vec<(FrameKind, Vec<u8>)>, bool) {
     let mut rest = data;
     let mut sizes = chunks.iter().cycle();
     while !rest.is_empty() {
-        let n = usize::from(*sizes.next().unwrap_or(&255)).max(1).min(rest.len());
+        let n = usize::from(*sizes.next().unwrap_or(&255))
+            .max(1)
+            .min(rest.len());
         f.push(&rest[..n]);
         rest = &rest[n..];
         loop {
