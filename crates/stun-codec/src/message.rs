@@ -34,6 +34,7 @@ fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
 
+#[inline]
 pub(crate) const fn padded(n: usize) -> usize {
     (n + 3) & !3
 }
@@ -85,30 +86,21 @@ impl<'a> Message<'a> {
         let mut integrity_sha256 = NONE;
         let mut fingerprint = NONE;
         let mut ordinary_end = u32::MAX;
+        let mut last = NONE;
         let mut off = HEADER_LEN;
-        while off < total {
-            let remaining = total - off;
-            if remaining < 4 {
-                return Err(ParseError::AttributeHeaderTruncated {
-                    offset: off,
-                    remaining,
-                });
-            }
-            if fingerprint != NONE {
-                return Err(ParseError::FingerprintNotLast {
-                    offset: fingerprint as usize,
-                });
-            }
-            let attr_type = AttributeType(be16(bytes, off));
-            let len = be16(bytes, off + 2);
-            if padded(usize::from(len)) > remaining - 4 {
+        let mut rest = &bytes[HEADER_LEN..];
+        while let Some((header, after)) = rest.split_first_chunk::<4>() {
+            let attr_type = AttributeType(u16::from_be_bytes([header[0], header[1]]));
+            let len = u16::from_be_bytes([header[2], header[3]]);
+            let padded_len = padded(usize::from(len));
+            let Some(after) = after.get(padded_len..) else {
                 return Err(ParseError::AttributeOverrun {
                     attr_type,
                     offset: off,
                     length: len,
-                    available: remaining - 4,
+                    available: after.len(),
                 });
-            }
+            };
             // RFC 8489 §14.5: after MESSAGE-INTEGRITY only MESSAGE-INTEGRITY-SHA256 and
             // FINGERPRINT count; §14.6: after MESSAGE-INTEGRITY-SHA256 only FINGERPRINT.
             match attr_type {
@@ -122,10 +114,27 @@ impl<'a> Message<'a> {
                     integrity_sha256 = off as u32;
                     ordinary_end = ordinary_end.min(off as u32);
                 }
-                AttributeType::FINGERPRINT => fingerprint = off as u32,
+                AttributeType::FINGERPRINT if fingerprint == NONE => fingerprint = off as u32,
                 _ => {}
             }
-            off += 4 + padded(usize::from(len));
+            last = off as u32;
+            off += 4 + padded_len;
+            rest = after;
+        }
+        // RFC 8489 §14.7: FINGERPRINT, when present, is the last attribute: the first one seen
+        // must be the last attribute of all.
+        if fingerprint != NONE && fingerprint != last {
+            return Err(ParseError::FingerprintNotLast {
+                offset: fingerprint as usize,
+            });
+        }
+        if !rest.is_empty() {
+            // Unreachable for a length that is a multiple of 4, kept so that a change to the
+            // checks above can never turn into a silent acceptance.
+            return Err(ParseError::AttributeHeaderTruncated {
+                offset: off,
+                remaining: rest.len(),
+            });
         }
 
         let mut tid = [0u8; 12];
@@ -142,30 +151,35 @@ impl<'a> Message<'a> {
     }
 
     /// The whole message.
+    #[inline]
     pub fn as_bytes(&self) -> &'a [u8] {
         self.bytes
     }
 
     /// Method and class.
+    #[inline]
     pub fn message_type(&self) -> MessageType {
         self.msg_type
     }
 
     /// The transaction id.
+    #[inline]
     pub fn transaction_id(&self) -> TransactionId {
         self.tid
     }
 
     /// The attributes that count, in order (see the type's docs for which are ignored).
+    #[inline]
     pub fn attributes(&self) -> Attributes<'a> {
         Attributes {
-            bytes: self.bytes,
+            rest: &self.bytes[HEADER_LEN..],
             off: HEADER_LEN,
             ordinary_end: self.ordinary_end,
             specials: [self.integrity, self.integrity_sha256, self.fingerprint],
         }
     }
 
+    #[inline]
     fn raw_at(&self, off: u32) -> Option<RawAttribute<'a>> {
         if off == NONE {
             return None;
@@ -174,28 +188,22 @@ impl<'a> Message<'a> {
     }
 
     /// The first attribute of type `t` that counts, undecoded.
+    #[inline]
     pub fn get_raw(&self, t: AttributeType) -> Option<RawAttribute<'a>> {
         match t {
             AttributeType::MESSAGE_INTEGRITY => self.raw_at(self.integrity),
             AttributeType::MESSAGE_INTEGRITY_SHA256 => self.raw_at(self.integrity_sha256),
             AttributeType::FINGERPRINT => self.raw_at(self.fingerprint),
-            _ => {
-                let end = (self.ordinary_end as usize).min(self.bytes.len());
-                let mut off = HEADER_LEN;
-                while off < end {
-                    let raw = raw_attribute(self.bytes, off)?;
-                    if raw.attr_type == t {
-                        return Some(raw);
-                    }
-                    off += 4 + padded(raw.value.len());
-                }
-                None
-            }
+            _ => self
+                .attributes()
+                .take_while(|a| (a.offset as u32) < self.ordinary_end)
+                .find(|a| a.attr_type == t),
         }
     }
 
     /// The first attribute of type `T`, decoded; `Ok(None)` if absent. When an attribute
     /// appears more than once, the first counts (RFC 8489 §14: later duplicates are ignored).
+    #[inline]
     pub fn get<T: Attribute<'a>>(&self) -> Result<Option<T>, crate::AttributeError> {
         match self.get_raw(T::TYPE) {
             Some(raw) => T::decode(raw.value, &self.tid).map(Some),
@@ -345,7 +353,7 @@ fn raw_attribute(bytes: &[u8], off: usize) -> Option<RawAttribute<'_>> {
 /// Iterator over the attributes of a [`Message`] that count.
 #[derive(Debug, Clone)]
 pub struct Attributes<'a> {
-    bytes: &'a [u8],
+    rest: &'a [u8],
     off: usize,
     ordinary_end: u32,
     specials: [u32; 3],
@@ -354,13 +362,24 @@ pub struct Attributes<'a> {
 impl<'a> Iterator for Attributes<'a> {
     type Item = RawAttribute<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<RawAttribute<'a>> {
         loop {
-            let raw = raw_attribute(self.bytes, self.off)?;
-            let off = self.off as u32;
-            self.off += 4 + padded(raw.value.len());
-            if off < self.ordinary_end || self.specials.contains(&off) {
-                return Some(raw);
+            let (header, after) = self.rest.split_first_chunk::<4>()?;
+            let attr_type = AttributeType(u16::from_be_bytes([header[0], header[1]]));
+            let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+            // `parse` checked that every value and its padding fit; `get` keeps that a
+            // non-panicking fact here too.
+            let value = after.get(..len)?;
+            let off = self.off;
+            self.rest = after.get(padded(len)..).unwrap_or_default();
+            self.off += 4 + padded(len);
+            if (off as u32) < self.ordinary_end || self.specials.contains(&(off as u32)) {
+                return Some(RawAttribute {
+                    attr_type,
+                    value,
+                    offset: off,
+                });
             }
         }
     }
