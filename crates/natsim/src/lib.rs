@@ -66,6 +66,7 @@ mod link;
 mod nat;
 mod packet;
 mod prefix;
+pub mod scripted;
 mod sim;
 mod topology;
 
