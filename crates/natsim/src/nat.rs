@@ -185,7 +185,6 @@ impl NatConfig {
                 mapping: M::AddressAndPortDependent,
                 port_selection: PortSelection::Random,
                 port_reuse: PortReuse::PerRemote,
-                udp_lifetime: Duration::from_secs(180),
                 ..base
             },
             Preset::UdpBlocked => NatConfig {

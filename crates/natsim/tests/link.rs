@@ -188,3 +188,59 @@ fn the_trace_records_each_hop() {
         lines[1]
     );
 }
+
+#[test]
+fn packets_to_nowhere_are_counted() {
+    let mut w = world(NatConfig::preset(Preset::FullCone));
+    w.sim.set_endpoint(
+        w.clients[0],
+        Scripted::new().send_at(
+            ms(0),
+            addr(&format!("{CLIENT_A}:5000")),
+            addr("203.0.113.99:7"),
+            b"x",
+        ),
+    );
+    w.sim.run_for(secs(1));
+    assert_eq!(w.sim.stats().no_route, 1);
+}
+
+#[test]
+fn ipv6_hosts_and_nat66() {
+    let mut t = natsim::Topology::new();
+    let internet = t.network("internet", &["0.0.0.0/0", "::/0"]);
+    let home = t.network("home", &["192.168.1.0/24", "fd00::/64"]);
+    t.nat(
+        "nat",
+        NatConfig::preset(Preset::PortRestrictedCone),
+        (home, "192.168.1.1"),
+        (internet, &["203.0.113.1", "2001:db8::1"]),
+    );
+    let client = t.host("client", &[(home, "192.168.1.10"), (home, "fd00::10")]);
+    let server = t.host("server", &[(internet, "2001:db8:1::1")]);
+    let mut sim = t.build(5).unwrap();
+    sim.set_endpoint(
+        client,
+        Scripted::new().send_at(
+            ms(0),
+            addr("[fd00::10]:5000"),
+            addr("[2001:db8:1::1]:7"),
+            b"v6",
+        ),
+    );
+    let mut srv = Scripted::new();
+    srv.echo = true;
+    sim.set_endpoint(server, srv);
+    sim.run_for(secs(1));
+    let seen = sim.endpoint::<Scripted>(server).unwrap().datagrams();
+    assert_eq!(seen[0].1, addr("[2001:db8::1]:5000"));
+    let back = sim.endpoint::<Scripted>(client).unwrap().datagrams();
+    assert_eq!(
+        back,
+        vec![(
+            addr("[fd00::10]:5000"),
+            addr("[2001:db8:1::1]:7"),
+            b"v6".to_vec()
+        )]
+    );
+}

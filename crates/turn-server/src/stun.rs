@@ -169,40 +169,18 @@ impl StunServer {
             }
         }
         if n > 0 {
-            self.stats.errors += 1;
-            let len = error(
+            return self.reject(
                 out,
                 mt.method,
                 tid,
                 420,
                 Some(&unknown[..n]),
                 with_fp,
-                &self.config.software,
-            )
-            .ok()?;
-            return Some(Reply {
-                from: local,
-                to: remote,
-                len,
-            });
+                (local, remote),
+            );
         }
         if mt.method != Method::BINDING {
-            self.stats.errors += 1;
-            let len = error(
-                out,
-                mt.method,
-                tid,
-                400,
-                None,
-                with_fp,
-                &self.config.software,
-            )
-            .ok()?;
-            return Some(Reply {
-                from: local,
-                to: remote,
-                len,
-            });
+            return self.reject(out, mt.method, tid, 400, None, with_fp, (local, remote));
         }
 
         let (change, response_port, padding) = match (
@@ -212,22 +190,7 @@ impl StunServer {
         ) {
             (Ok(c), Ok(r), Ok(p)) => (c.unwrap_or_default(), r, p),
             _ => {
-                self.stats.errors += 1;
-                let len = error(
-                    out,
-                    mt.method,
-                    tid,
-                    400,
-                    None,
-                    with_fp,
-                    &self.config.software,
-                )
-                .ok()?;
-                return Some(Reply {
-                    from: local,
-                    to: remote,
-                    len,
-                });
+                return self.reject(out, mt.method, tid, 400, None, with_fp, (local, remote));
             }
         };
         let mut from = local;
@@ -273,25 +236,41 @@ impl StunServer {
     }
 }
 
-fn error(
-    out: &mut [u8],
-    method: Method,
-    tid: TransactionId,
-    code: u16,
-    unknown: Option<&[AttributeType]>,
-    with_fp: bool,
-    software: &Option<String>,
-) -> Result<usize, BuildError> {
-    let mut b = MessageBuilder::new(out, MessageType::new(method, Class::ErrorResponse), tid)?;
-    b.add(&ErrorCode::new(code))?;
-    if let Some(list) = unknown {
-        b.add(&UnknownAttributes::new(list))?;
+impl StunServer {
+    /// Writes an error response with `code` (and UNKNOWN-ATTRIBUTES for 420) back to the
+    /// sender.
+    #[allow(clippy::too_many_arguments)]
+    fn reject(
+        &mut self,
+        out: &mut [u8],
+        method: Method,
+        tid: TransactionId,
+        code: u16,
+        unknown: Option<&[AttributeType]>,
+        with_fp: bool,
+        (local, remote): (SocketAddr, SocketAddr),
+    ) -> Option<Reply> {
+        let len = (|| -> Result<usize, BuildError> {
+            let mut b =
+                MessageBuilder::new(out, MessageType::new(method, Class::ErrorResponse), tid)?;
+            b.add(&ErrorCode::new(code))?;
+            if let Some(list) = unknown {
+                b.add(&UnknownAttributes::new(list))?;
+            }
+            if let Some(s) = &self.config.software {
+                b.add(&Software(s))?;
+            }
+            if with_fp {
+                b.add_fingerprint()?;
+            }
+            Ok(b.finish().len())
+        })()
+        .ok()?;
+        self.stats.errors += 1;
+        Some(Reply {
+            from: local,
+            to: remote,
+            len,
+        })
     }
-    if let Some(s) = software {
-        b.add(&Software(s))?;
-    }
-    if with_fp {
-        b.add_fingerprint()?;
-    }
-    Ok(b.finish().len())
 }
