@@ -507,3 +507,87 @@ fn nat_table_dump_is_readable() {
     );
     assert!(dump.contains("peers [198.51.100.1:7]"), "{dump}");
 }
+
+#[test]
+fn nested_nats_translate_twice_and_the_carrier_hairpins() {
+    use natsim::Topology;
+    let mut t = Topology::new();
+    let internet = t.network("internet", &["0.0.0.0/0"]);
+    let carrier = t.network("carrier", &["100.64.0.0/10"]);
+    let home_a = t.network("home-a", &["192.168.1.0/24"]);
+    let home_b = t.network("home-b", &["192.168.1.0/24"]);
+    let cgn = t.nat(
+        "cgn",
+        NatConfig::preset(Preset::FullCone),
+        (carrier, "100.64.0.1"),
+        (internet, &["203.0.113.9"]),
+    );
+    let nat_a = t.nat(
+        "nat-a",
+        NatConfig::preset(Preset::FullCone),
+        (home_a, "192.168.1.1"),
+        (carrier, &["100.64.0.2"]),
+    );
+    t.nat(
+        "nat-b",
+        NatConfig::preset(Preset::FullCone),
+        (home_b, "192.168.1.1"),
+        (carrier, &["100.64.0.3"]),
+    );
+    let a = t.host("a", &[(home_a, "192.168.1.10")]);
+    let b = t.host("b", &[(home_b, "192.168.1.10")]);
+    let server = t.host("server", &[(internet, "198.51.100.1")]);
+    t.link_all(LinkConfig::with_latency(ms(5)));
+    let mut sim = t.build(1).unwrap();
+    let mut srv = Scripted::new();
+    srv.echo = true;
+    sim.set_endpoint(server, srv);
+    // Both open a mapping through both NATs; then A sends to B's public (CGN) address, which
+    // the CGN hairpins back into the carrier network and nat-b lets in (full cone).
+    sim.set_endpoint(
+        a,
+        Scripted::new()
+            .send_at(
+                ms(0),
+                addr("192.168.1.10:5000"),
+                addr("198.51.100.1:7"),
+                b"a",
+            )
+            .send_at(
+                ms(500),
+                addr("192.168.1.10:5000"),
+                addr("203.0.113.9:6000"),
+                b"to b",
+            ),
+    );
+    sim.set_endpoint(
+        b,
+        Scripted::new().send_at(
+            ms(0),
+            addr("192.168.1.10:6000"),
+            addr("198.51.100.1:7"),
+            b"b",
+        ),
+    );
+    sim.run_for(secs(1));
+    let seen: Vec<_> = sim
+        .endpoint::<Scripted>(server)
+        .unwrap()
+        .datagrams()
+        .into_iter()
+        .map(|d| d.1)
+        .collect();
+    assert_eq!(
+        seen,
+        vec![addr("203.0.113.9:5000"), addr("203.0.113.9:6000")]
+    );
+    let at_b = sim.endpoint::<Scripted>(b).unwrap().datagrams();
+    assert_eq!(at_b.last().unwrap().2, b"to b");
+    assert_eq!(
+        at_b.last().unwrap().1,
+        addr("203.0.113.9:5000"),
+        "A's public address"
+    );
+    assert_eq!(sim.nat_stats(cgn).unwrap().hairpinned, 1);
+    assert_eq!(sim.nat_table(nat_a)[0].external, addr("100.64.0.2:5000"));
+}
