@@ -29,4 +29,5 @@
 
 #![deny(missing_docs)]
 
+pub mod peer_policy;
 pub mod stun;
