@@ -17,7 +17,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mi = msg.verify_integrity(key());
-    let mi256 = msg.verify_integrity_sha256(key());
+    let mi256 = msg.verify_integrity_sha256_truncated(key(), 16);
+    // The full-length check can only pass where the truncated one does.
+    assert!(msg.verify_integrity_sha256(key()).is_err() || mi256.is_ok());
     let fp = msg.verify_fingerprint();
     // Verification can only succeed on an attribute the message has.
     assert!(mi.is_err() || msg.has_integrity());

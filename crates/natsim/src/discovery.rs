@@ -180,9 +180,27 @@ impl NatDiscovery {
         self.begin(next, now);
     }
 
-    fn answered(&mut self, msg: &Message<'_>, now: Instant) {
+    /// Where the answer to `step` must come from: the address asked, or for the filtering
+    /// tests the changed one (a server that ignores CHANGE-REQUEST must not pass for an open
+    /// filter).
+    fn expected_source(&self, step: Step) -> Option<SocketAddr> {
+        match step {
+            Step::FilteringII => self.other,
+            Step::FilteringIII => Some(SocketAddr::new(self.server.ip(), self.other?.port())),
+            _ => self.destination(step),
+        }
+    }
+
+    fn answered(&mut self, msg: &Message<'_>, from: SocketAddr, now: Instant) {
         let Some(step) = self.step else { return };
-        let mapped = msg.get::<XorMappedAddress>().ok().flatten().map(|a| a.0);
+        if self.expected_source(step) != Some(from) {
+            return;
+        }
+        // A success response without a mapped address answers nothing.
+        let Some(mapped) = msg.get::<XorMappedAddress>().ok().flatten().map(|a| a.0) else {
+            return;
+        };
+        let mapped = Some(mapped);
         let next = match step {
             Step::MappingI => {
                 self.result.mapped = mapped;
@@ -230,7 +248,7 @@ impl Endpoint for NatDiscovery {
     }
 
     fn handle_input(&mut self, now: Instant, input: Input<'_>) {
-        let Input::Udp { data, .. } = input else {
+        let Input::Udp { data, remote, .. } = input else {
             return;
         };
         let Ok(msg) = Message::parse(data) else {
@@ -245,7 +263,7 @@ impl Endpoint for NatDiscovery {
                 self.result.hairpinning = Some(true);
                 self.begin(None, now);
             }
-            (Some(_), Class::SuccessResponse) => self.answered(&msg, now),
+            (Some(_), Class::SuccessResponse) => self.answered(&msg, remote, now),
             _ => {}
         }
     }

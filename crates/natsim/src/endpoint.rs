@@ -90,7 +90,7 @@ pub enum Output {
         /// Destination.
         remote: SocketAddr,
     },
-    /// Send bytes on an established connection.
+    /// Send bytes on an established connection (ignored on any other).
     TcpSend {
         /// The connection.
         conn: ConnId,

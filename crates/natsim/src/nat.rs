@@ -198,6 +198,27 @@ impl NatConfig {
         }
     }
 
+    /// Checks the configuration for values that cannot work; the reason if not.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        if self.port_range.is_empty() || *self.port_range.start() == 0 {
+            return Err("port_range must be a non-empty range of ports from 1");
+        }
+        if self.udp_lifetime.is_zero() || self.tcp_lifetime.is_zero() {
+            return Err("mapping lifetimes must be positive");
+        }
+        if self.port_reuse == PortReuse::PerRemote
+            && self.mapping != MappingBehavior::AddressAndPortDependent
+        {
+            // A shared external port is only unambiguous when each mapping has exactly one
+            // remote endpoint.
+            return Err("PortReuse::PerRemote needs address-and-port-dependent mapping");
+        }
+        if self.max_mappings == Some(0) {
+            return Err("max_mappings of 0 lets nothing through");
+        }
+        Ok(())
+    }
+
     fn lifetime(&self, proto: Protocol) -> u64 {
         let d = match proto {
             Protocol::Udp => self.udp_lifetime,
@@ -218,7 +239,7 @@ pub struct NatStats {
     pub filtered: u64,
     /// Packets the policy refused (firewall presets).
     pub blocked: u64,
-    /// Packets looped back by hairpinning.
+    /// Packets looped back in by hairpinning (and let through by the filter).
     pub hairpinned: u64,
     /// Packets to the box's own external endpoints dropped because hairpinning is off.
     pub hairpin_dropped: u64,
@@ -340,6 +361,20 @@ impl Nat {
         }
     }
 
+    /// Removes every expired mapping (the outcome does not depend on the order).
+    fn sweep(&mut self, now: u64) {
+        let expired: Vec<MapKey> = self
+            .mappings
+            .iter()
+            .filter(|(_, m)| m.expires <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in expired {
+            self.remove(&key);
+            self.stats.mappings_expired += 1;
+        }
+    }
+
     /// Whether `port` on `ip` can take a new mapping towards `dst`.
     fn port_free(
         &mut self,
@@ -429,13 +464,14 @@ impl Nat {
         let proto = p.protocol();
         let key = (proto, p.src, self.destination_key(p.dst));
         if !self.live(&key, now) {
-            if self
-                .config
-                .max_mappings
-                .is_some_and(|max| self.mappings.len() >= max)
-            {
-                self.stats.dropped_no_mapping += 1;
-                return Verdict::Drop;
+            if let Some(max) = self.config.max_mappings {
+                if self.mappings.len() >= max {
+                    self.sweep(now);
+                }
+                if self.mappings.len() >= max {
+                    self.stats.dropped_no_mapping += 1;
+                    return Verdict::Drop;
+                }
             }
             let Some(ip) = self.pick_ip(p.src.ip(), p.src.is_ipv4(), rng) else {
                 self.stats.dropped_no_mapping += 1;
@@ -473,8 +509,11 @@ impl Nat {
                 self.stats.hairpin_dropped += 1;
                 return Verdict::Drop;
             }
-            self.stats.hairpinned += 1;
-            return self.inbound(p, now);
+            let verdict = self.inbound(p, now);
+            if matches!(verdict, Verdict::In(_)) {
+                self.stats.hairpinned += 1;
+            }
+            return verdict;
         }
         self.stats.forwarded_out += 1;
         Verdict::Out(p)

@@ -119,6 +119,7 @@ enum Event {
     ConnectTimeout {
         node: usize,
         conn: ConnId,
+        tuple: (SocketAddr, SocketAddr),
     },
 }
 
@@ -461,10 +462,10 @@ impl Sim {
                     }
                 }
             }
-            Event::ConnectTimeout { node, conn } => {
+            Event::ConnectTimeout { node, conn, tuple } => {
                 let expired = match &mut self.nodes[node].kind {
                     NodeKind::Host(h) => match h.conns.get(&conn) {
-                        Some(c) if c.state == TcpState::SynSent => {
+                        Some(c) if c.state == TcpState::SynSent && (c.local, c.remote) == tuple => {
                             let c = h.conns.remove(&conn).expect("present");
                             h.by_tuple.remove(&(c.local, c.remote));
                             true
@@ -575,12 +576,25 @@ impl Sim {
                     self.send_tcp(node, local, remote, TcpSegment::Rst);
                 }
             }
+            // Simultaneous open (crossing SYNs, as TCP hole punching makes): both sides
+            // answer the other's SYN and consider the connection established.
+            (TcpSegment::Syn, Some(conn)) => {
+                if h.conns
+                    .get(&conn)
+                    .is_some_and(|c| c.state == TcpState::SynSent)
+                {
+                    h.conns.get_mut(&conn).expect("present").state = TcpState::Established;
+                    self.send_tcp(node, local, remote, TcpSegment::SynAck);
+                    self.input(node, Input::TcpConnected { conn, local });
+                }
+            }
             (TcpSegment::SynAck, Some(conn)) => {
                 if let Some(c) = h.conns.get_mut(&conn) {
                     if c.state == TcpState::SynSent {
                         c.state = TcpState::Established;
                         self.input(node, Input::TcpConnected { conn, local });
                     }
+                    // Already established (the other half of a simultaneous open): nothing.
                 }
             }
             (TcpSegment::Data(data), Some(conn)) => {
@@ -655,7 +669,7 @@ impl Sim {
                 remote,
             } => {
                 let Some(h) = self.host(node) else { return };
-                h.conns.insert(
+                let old = h.conns.insert(
                     conn,
                     TcpConn {
                         local,
@@ -663,9 +677,13 @@ impl Sim {
                         state: TcpState::SynSent,
                     },
                 );
+                if let Some(old) = old {
+                    h.by_tuple.remove(&(old.local, old.remote));
+                }
                 h.by_tuple.insert((local, remote), conn);
                 let at = self.now + TCP_CONNECT_TIMEOUT.as_nanos() as u64;
-                self.schedule(at, Event::ConnectTimeout { node, conn });
+                let tuple = (local, remote);
+                self.schedule(at, Event::ConnectTimeout { node, conn, tuple });
                 self.send_tcp(node, local, remote, TcpSegment::Syn);
             }
             Output::TcpSend { conn, data } => {

@@ -73,6 +73,14 @@ pub enum TopologyError {
         /// The NAT.
         nat: String,
     },
+    /// A NAT configuration that cannot work (see [`NatConfig::validate`]).
+    #[error("NAT {nat}: {reason}")]
+    InvalidNatConfig {
+        /// The NAT.
+        nat: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// A NAT whose inside and outside are the same network.
     #[error("NAT {nat} has the same network inside and outside")]
     NatInsideIsOutside {
@@ -274,6 +282,12 @@ impl Topology {
                     if outside.1.is_empty() {
                         return Err(TopologyError::NatWithoutExternalAddress { nat: name.clone() });
                     }
+                    config
+                        .validate()
+                        .map_err(|reason| TopologyError::InvalidNatConfig {
+                            nat: name.clone(),
+                            reason,
+                        })?;
                     let inside_ip = parse(name, &inside.1)?;
                     let external = outside
                         .1

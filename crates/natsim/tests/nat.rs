@@ -591,3 +591,91 @@ fn nested_nats_translate_twice_and_the_carrier_hairpins() {
     assert_eq!(sim.nat_stats(cgn).unwrap().hairpinned, 1);
     assert_eq!(sim.nat_table(nat_a)[0].external, addr("100.64.0.2:5000"));
 }
+
+#[test]
+fn tcp_simultaneous_open_through_two_nats() {
+    use natsim::Topology;
+    // Two hosts behind port-restricted cone NATs connect to each other's external address at
+    // the same moment: the crossing SYNs open both filters (TCP hole punching).
+    let mut t = Topology::new();
+    let internet = t.network("internet", &["0.0.0.0/0"]);
+    let ha = t.network("home-a", &["192.168.1.0/24"]);
+    let hb = t.network("home-b", &["192.168.2.0/24"]);
+    t.nat(
+        "nat-a",
+        NatConfig::preset(Preset::PortRestrictedCone),
+        (ha, "192.168.1.1"),
+        (internet, &["203.0.113.1"]),
+    );
+    t.nat(
+        "nat-b",
+        NatConfig::preset(Preset::PortRestrictedCone),
+        (hb, "192.168.2.1"),
+        (internet, &["203.0.113.2"]),
+    );
+    let a = t.host("a", &[(ha, "192.168.1.10")]);
+    let b = t.host("b", &[(hb, "192.168.2.10")]);
+    t.link_all(LinkConfig::with_latency(ms(10)));
+    let mut sim = t.build(1).unwrap();
+    let connect = |local: &str, remote: &str| Output::TcpConnect {
+        conn: ConnId(1),
+        local: addr(local),
+        remote: addr(remote),
+    };
+    sim.set_endpoint(
+        a,
+        Scripted::new()
+            .at(ms(0), connect("192.168.1.10:7000", "203.0.113.2:7000"))
+            .at(
+                ms(500),
+                Output::TcpSend {
+                    conn: ConnId(1),
+                    data: b"ping".to_vec(),
+                },
+            ),
+    );
+    sim.set_endpoint(
+        b,
+        Scripted::new().at(ms(0), connect("192.168.2.10:7000", "203.0.113.1:7000")),
+    );
+    sim.run_for(secs(1));
+    assert_eq!(
+        sim.endpoint::<Scripted>(a).unwrap().tcp_events(),
+        vec![(ConnId(1), "connected".to_owned())]
+    );
+    assert_eq!(
+        sim.endpoint::<Scripted>(b).unwrap().tcp_events(),
+        vec![
+            (ConnId(1), "connected".to_owned()),
+            (ConnId(1), "data 4 bytes".to_owned())
+        ]
+    );
+}
+
+#[test]
+fn the_mapping_cap_counts_live_mappings_only() {
+    let mut config = NatConfig::preset(Preset::Symmetric);
+    config.max_mappings = Some(1);
+    let mut w = world(config);
+    let from = addr(&format!("{CLIENT_A}:5000"));
+    w.sim.set_endpoint(
+        w.clients[0],
+        Scripted::new()
+            .send_at(secs(0), from, addr("198.51.100.1:7"), b"1")
+            .send_at(secs(1), from, addr("198.51.100.2:7"), b"2: over the cap")
+            .send_at(
+                secs(200),
+                from,
+                addr("198.51.100.3:7"),
+                b"3: the first has expired",
+            ),
+    );
+    for s in w.servers {
+        w.sim.set_endpoint(s, Scripted::new());
+    }
+    w.sim.run_for(secs(201));
+    assert_eq!(sources_seen_by(&w, 1).len(), 0);
+    assert_eq!(sources_seen_by(&w, 2).len(), 1);
+    let stats = w.sim.nat_stats(w.nat).unwrap();
+    assert_eq!((stats.dropped_no_mapping, stats.mappings_expired), (1, 1));
+}

@@ -142,3 +142,50 @@ fn nested_nat_builds() {
     t.host("h", &[(home, "192.168.1.10")]);
     assert!(t.build(1).is_ok());
 }
+
+#[test]
+fn invalid_nat_configurations() {
+    use natsim::{MappingBehavior, PortReuse};
+    type Case = (fn(&mut NatConfig), &'static str);
+    let cases: Vec<Case> = vec![
+        (
+            |c| c.port_range = 0..=100,
+            "port_range must be a non-empty range of ports from 1",
+        ),
+        (
+            |c| c.udp_lifetime = std::time::Duration::ZERO,
+            "mapping lifetimes must be positive",
+        ),
+        (
+            |c| {
+                c.port_reuse = PortReuse::PerRemote;
+                c.mapping = MappingBehavior::EndpointIndependent;
+            },
+            "PortReuse::PerRemote needs address-and-port-dependent mapping",
+        ),
+        (
+            |c| c.max_mappings = Some(0),
+            "max_mappings of 0 lets nothing through",
+        ),
+    ];
+    for (change, reason) in cases {
+        let mut config = nat();
+        change(&mut config);
+        let mut t = Topology::new();
+        let internet = t.network("internet", &["0.0.0.0/0"]);
+        let home = t.network("home", &["192.168.1.0/24"]);
+        t.nat(
+            "nat",
+            config,
+            (home, "192.168.1.1"),
+            (internet, &["203.0.113.1"]),
+        );
+        assert_eq!(
+            t.build(1).unwrap_err(),
+            TopologyError::InvalidNatConfig {
+                nat: "nat".into(),
+                reason
+            }
+        );
+    }
+}

@@ -9,8 +9,11 @@ use crate::channel_data::CHANNEL_DATA_HEADER_LEN;
 use crate::message::padded;
 use crate::HEADER_LEN;
 
-/// The largest frame a stream can carry: a ChannelData header plus 65,535 bytes padded.
-pub const MAX_FRAME_LEN: usize = CHANNEL_DATA_HEADER_LEN + padded(u16::MAX as usize);
+/// The largest frame a stream can carry: a STUN message with 65,532 bytes of attributes
+/// (20 + 65,532), which is longer than the largest ChannelData (4 + 65,535 padded to 65,536).
+pub const MAX_FRAME_LEN: usize = HEADER_LEN + 65_532;
+
+const _: () = assert!(MAX_FRAME_LEN >= CHANNEL_DATA_HEADER_LEN + padded(u16::MAX as usize));
 
 /// The kind of a frame on a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,8 +65,8 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<(FrameKind, usize)>, FramingError>
 /// Buffers bytes read from a stream and hands out complete frames.
 ///
 /// Push what the socket gave, then call [`next_frame`](Self::next_frame) until it returns
-/// `Ok(None)`. The buffer holds at most one incomplete frame ([`MAX_FRAME_LEN`]) plus the last
-/// push, so a peer cannot make it grow without bound.
+/// `Ok(None)`. Used that way — drain after every push — the buffer holds at most one incomplete
+/// frame ([`MAX_FRAME_LEN`]) plus one push, so a peer cannot make it grow without bound.
 #[derive(Debug, Default)]
 pub struct StreamFramer {
     buf: Vec<u8>,

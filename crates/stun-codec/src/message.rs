@@ -280,15 +280,28 @@ impl<'a> Message<'a> {
         }
     }
 
-    /// Verifies MESSAGE-INTEGRITY-SHA256 (HMAC-SHA256, RFC 8489 §14.6), accepting the
-    /// truncated lengths 16..=32, in constant time.
+    /// Verifies MESSAGE-INTEGRITY-SHA256 (HMAC-SHA256, RFC 8489 §14.6) in constant time. The
+    /// value must be the full 32 bytes: §14.6 allows truncation only where a STUN usage says
+    /// so, and accepting it by default would let an attacker shorten the tag
+    /// (see [`verify_integrity_sha256_truncated`](Self::verify_integrity_sha256_truncated)).
     pub fn verify_integrity_sha256(&self, key: &IntegrityKey) -> Result<(), IntegrityError> {
+        self.verify_integrity_sha256_truncated(key, 32)
+    }
+
+    /// Verifies MESSAGE-INTEGRITY-SHA256 accepting a value truncated to `min_len` bytes or
+    /// more, for STUN usages that allow truncation (RFC 8489 §14.6: 16 to 32 bytes, a multiple
+    /// of 4). `min_len` below 16 is treated as 16.
+    pub fn verify_integrity_sha256_truncated(
+        &self,
+        key: &IntegrityKey,
+        min_len: usize,
+    ) -> Result<(), IntegrityError> {
         let t = AttributeType::MESSAGE_INTEGRITY_SHA256;
         let raw = self
             .raw_at(self.integrity_sha256)
             .ok_or(IntegrityError::Missing { attr_type: t })?;
         let len = raw.value.len();
-        if !crate::attr::MessageIntegritySha256::valid_len(len) {
+        if !crate::attr::MessageIntegritySha256::valid_len(len) || len < min_len.max(16) {
             return Err(IntegrityError::InvalidLength {
                 attr_type: t,
                 length: len,

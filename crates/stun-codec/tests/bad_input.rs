@@ -356,10 +356,20 @@ fn message_integrity_sha256_truncated_and_wrong() {
             len
         );
         msg.verify_integrity(&key).unwrap();
-        msg.verify_integrity_sha256(&key).unwrap();
+        msg.verify_integrity_sha256_truncated(&key, 16).unwrap();
         msg.verify_fingerprint().unwrap();
+        // Truncation is refused unless the caller's usage allows it (RFC 8489 §14.6).
         assert_eq!(
-            msg.verify_integrity_sha256(&IntegrityKey::new(b"other")),
+            msg.verify_integrity_sha256(&key).is_ok(),
+            len == 32,
+            "full length required by default"
+        );
+        assert_eq!(
+            msg.verify_integrity_sha256_truncated(&key, 24).is_ok(),
+            len >= 24
+        );
+        assert_eq!(
+            msg.verify_integrity_sha256_truncated(&IntegrityKey::new(b"other"), 16),
             Err(IntegrityError::Mismatch {
                 attr_type: AttributeType::MESSAGE_INTEGRITY_SHA256
             })
@@ -368,7 +378,9 @@ fn message_integrity_sha256_truncated_and_wrong() {
     // A 12-byte MESSAGE-INTEGRITY-SHA256 is not allowed.
     let m = with_attrs(&[&[0x00, 0x1c, 0x00, 0x0c][..], &[0; 12]].concat());
     assert_eq!(
-        Message::parse(&m).unwrap().verify_integrity_sha256(&key),
+        Message::parse(&m)
+            .unwrap()
+            .verify_integrity_sha256_truncated(&key, 16),
         Err(IntegrityError::InvalidLength {
             attr_type: AttributeType::MESSAGE_INTEGRITY_SHA256,
             length: 12

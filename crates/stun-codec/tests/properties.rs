@@ -199,6 +199,7 @@ fn exercise(bytes: &[u8]) {
         let _ = msg.to_string();
         let _ = msg.verify_integrity(&key());
         let _ = msg.verify_integrity_sha256(&key());
+        let _ = msg.verify_integrity_sha256_truncated(&key(), 16);
         let _ = msg.verify_fingerprint();
         let _ = msg
             .unknown_comprehension_required(AttributeType::is_known)
@@ -226,7 +227,8 @@ proptest! {
             prop_assert!(msg.verify_integrity(&key()).is_ok());
         }
         if spec.integrity_sha256.is_some() {
-            prop_assert!(msg.verify_integrity_sha256(&key()).is_ok());
+            prop_assert!(msg.verify_integrity_sha256_truncated(&key(), 16).is_ok());
+            prop_assert_eq!(msg.verify_integrity_sha256(&key()).is_ok(), spec.integrity_sha256 == Some(32));
         }
         if spec.fingerprint {
             prop_assert!(msg.verify_fingerprint().is_ok());

@@ -160,8 +160,15 @@ impl StunServer {
         // 420 for comprehension-required attributes we do not process (RFC 8489 §6.3.1).
         let mut unknown = [AttributeType(0); 16];
         let mut n = 0;
+        // RFC 5780 §6.1: without an alternate address, CHANGE-REQUEST (and the other RFC 5780
+        // request attributes) are not understood.
+        let nat_discovery = [
+            AttributeType::CHANGE_REQUEST,
+            AttributeType::RESPONSE_PORT,
+            AttributeType::PADDING,
+        ];
         for t in msg.unknown_comprehension_required(move |t| {
-            t.is_known() && (rfc5780 || t != AttributeType::CHANGE_REQUEST)
+            t.is_known() && (rfc5780 || !nat_discovery.contains(&t))
         }) {
             if n < unknown.len() {
                 unknown[n] = t;
@@ -188,6 +195,10 @@ impl StunServer {
             msg.get::<ResponsePort>(),
             msg.get::<Padding>(),
         ) {
+            // RFC 5780 §7.5: a request with both RESPONSE-PORT and PADDING is not processed.
+            (Ok(_), Ok(Some(_)), Ok(Some(_))) => {
+                return self.reject(out, mt.method, tid, 400, None, with_fp, (local, remote));
+            }
             (Ok(c), Ok(r), Ok(p)) => (c.unwrap_or_default(), r, p),
             _ => {
                 return self.reject(out, mt.method, tid, 400, None, with_fp, (local, remote));
@@ -207,7 +218,7 @@ impl StunServer {
                 to = SocketAddr::new(to.ip(), p);
             }
         }
-        let len = (|| -> Result<usize, BuildError> {
+        let built = (|| -> Result<usize, BuildError> {
             let mut b = MessageBuilder::new(
                 out,
                 MessageType::new(Method::BINDING, Class::SuccessResponse),
@@ -229,8 +240,11 @@ impl StunServer {
                 b.add_fingerprint()?;
             }
             Ok(b.finish().len())
-        })()
-        .ok()?;
+        })();
+        // The answer does not fit (a PADDING larger than the buffer): say so rather than drop.
+        let Ok(len) = built else {
+            return self.reject(out, mt.method, tid, 400, None, with_fp, (local, remote));
+        };
         self.stats.success += 1;
         Some(Reply { from, to, len })
     }

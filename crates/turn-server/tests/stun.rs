@@ -13,7 +13,7 @@ fn a(s: &str) -> SocketAddr {
 }
 
 fn request(method: Method, build: impl FnOnce(&mut MessageBuilder<'_>)) -> Vec<u8> {
-    let mut buf = [0u8; 256];
+    let mut buf = [0u8; 2048];
     let mut b =
         MessageBuilder::new(&mut buf, MessageType::new(method, Class::Request), TID).unwrap();
     build(&mut b);
@@ -223,12 +223,24 @@ fn rfc5780_change_request_response_port_and_padding() {
 
     let req = request(Method::BINDING, |b| {
         b.add(&ResponsePort(5555)).unwrap();
-        b.add(&Padding { len: 100 }).unwrap();
     });
     let r = s
         .handle_datagram(a("192.0.2.1:3478"), client, &req, &mut out)
         .unwrap();
     assert_eq!(r.to, a("198.51.100.9:5555"));
+    let m = Message::parse(&out[..r.len]).unwrap();
+    // XOR-MAPPED-ADDRESS is still the real source.
+    assert_eq!(
+        m.get::<XorMappedAddress>().unwrap(),
+        Some(XorMappedAddress(client))
+    );
+    let req = request(Method::BINDING, |b| {
+        b.add(&Padding { len: 100 }).unwrap();
+    });
+    let r = s
+        .handle_datagram(a("192.0.2.1:3478"), client, &req, &mut out)
+        .unwrap();
+    assert_eq!(r.to, client);
     let m = Message::parse(&out[..r.len]).unwrap();
     assert_eq!(m.get::<Padding>().unwrap(), Some(Padding { len: 100 }));
     // XOR-MAPPED-ADDRESS is still the real source.
@@ -236,4 +248,46 @@ fn rfc5780_change_request_response_port_and_padding() {
         m.get::<XorMappedAddress>().unwrap(),
         Some(XorMappedAddress(client))
     );
+}
+
+#[test]
+fn response_port_with_padding_is_refused_and_rfc5780_attributes_need_an_alternate() {
+    let client = a("198.51.100.9:4000");
+    let mut out = [0u8; 512];
+    let req = request(Method::BINDING, |b| {
+        b.add(&ResponsePort(5555)).unwrap();
+        b.add(&Padding { len: 8 }).unwrap();
+    });
+    let mut s = rfc5780();
+    let r = s
+        .handle_datagram(a("192.0.2.1:3478"), client, &req, &mut out)
+        .unwrap();
+    let m = Message::parse(&out[..r.len]).unwrap();
+    assert_eq!(
+        m.get::<ErrorCode>().unwrap().unwrap().code,
+        400,
+        "RFC 5780 §7.5"
+    );
+    assert_eq!(r.to, client);
+
+    let mut plain = StunServer::new(StunServerConfig::new(a("192.0.2.1:3478")));
+    let req = request(Method::BINDING, |b| {
+        b.add(&ResponsePort(5555)).unwrap();
+    });
+    let r = plain
+        .handle_datagram(a("192.0.2.1:3478"), client, &req, &mut out)
+        .unwrap();
+    let m = Message::parse(&out[..r.len]).unwrap();
+    assert_eq!(m.get::<ErrorCode>().unwrap().unwrap().code, 420);
+
+    // A PADDING that cannot fit the caller's buffer gets a 400, not silence.
+    let req = request(Method::BINDING, |b| {
+        b.add(&Padding { len: 1000 }).unwrap();
+    });
+    let mut small = [0u8; 600];
+    let r = s
+        .handle_datagram(a("192.0.2.1:3478"), client, &req, &mut small)
+        .unwrap();
+    let m = Message::parse(&small[..r.len]).unwrap();
+    assert_eq!(m.get::<ErrorCode>().unwrap().unwrap().code, 400);
 }

@@ -76,7 +76,8 @@ fn short(attr_type: AttributeType, actual: usize) -> AttributeError {
     }
 }
 
-/// ERROR-CODE (RFC 8489 §14.8): a code 300–699 and a reason phrase.
+/// ERROR-CODE (RFC 8489 §14.8): a code 300–699 and a reason phrase. Decoding enforces the
+/// range; encoding trusts the caller to stay in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ErrorCode<'a> {
     /// The code, e.g. 401.
