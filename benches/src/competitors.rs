@@ -797,8 +797,6 @@ pub mod stun_types_crate {
 
 #[cfg(test)]
 mod tests {
-    use super::{stun_codec_crate, stun_types_crate, webrtc};
-    use crate::ours;
     use std::net::SocketAddr;
 
     const TID: [u8; 12] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
@@ -815,59 +813,7 @@ mod tests {
         (0..160u8).collect()
     }
 
-    type BuildIce = fn(&mut Vec<u8>, [u8; 12], &str, u32, u64, &str) -> usize;
-    type BuildSend = fn(&mut Vec<u8>, [u8; 12], SocketAddr, &[u8], &str) -> usize;
-    type ReadAll = fn(&[u8]) -> u64;
-    type Verify = fn(&[u8], &str) -> bool;
-
-    struct Crate {
-        name: &'static str,
-        build_ice: BuildIce,
-        build_send: BuildSend,
-        read_ice: ReadAll,
-        read_send: ReadAll,
-        verify_ice: Verify,
-        verify_send: Verify,
-    }
-
-    const CRATES: [Crate; 4] = [
-        Crate {
-            name: "ours",
-            build_ice: ours::build_ice,
-            build_send: ours::build_send,
-            read_ice: ours::parse_read_all_ice,
-            read_send: ours::parse_read_all_send,
-            verify_ice: ours::parse_verify_ice,
-            verify_send: ours::parse_verify_send,
-        },
-        Crate {
-            name: "webrtc",
-            build_ice: webrtc::build_ice,
-            build_send: webrtc::build_send,
-            read_ice: webrtc::parse_read_all_ice,
-            read_send: webrtc::parse_read_all_send,
-            verify_ice: webrtc::parse_verify_ice,
-            verify_send: webrtc::parse_verify_send,
-        },
-        Crate {
-            name: "stun_codec",
-            build_ice: stun_codec_crate::build_ice,
-            build_send: stun_codec_crate::build_send,
-            read_ice: stun_codec_crate::parse_read_all_ice,
-            read_send: stun_codec_crate::parse_read_all_send,
-            verify_ice: stun_codec_crate::parse_verify_ice,
-            verify_send: stun_codec_crate::parse_verify_send,
-        },
-        Crate {
-            name: "stun_types",
-            build_ice: stun_types_crate::build_ice,
-            build_send: stun_types_crate::build_send,
-            read_ice: stun_types_crate::parse_read_all_ice,
-            read_send: stun_types_crate::parse_read_all_send,
-            verify_ice: stun_types_crate::parse_verify_ice,
-            verify_send: stun_types_crate::parse_verify_send,
-        },
-    ];
+    use crate::{Impl as Crate, IMPLS as CRATES};
 
     fn build_ice(c: &Crate, out: &mut Vec<u8>) -> usize {
         (c.build_ice)(out, TID, USERNAME, PRIORITY, TIEBREAKER, PASSWORD)

@@ -3,13 +3,12 @@
 //!
 //! ```text
 //! cargo build --release --bin profile
-//! valgrind --tool=callgrind target/release/profile ours ice-read 100000
+//! valgrind --tool=callgrind target/release/profile ours ice 100000
 //! ```
 
 use std::hint::black_box;
 
-use stack_benches::competitors::{stun_codec_crate, stun_types_crate, webrtc};
-use stack_benches::ours;
+use stack_benches::{ours, IMPLS};
 
 const TID: [u8; 12] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
 const PASSWORD: &str = "VOkJxbRl1RmTxUk/WvJxBt";
@@ -31,26 +30,14 @@ fn main() {
     );
     let mut send = Vec::new();
     ours::build_send(&mut send, TID, peer, &data, PASSWORD);
-    let (read, verify): (fn(&[u8]) -> u64, fn(&[u8], &str) -> bool) = match (imp, op) {
-        ("ours", "ice") => (ours::parse_read_all_ice, ours::parse_verify_ice),
-        ("ours", "send") => (ours::parse_read_all_send, ours::parse_verify_send),
-        ("webrtc", "ice") => (webrtc::parse_read_all_ice, webrtc::parse_verify_ice),
-        ("webrtc", "send") => (webrtc::parse_read_all_send, webrtc::parse_verify_send),
-        ("stun-types", "ice") => (
-            stun_types_crate::parse_read_all_ice,
-            stun_types_crate::parse_verify_ice,
-        ),
-        ("stun-types", "send") => (
-            stun_types_crate::parse_read_all_send,
-            stun_types_crate::parse_verify_send,
-        ),
-        ("stun_codec", "ice") => (
-            stun_codec_crate::parse_read_all_ice,
-            stun_codec_crate::parse_verify_ice,
-        ),
-        _ => panic!(
-            "usage: profile <ours|webrtc|stun-types|stun_codec> <ice|send> [n] [read|verify]"
-        ),
+    let Some(i) = IMPLS.iter().find(|i| i.name == imp) else {
+        panic!(
+            "usage: profile <ours|stun-types|webrtc-stun|stun_codec> <ice|send> [n] [read|verify]"
+        );
+    };
+    let (read, verify) = match op {
+        "ice" => (i.read_ice, i.verify_ice),
+        _ => (i.read_send, i.verify_send),
     };
     let bytes = if op == "ice" { &ice } else { &send };
     let mut acc = 0u64;
