@@ -29,5 +29,6 @@
 
 #![deny(missing_docs)]
 
+pub mod auth;
 pub mod peer_policy;
 pub mod stun;
