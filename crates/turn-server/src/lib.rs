@@ -32,3 +32,4 @@
 pub mod auth;
 pub mod peer_policy;
 pub mod stun;
+pub mod turn;

@@ -1,0 +1,135 @@
+//! Allocations, permissions and channel bindings (RFC 8656 §2.2, §9, §12).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use stun_codec::TransactionId;
+
+/// How a client reaches the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Transport {
+    /// UDP.
+    Udp,
+    /// TCP.
+    Tcp,
+    /// TLS over TCP.
+    Tls,
+}
+
+impl Transport {
+    /// Whether messages travel in a byte stream (ChannelData is then padded, RFC 8656 §12.5).
+    pub fn is_stream(self) -> bool {
+        !matches!(self, Transport::Udp)
+    }
+}
+
+/// The 5-tuple that names an allocation (RFC 8656 §2.2): client and server transport
+/// addresses and the transport between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FiveTuple {
+    /// The transport protocol.
+    pub transport: Transport,
+    /// The client's address as the server sees it.
+    pub client: SocketAddr,
+    /// The server's address the client talks to.
+    pub server: SocketAddr,
+}
+
+/// A permission for one peer IP (RFC 8656 §9): lasts 300 s unless refreshed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Permission {
+    /// The peer IP (ports are not part of a permission).
+    pub peer: IpAddr,
+    /// When it expires.
+    pub expires: Instant,
+}
+
+/// A channel bound to a peer transport address (RFC 8656 §12): lasts 600 s unless refreshed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelBinding {
+    /// The channel number, 0x4000–0x4FFF.
+    pub channel: u16,
+    /// The peer.
+    pub peer: SocketAddr,
+    /// When it expires.
+    pub expires: Instant,
+}
+
+/// One allocation: a relayed transport address and what the client may do with it.
+#[derive(Debug, Clone)]
+pub struct Allocation {
+    /// Who owns it.
+    pub five_tuple: FiveTuple,
+    /// The relayed transport address.
+    pub relay: SocketAddr,
+    /// The authenticated user (counted against the per-user quota).
+    pub username: String,
+    /// When it expires.
+    pub expires: Instant,
+    /// The transaction that created it, to answer a retransmitted Allocate the same way.
+    pub created_by: TransactionId,
+    /// The success response sent for it (RFC 8656 §7.2: a retransmission gets the same answer).
+    pub response: Vec<u8>,
+    /// The installed permissions.
+    pub permissions: Vec<Permission>,
+    /// The bound channels.
+    pub channels: Vec<ChannelBinding>,
+}
+
+impl Allocation {
+    /// Whether `peer` has an unexpired permission.
+    pub fn permits(&self, peer: IpAddr, now: Instant) -> bool {
+        self.permissions
+            .iter()
+            .any(|p| p.peer == peer && p.expires > now)
+    }
+
+    /// Installs or refreshes a permission; false if `max` live permissions exist already.
+    pub fn permit(&mut self, peer: IpAddr, until: Instant, now: Instant, max: usize) -> bool {
+        self.permissions.retain(|p| p.expires > now);
+        if let Some(p) = self.permissions.iter_mut().find(|p| p.peer == peer) {
+            p.expires = until;
+            return true;
+        }
+        if self.permissions.len() >= max {
+            return false;
+        }
+        self.permissions.push(Permission {
+            peer,
+            expires: until,
+        });
+        true
+    }
+
+    /// The live binding of `channel`.
+    pub fn channel(&self, channel: u16, now: Instant) -> Option<&ChannelBinding> {
+        self.channels
+            .iter()
+            .find(|c| c.channel == channel && c.expires > now)
+    }
+
+    /// The live binding for `peer`.
+    pub fn channel_for_peer(&self, peer: SocketAddr, now: Instant) -> Option<&ChannelBinding> {
+        self.channels
+            .iter()
+            .find(|c| c.peer == peer && c.expires > now)
+    }
+
+    /// The earliest instant something in the allocation needs cleaning up (see
+    /// [`expire`](Self::expire) for `reserve`).
+    pub fn next_expiry(&self, reserve: std::time::Duration) -> Instant {
+        self.permissions
+            .iter()
+            .map(|p| p.expires)
+            .chain(self.channels.iter().map(|c| c.expires + reserve))
+            .fold(self.expires, Instant::min)
+    }
+
+    /// Drops expired permissions and channels. RFC 8656 §12: an expired channel stays
+    /// reserved for 5 more minutes so it is not rebound to another peer; `reserve` is that
+    /// grace.
+    pub fn expire(&mut self, now: Instant, reserve: std::time::Duration) {
+        self.permissions.retain(|p| p.expires > now);
+        self.channels.retain(|c| c.expires + reserve > now);
+    }
+}

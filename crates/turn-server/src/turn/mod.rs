@@ -1,0 +1,501 @@
+//! The sans-IO TURN server core (RFC 8656) with the STUN Binding server beside it.
+//!
+//! Inputs: datagrams or stream frames from clients ([`TurnServer::handle_client`]), datagrams
+//! arriving on relayed addresses ([`TurnServer::handle_peer`]), the driver's answer to a relay
+//! socket request ([`TurnServer::relay_allocated`]) and timeouts. Outputs
+//! ([`TurnServer::poll_output`]): messages to clients, datagrams to peers, and requests to bind
+//! or release relay sockets — so quotas, port exhaustion and policy are testable without
+//! sockets, and natsim can host the same core.
+//!
+//! Nothing is stored for a client before its request authenticates: a request without valid
+//! credentials gets a 401 (or 438) carrying a stateless nonce ([`crate::auth::Nonces`]).
+
+mod allocation;
+mod request;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+pub use allocation::{Allocation, ChannelBinding, FiveTuple, Permission, Transport};
+
+use crate::auth::{Nonces, RestSecrets, Users};
+use crate::peer_policy::PeerPolicy;
+use crate::stun::{StunServer, StunServerConfig};
+use stun_codec::attr::{AddressFamily, Data, XorPeerAddress};
+use stun_codec::{
+    demux, ChannelData, Class, Message, MessageBuilder, MessageType, Method, PacketKind,
+    TransactionId,
+};
+
+/// Configuration of the TURN core.
+#[derive(Debug, Clone)]
+pub struct TurnConfig {
+    /// REALM (RFC 8489 §14.9).
+    pub realm: String,
+    /// SOFTWARE in responses, if any.
+    pub software: Option<String>,
+    /// Lifetime granted when the client asks for none (RFC 8656 §7.2: 600 s).
+    pub default_lifetime: Duration,
+    /// Longest lifetime granted (coturn's `max-allocate-lifetime`, 3600 s).
+    pub max_lifetime: Duration,
+    /// Permission lifetime (RFC 8656 §9: 300 s).
+    pub permission_lifetime: Duration,
+    /// Channel binding lifetime (RFC 8656 §12: 600 s).
+    pub channel_lifetime: Duration,
+    /// How long a nonce stays fresh before 438.
+    pub nonce_lifetime: Duration,
+    /// Permissions per allocation.
+    pub max_permissions: usize,
+    /// Channels per allocation.
+    pub max_channels: usize,
+    /// Allocations per user (0: unlimited).
+    pub user_quota: usize,
+    /// Allocations in all (0: unlimited).
+    pub total_quota: usize,
+    /// Which peers relays may talk to.
+    pub peer_policy: PeerPolicy,
+    /// Families the driver can relay (REQUESTED-ADDRESS-FAMILY outside them gets 440).
+    pub relay_families: Vec<AddressFamily>,
+}
+
+impl Default for TurnConfig {
+    fn default() -> TurnConfig {
+        TurnConfig {
+            realm: "turn".into(),
+            software: None,
+            default_lifetime: Duration::from_secs(600),
+            max_lifetime: Duration::from_secs(3600),
+            permission_lifetime: Duration::from_secs(300),
+            channel_lifetime: Duration::from_secs(600),
+            nonce_lifetime: Duration::from_secs(600),
+            max_permissions: 64,
+            max_channels: 64,
+            user_quota: 0,
+            total_quota: 0,
+            peer_policy: PeerPolicy::default(),
+            relay_families: vec![AddressFamily::V4, AddressFamily::V6],
+        }
+    }
+}
+
+/// A relay socket the core asks its driver to bind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayRequest {
+    /// Quote it in [`TurnServer::relay_allocated`].
+    pub id: u64,
+    /// The family of the relayed address.
+    pub family: AddressFamily,
+    /// EVEN-PORT: the port must be even.
+    pub even_port: bool,
+    /// EVEN-PORT with R: also reserve port + 1, answered with a token.
+    pub reserve_next: bool,
+    /// RESERVATION-TOKEN: use the port reserved under this token.
+    pub reservation: Option<u64>,
+    /// DONT-FRAGMENT: set DF on packets to peers.
+    pub dont_fragment: bool,
+}
+
+/// Why the driver could not bind a relay socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayError {
+    /// No free port in the range (answered with 508).
+    Exhausted,
+    /// The reservation token is unknown or expired (answered with 508).
+    UnknownReservation,
+}
+
+/// What a bound relay socket is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Relay {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// With `reserve_next`: the token naming the reserved port + 1.
+    pub reservation_token: Option<u64>,
+}
+
+/// Something the driver must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send to a client over its 5-tuple (a datagram, or a frame on its stream).
+    ToClient {
+        /// The client's 5-tuple.
+        five_tuple: FiveTuple,
+        /// The message.
+        data: Vec<u8>,
+    },
+    /// Send a datagram from a relayed address to a peer.
+    ToPeer {
+        /// The relayed address to send from.
+        relay: SocketAddr,
+        /// The peer.
+        peer: SocketAddr,
+        /// The payload.
+        data: Vec<u8>,
+    },
+    /// Bind a relay socket and answer with [`TurnServer::relay_allocated`].
+    AllocateRelay(RelayRequest),
+    /// Close a relay socket.
+    ReleaseRelay {
+        /// Its address.
+        relay: SocketAddr,
+    },
+}
+
+/// Counters for metrics. Bounded label sets only: no per-user values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TurnStats {
+    /// Allocations made.
+    pub allocations_created: u64,
+    /// Allocations ended (expired or deleted).
+    pub allocations_deleted: u64,
+    /// Requests answered 401 without credentials.
+    pub auth_unauthenticated: u64,
+    /// Requests with wrong credentials (401).
+    pub auth_wrong_credentials: u64,
+    /// Requests with a stale or foreign nonce (438).
+    pub auth_stale_nonce: u64,
+    /// Requests refused as malformed (400).
+    pub bad_requests: u64,
+    /// Packets relayed client → peer.
+    pub packets_to_peers: u64,
+    /// Bytes relayed client → peer.
+    pub bytes_to_peers: u64,
+    /// Packets relayed peer → client.
+    pub packets_to_clients: u64,
+    /// Bytes relayed peer → client.
+    pub bytes_to_clients: u64,
+    /// Packets dropped by the peer policy.
+    pub dropped_peer_policy: u64,
+    /// Packets dropped for lack of a permission, channel or allocation.
+    pub dropped_no_permission: u64,
+}
+
+/// An Allocate waiting for its relay socket.
+#[derive(Debug, Clone)]
+struct Pending {
+    five_tuple: FiveTuple,
+    tid: TransactionId,
+    username: String,
+    lifetime: Duration,
+    integrity: request::Integrity,
+    fingerprint: bool,
+}
+
+/// The TURN server core.
+#[derive(Debug)]
+pub struct TurnServer {
+    config: TurnConfig,
+    stun: StunServer,
+    users: Users,
+    rest: RestSecrets,
+    nonces: Nonces,
+    epoch: Instant,
+    epoch_unix: u64,
+    allocations: HashMap<FiveTuple, Allocation>,
+    by_relay: HashMap<SocketAddr, FiveTuple>,
+    per_user: HashMap<String, usize>,
+    pending: HashMap<u64, Pending>,
+    next_id: u64,
+    out: VecDeque<Output>,
+    stats: TurnStats,
+    buf: Vec<u8>,
+}
+
+/// How long an expired channel number stays reserved for its peer (RFC 8656 §12).
+const CHANNEL_RESERVE: Duration = Duration::from_secs(300);
+
+impl TurnServer {
+    /// A core. `stun` configures the Binding server on the same addresses; `users` and `rest`
+    /// are the credentials; `nonce_key` must come from a CSPRNG; `now` and `unix_now` (seconds
+    /// since 1970, for REST credential expiry) fix the clock's origin.
+    pub fn new(
+        config: TurnConfig,
+        stun: StunServerConfig,
+        users: Users,
+        rest: RestSecrets,
+        nonce_key: [u8; 32],
+        now: Instant,
+        unix_now: u64,
+    ) -> TurnServer {
+        TurnServer {
+            nonces: Nonces::new(nonce_key, now, config.nonce_lifetime),
+            config,
+            stun: StunServer::new(stun),
+            users,
+            rest,
+            epoch: now,
+            epoch_unix: unix_now,
+            allocations: HashMap::new(),
+            by_relay: HashMap::new(),
+            per_user: HashMap::new(),
+            pending: HashMap::new(),
+            next_id: 0,
+            out: VecDeque::new(),
+            stats: TurnStats::default(),
+            buf: vec![0; 1500],
+        }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> TurnStats {
+        self.stats
+    }
+
+    /// Live allocations.
+    pub fn allocation_count(&self) -> usize {
+        self.allocations.len()
+    }
+
+    /// The allocation of a 5-tuple.
+    pub fn allocation(&self, five_tuple: &FiveTuple) -> Option<&Allocation> {
+        self.allocations.get(five_tuple)
+    }
+
+    /// The next thing to do.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    fn unix(&self, now: Instant) -> u64 {
+        self.epoch_unix + now.saturating_duration_since(self.epoch).as_secs()
+    }
+
+    /// A message or ChannelData from a client on `five_tuple`.
+    pub fn handle_client(&mut self, now: Instant, five_tuple: FiveTuple, data: &[u8]) {
+        match demux(data) {
+            PacketKind::ChannelData => self.channel_data_from_client(now, five_tuple, data),
+            _ => {
+                let Ok(msg) = Message::parse(data) else {
+                    return;
+                };
+                self.message_from_client(now, five_tuple, &msg, data);
+            }
+        }
+    }
+
+    fn message_from_client(
+        &mut self,
+        now: Instant,
+        five_tuple: FiveTuple,
+        msg: &Message<'_>,
+        data: &[u8],
+    ) {
+        let mt = msg.message_type();
+        match (mt.method, mt.class) {
+            (Method::BINDING, _) => {
+                let mut buf = std::mem::take(&mut self.buf);
+                if let Some(r) =
+                    self.stun
+                        .handle_datagram(five_tuple.server, five_tuple.client, data, &mut buf)
+                {
+                    // Over streams the answer can only go back on the same connection.
+                    self.out.push_back(Output::ToClient {
+                        five_tuple,
+                        data: buf[..r.len].to_vec(),
+                    });
+                }
+                self.buf = buf;
+            }
+            (Method::SEND, Class::Indication) => self.send_indication(now, five_tuple, msg),
+            (_, Class::Request) => self.request(now, five_tuple, msg),
+            _ => {}
+        }
+    }
+
+    fn send_indication(&mut self, now: Instant, five_tuple: FiveTuple, msg: &Message<'_>) {
+        let (Ok(Some(XorPeerAddress(peer))), Ok(Some(Data(data)))) =
+            (msg.get::<XorPeerAddress>(), msg.get::<Data>())
+        else {
+            return;
+        };
+        self.relay_to_peer(now, five_tuple, peer, data);
+    }
+
+    fn channel_data_from_client(&mut self, now: Instant, five_tuple: FiveTuple, data: &[u8]) {
+        let Ok(cd) = ChannelData::parse(data) else {
+            return;
+        };
+        let peer = self
+            .allocations
+            .get(&five_tuple)
+            .and_then(|a| a.channel(cd.channel(), now))
+            .map(|c| c.peer);
+        match peer {
+            Some(peer) => self.relay_to_peer(now, five_tuple, peer, cd.data()),
+            None => self.stats.dropped_no_permission += 1,
+        }
+    }
+
+    /// Client → peer, after the checks every path shares: allocation, permission, policy.
+    fn relay_to_peer(
+        &mut self,
+        now: Instant,
+        five_tuple: FiveTuple,
+        peer: SocketAddr,
+        data: &[u8],
+    ) {
+        let Some(alloc) = self.allocations.get(&five_tuple) else {
+            self.stats.dropped_no_permission += 1;
+            return;
+        };
+        if self.config.peer_policy.check(peer.ip()).is_err() {
+            self.stats.dropped_peer_policy += 1;
+            return;
+        }
+        if !alloc.permits(peer.ip(), now) {
+            self.stats.dropped_no_permission += 1;
+            return;
+        }
+        self.stats.packets_to_peers += 1;
+        self.stats.bytes_to_peers += data.len() as u64;
+        self.out.push_back(Output::ToPeer {
+            relay: alloc.relay,
+            peer,
+            data: data.to_vec(),
+        });
+    }
+
+    /// A datagram from `peer` arrived on the relayed address `relay`.
+    pub fn handle_peer(&mut self, now: Instant, relay: SocketAddr, peer: SocketAddr, data: &[u8]) {
+        let Some(alloc) = self
+            .by_relay
+            .get(&relay)
+            .and_then(|t| self.allocations.get(t))
+        else {
+            self.stats.dropped_no_permission += 1;
+            return;
+        };
+        if self.config.peer_policy.check(peer.ip()).is_err() {
+            self.stats.dropped_peer_policy += 1;
+            return;
+        }
+        if !alloc.permits(peer.ip(), now) {
+            self.stats.dropped_no_permission += 1;
+            return;
+        }
+        let five_tuple = alloc.five_tuple;
+        let message = match alloc.channel_for_peer(peer, now) {
+            Some(c) => {
+                let pad = five_tuple.transport.is_stream();
+                let mut out = vec![0u8; 4 + data.len() + 3];
+                match ChannelData::build(c.channel, data, pad, &mut out) {
+                    Ok(n) => {
+                        out.truncate(n);
+                        out
+                    }
+                    Err(_) => return,
+                }
+            }
+            None => {
+                let mut out = vec![0u8; 20 + 24 + 4 + data.len() + 3];
+                let tid = TransactionId(rand_tid(self.next_id, now, self.epoch));
+                self.next_id += 1;
+                let built = (|| {
+                    let mut b = MessageBuilder::new(
+                        &mut out,
+                        MessageType::new(Method::DATA, Class::Indication),
+                        tid,
+                    )?;
+                    b.add(&XorPeerAddress(peer))?.add(&Data(data))?;
+                    Ok::<usize, stun_codec::BuildError>(b.finish().len())
+                })();
+                match built {
+                    Ok(n) => {
+                        out.truncate(n);
+                        out
+                    }
+                    Err(_) => return,
+                }
+            }
+        };
+        self.stats.packets_to_clients += 1;
+        self.stats.bytes_to_clients += data.len() as u64;
+        self.out.push_back(Output::ToClient {
+            five_tuple,
+            data: message,
+        });
+    }
+
+    /// The driver's answer to [`Output::AllocateRelay`].
+    pub fn relay_allocated(&mut self, now: Instant, id: u64, result: Result<Relay, RelayError>) {
+        let Some(p) = self.pending.remove(&id) else {
+            // Not ours (or the allocation was given up): free the socket.
+            if let Ok(relay) = result {
+                self.out
+                    .push_back(Output::ReleaseRelay { relay: relay.addr });
+            }
+            return;
+        };
+        match result {
+            Ok(relay) => self.allocation_made(now, p, relay),
+            Err(_) => {
+                let method = Method::ALLOCATE;
+                self.error(
+                    p.five_tuple,
+                    method,
+                    p.tid,
+                    508,
+                    Some(&p.integrity),
+                    p.fingerprint,
+                );
+            }
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.allocations
+            .values()
+            .map(|a| a.next_expiry(CHANNEL_RESERVE))
+            .min()
+    }
+
+    /// Expires allocations, permissions and channels due by `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let expired: Vec<FiveTuple> = self
+            .allocations
+            .iter()
+            .filter(|(_, a)| a.expires <= now)
+            .map(|(t, _)| *t)
+            .collect();
+        for t in expired {
+            self.delete(&t);
+        }
+        for a in self.allocations.values_mut() {
+            a.expire(now, CHANNEL_RESERVE);
+        }
+    }
+
+    fn delete(&mut self, five_tuple: &FiveTuple) {
+        if let Some(a) = self.allocations.remove(five_tuple) {
+            self.by_relay.remove(&a.relay);
+            if let Some(n) = self.per_user.get_mut(&a.username) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_user.remove(&a.username);
+                }
+            }
+            self.stats.allocations_deleted += 1;
+            self.out.push_back(Output::ReleaseRelay { relay: a.relay });
+        }
+    }
+
+    fn address_family(ip: IpAddr) -> AddressFamily {
+        if ip.is_ipv4() {
+            AddressFamily::V4
+        } else {
+            AddressFamily::V6
+        }
+    }
+}
+
+/// A transaction id for a Data indication: unique per server, not secret (indications are not
+/// matched to anything).
+fn rand_tid(counter: u64, now: Instant, epoch: Instant) -> [u8; 12] {
+    let mut t = [0u8; 12];
+    t[..8].copy_from_slice(&counter.to_be_bytes());
+    let ms = now.saturating_duration_since(epoch).as_millis() as u32;
+    t[8..].copy_from_slice(&ms.to_be_bytes());
+    t
+}

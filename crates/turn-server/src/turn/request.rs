@@ -1,0 +1,536 @@
+//! Requests: authentication (RFC 8489 §9.2.4) and Allocate, Refresh, CreatePermission and
+//! ChannelBind (RFC 8656 §7–§12), with their error codes where the RFCs put them.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use stun_codec::attr::{
+    AddressFamily, AttributeType, ChannelNumber, DontFragment, ErrorCode, EvenPort, Lifetime,
+    Nonce, PasswordAlgorithm, PasswordAlgorithms, Realm, RequestedAddressFamily,
+    RequestedTransport, ReservationToken, Software, UnknownAttributes, UserHash, Username,
+    XorMappedAddress, XorPeerAddress, XorRelayedAddress,
+};
+use stun_codec::{
+    BuildError, Class, IntegrityKey, Message, MessageBuilder, MessageType, Method, TransactionId,
+};
+
+use super::{
+    Allocation, ChannelBinding, FiveTuple, Output, Pending, Relay, RelayRequest, TurnServer,
+};
+use crate::auth::{NonceError, UserKeys, PASSWORD_ALGORITHMS};
+
+/// How a request was authenticated, so its response is protected the same way.
+#[derive(Debug, Clone)]
+pub(super) struct Integrity {
+    key: IntegrityKey,
+    /// The request used MESSAGE-INTEGRITY-SHA256.
+    sha256: bool,
+}
+
+/// An authenticated request's user and how to protect its answer; `None` when the request
+/// has already been answered (401, 438 or 400).
+type Auth = Option<(String, Integrity)>;
+
+impl TurnServer {
+    pub(super) fn request(&mut self, now: Instant, ft: FiveTuple, msg: &Message<'_>) {
+        let method = msg.message_type().method;
+        let tid = msg.transaction_id();
+        let fp = msg.has_fingerprint();
+        if fp && msg.verify_fingerprint().is_err() {
+            return; // RFC 8489 §7.3: discard
+        }
+        let Some((username, integrity)) = self.authenticate(now, ft, msg) else {
+            return;
+        };
+        let unknown: Vec<AttributeType> = msg
+            .unknown_comprehension_required(AttributeType::is_known)
+            .take(16)
+            .collect();
+        if !unknown.is_empty() {
+            self.respond(
+                ft,
+                method,
+                Class::ErrorResponse,
+                tid,
+                Some(&integrity),
+                fp,
+                |b| {
+                    b.add(&ErrorCode::new(420))?
+                        .add(&UnknownAttributes::new(&unknown))?;
+                    Ok(())
+                },
+            );
+            return;
+        }
+        let outcome = match method {
+            Method::ALLOCATE => self.allocate(ft, msg, username, &integrity),
+            Method::REFRESH => self.refresh(now, ft, msg, &integrity),
+            Method::CREATE_PERMISSION => self.create_permission(now, ft, msg, &integrity),
+            Method::CHANNEL_BIND => self.channel_bind(now, ft, msg, &integrity),
+            _ => Err(400),
+        };
+        if let Err(code) = outcome {
+            if code == 400 {
+                self.stats.bad_requests += 1;
+            }
+            self.error(ft, method, tid, code, Some(&integrity), fp);
+        }
+    }
+
+    /// RFC 8489 §9.2.4, in its order. Nothing is stored for the client here.
+    fn authenticate(&mut self, now: Instant, ft: FiveTuple, msg: &Message<'_>) -> Auth {
+        let method = msg.message_type().method;
+        let tid = msg.transaction_id();
+        let fp = msg.has_fingerprint();
+        let sha256 = msg.has_integrity_sha256();
+        if !msg.has_integrity() && !sha256 {
+            self.stats.auth_unauthenticated += 1;
+            self.challenge(now, ft, method, tid, 401, fp);
+            return None;
+        }
+        let username = msg.get::<Username>().ok().flatten();
+        let userhash = msg.get::<UserHash>().ok().flatten();
+        let realm = msg.get::<Realm>().ok().flatten();
+        let nonce = msg.get::<Nonce>().ok().flatten();
+        let (Some(_), Some(nonce)) = (realm, nonce) else {
+            return self.bad_request(ft, method, tid, fp);
+        };
+        if username.is_none() && userhash.is_none() {
+            return self.bad_request(ft, method, tid, fp);
+        }
+        match self.nonces.check(nonce.0, now, ft.client.ip()) {
+            Ok(()) => {}
+            Err(NonceError::Stale | NonceError::Invalid) => {
+                self.stats.auth_stale_nonce += 1;
+                self.challenge(now, ft, method, tid, 438, fp);
+                return None;
+            }
+        }
+        // PASSWORD-ALGORITHMS and PASSWORD-ALGORITHM: both or neither; the list must be ours
+        // (a downgrade check) and the choice must be in it.
+        let algorithm = match (
+            msg.get::<PasswordAlgorithms>(),
+            msg.get::<PasswordAlgorithm>(),
+        ) {
+            (Ok(None), Ok(None)) => None,
+            (Ok(Some(list)), Ok(Some(choice))) => {
+                let ours = list
+                    .iter()
+                    .map(|a| a.algorithm)
+                    .eq(PASSWORD_ALGORITHMS.iter().map(|a| a.algorithm));
+                if !ours || !list.iter().any(|a| a.algorithm == choice.algorithm) {
+                    return self.bad_request(ft, method, tid, fp);
+                }
+                Some(choice.algorithm)
+            }
+            _ => return self.bad_request(ft, method, tid, fp),
+        };
+        // Candidate keys: a static user, or TURN REST credentials under each secret.
+        let candidates: Vec<UserKeys> = match (username, userhash) {
+            (_, Some(UserHash(h))) => self.users.by_hash(&h).cloned().into_iter().collect(),
+            (Some(Username(u)), None) => match self.users.by_name(u) {
+                Some(k) => vec![k.clone()],
+                None => self.rest.keys(u, &self.config.realm, self.unix(now)),
+            },
+            (None, None) => Vec::new(),
+        };
+        for user in &candidates {
+            let Some(key) = user.key(algorithm) else {
+                continue;
+            };
+            let ok = if sha256 {
+                msg.verify_integrity_sha256(key).is_ok()
+            } else {
+                msg.verify_integrity(key).is_ok()
+            };
+            if ok {
+                let integrity = Integrity {
+                    key: key.clone(),
+                    sha256,
+                };
+                return Some((user.username.clone(), integrity));
+            }
+        }
+        self.stats.auth_wrong_credentials += 1;
+        self.challenge(now, ft, method, tid, 401, fp);
+        None
+    }
+
+    fn bad_request(&mut self, ft: FiveTuple, method: Method, tid: TransactionId, fp: bool) -> Auth {
+        self.stats.bad_requests += 1;
+        self.error(ft, method, tid, 400, None, fp);
+        None
+    }
+
+    /// 401 or 438 with REALM, a fresh NONCE and PASSWORD-ALGORITHMS (RFC 8489 §9.2.4).
+    fn challenge(
+        &mut self,
+        now: Instant,
+        ft: FiveTuple,
+        method: Method,
+        tid: TransactionId,
+        code: u16,
+        fp: bool,
+    ) {
+        let nonce = self.nonces.issue(now, ft.client.ip());
+        let realm = self.config.realm.clone();
+        self.respond(ft, method, Class::ErrorResponse, tid, None, fp, |b| {
+            b.add(&ErrorCode::new(code))?
+                .add(&Realm(&realm))?
+                .add(&Nonce(&nonce))?
+                .add(&PasswordAlgorithms::new(&PASSWORD_ALGORITHMS))?;
+            Ok(())
+        });
+    }
+
+    pub(super) fn error(
+        &mut self,
+        ft: FiveTuple,
+        method: Method,
+        tid: TransactionId,
+        code: u16,
+        integrity: Option<&Integrity>,
+        fp: bool,
+    ) {
+        self.respond(ft, method, Class::ErrorResponse, tid, integrity, fp, |b| {
+            b.add(&ErrorCode::new(code))?;
+            Ok(())
+        });
+    }
+
+    /// Builds a response with `add`'s attributes, SOFTWARE, the request's kind of integrity
+    /// and FINGERPRINT if the request had one; queues it and returns its bytes.
+    #[allow(clippy::too_many_arguments)]
+    fn respond(
+        &mut self,
+        ft: FiveTuple,
+        method: Method,
+        class: Class,
+        tid: TransactionId,
+        integrity: Option<&Integrity>,
+        fp: bool,
+        add: impl FnOnce(&mut MessageBuilder<'_>) -> Result<(), BuildError>,
+    ) -> Option<Vec<u8>> {
+        let software = self.config.software.clone();
+        let mut buf = std::mem::take(&mut self.buf);
+        let built = (|| {
+            let mut b = MessageBuilder::new(&mut buf, MessageType::new(method, class), tid)?;
+            add(&mut b)?;
+            if let Some(s) = &software {
+                b.add(&Software(s))?;
+            }
+            match integrity {
+                Some(Integrity { key, sha256: true }) => {
+                    b.add_message_integrity_sha256(key)?;
+                }
+                Some(Integrity { key, sha256: false }) => {
+                    b.add_message_integrity(key)?;
+                }
+                None => {}
+            }
+            if fp {
+                b.add_fingerprint()?;
+            }
+            Ok::<Vec<u8>, BuildError>(b.finish().to_vec())
+        })();
+        self.buf = buf;
+        let data = built.ok()?;
+        self.out.push_back(Output::ToClient {
+            five_tuple: ft,
+            data: data.clone(),
+        });
+        Some(data)
+    }
+
+    /// RFC 8656 §7.2 / §8: min(requested, max), but never below the default; 0 stays 0.
+    fn lifetime(&self, msg: &Message<'_>) -> Result<Duration, u16> {
+        match msg.get::<Lifetime>() {
+            Err(_) => Err(400),
+            Ok(None) => Ok(self.config.default_lifetime),
+            Ok(Some(Lifetime(0))) => Ok(Duration::ZERO),
+            Ok(Some(Lifetime(s))) => Ok(Duration::from_secs(u64::from(s))
+                .min(self.config.max_lifetime)
+                .max(self.config.default_lifetime)),
+        }
+    }
+
+    fn allocate(
+        &mut self,
+        ft: FiveTuple,
+        msg: &Message<'_>,
+        username: String,
+        integrity: &Integrity,
+    ) -> Result<(), u16> {
+        let tid = msg.transaction_id();
+        if let Some(a) = self.allocations.get(&ft) {
+            if a.created_by == tid {
+                // A retransmission: the same answer (RFC 8656 §7.2).
+                let data = a.response.clone();
+                self.out.push_back(Output::ToClient {
+                    five_tuple: ft,
+                    data,
+                });
+                return Ok(());
+            }
+            return Err(437);
+        }
+        if self.pending.values().any(|p| p.five_tuple == ft) {
+            return Ok(()); // the answer is on its way
+        }
+        match msg.get::<RequestedTransport>() {
+            Ok(Some(RequestedTransport::UDP)) => {}
+            Ok(Some(_)) => return Err(442),
+            _ => return Err(400),
+        }
+        let token = msg.get::<ReservationToken>().map_err(|_| 400u16)?;
+        let even = msg.get::<EvenPort>().map_err(|_| 400u16)?;
+        let family = match msg.get::<RequestedAddressFamily>() {
+            Ok(None) => None,
+            Ok(Some(RequestedAddressFamily(f))) => Some(f),
+            Err(_) => return Err(440),
+        };
+        if token.is_some() && (even.is_some() || family.is_some()) {
+            return Err(400);
+        }
+        let family = family.unwrap_or(AddressFamily::V4);
+        if !self.config.relay_families.contains(&family) {
+            return Err(440);
+        }
+        let lifetime = self.lifetime(msg)?;
+        if (self.config.total_quota > 0
+            && self.allocations.len() + self.pending.len() >= self.config.total_quota)
+            || (self.config.user_quota > 0
+                && self.per_user.get(&username).copied().unwrap_or(0)
+                    + self
+                        .pending
+                        .values()
+                        .filter(|p| p.username == username)
+                        .count()
+                    >= self.config.user_quota)
+        {
+            return Err(486);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.pending.insert(
+            id,
+            Pending {
+                five_tuple: ft,
+                tid,
+                username,
+                lifetime: if lifetime.is_zero() {
+                    self.config.default_lifetime
+                } else {
+                    lifetime
+                },
+                integrity: integrity.clone(),
+                fingerprint: msg.has_fingerprint(),
+            },
+        );
+        self.out.push_back(Output::AllocateRelay(RelayRequest {
+            id,
+            family,
+            even_port: even.is_some(),
+            reserve_next: even.is_some_and(|e| e.reserve),
+            reservation: token.map(|t| t.0),
+            dont_fragment: matches!(msg.get::<DontFragment>(), Ok(Some(_))),
+        }));
+        Ok(())
+    }
+
+    pub(super) fn allocation_made(&mut self, now: Instant, p: Pending, relay: Relay) {
+        let ft = p.five_tuple;
+        let lifetime = p.lifetime;
+        let response = self.respond(
+            ft,
+            Method::ALLOCATE,
+            Class::SuccessResponse,
+            p.tid,
+            Some(&p.integrity),
+            p.fingerprint,
+            |b| {
+                b.add(&XorRelayedAddress(relay.addr))?
+                    .add(&Lifetime(lifetime.as_secs() as u32))?
+                    .add(&XorMappedAddress(ft.client))?;
+                if let Some(t) = relay.reservation_token {
+                    b.add(&ReservationToken(t))?;
+                }
+                Ok(())
+            },
+        );
+        let Some(response) = response else {
+            self.out
+                .push_back(Output::ReleaseRelay { relay: relay.addr });
+            return;
+        };
+        *self.per_user.entry(p.username.clone()).or_insert(0) += 1;
+        self.by_relay.insert(relay.addr, ft);
+        self.allocations.insert(
+            ft,
+            Allocation {
+                five_tuple: ft,
+                relay: relay.addr,
+                username: p.username,
+                expires: now + lifetime,
+                created_by: p.tid,
+                response,
+                permissions: Vec::new(),
+                channels: Vec::new(),
+            },
+        );
+        self.stats.allocations_created += 1;
+    }
+
+    fn refresh(
+        &mut self,
+        now: Instant,
+        ft: FiveTuple,
+        msg: &Message<'_>,
+        integrity: &Integrity,
+    ) -> Result<(), u16> {
+        let Some(a) = self.allocations.get(&ft) else {
+            return Err(437);
+        };
+        if let Ok(Some(RequestedAddressFamily(f))) = msg.get::<RequestedAddressFamily>() {
+            if f != Self::address_family(a.relay.ip()) {
+                return Err(443);
+            }
+        }
+        let lifetime = self.lifetime(msg)?;
+        if lifetime.is_zero() {
+            self.delete(&ft);
+        } else if let Some(a) = self.allocations.get_mut(&ft) {
+            a.expires = now + lifetime;
+        }
+        self.respond(
+            ft,
+            Method::REFRESH,
+            Class::SuccessResponse,
+            msg.transaction_id(),
+            Some(integrity),
+            msg.has_fingerprint(),
+            |b| {
+                b.add(&Lifetime(lifetime.as_secs() as u32))?;
+                Ok(())
+            },
+        );
+        Ok(())
+    }
+
+    /// The peer checks CreatePermission and ChannelBind share: family (443) and policy (403).
+    fn check_peer(&self, relay: SocketAddr, peer: SocketAddr) -> Result<(), u16> {
+        if peer.is_ipv4() != relay.is_ipv4() {
+            return Err(443);
+        }
+        if self.config.peer_policy.check(peer.ip()).is_err() {
+            return Err(403);
+        }
+        Ok(())
+    }
+
+    fn create_permission(
+        &mut self,
+        now: Instant,
+        ft: FiveTuple,
+        msg: &Message<'_>,
+        integrity: &Integrity,
+    ) -> Result<(), u16> {
+        let Some(relay) = self.allocations.get(&ft).map(|a| a.relay) else {
+            return Err(437);
+        };
+        let peers = msg
+            .get_all::<XorPeerAddress>()
+            .map(|p| p.map(|p| p.0))
+            .collect::<Result<Vec<SocketAddr>, _>>()
+            .map_err(|_| 400u16)?;
+        if peers.is_empty() {
+            return Err(400);
+        }
+        for peer in &peers {
+            self.check_peer(relay, *peer)?;
+        }
+        let until = now + self.config.permission_lifetime;
+        let max = self.config.max_permissions;
+        let a = self.allocations.get_mut(&ft).expect("checked above");
+        for peer in &peers {
+            if !a.permit(peer.ip(), until, now, max) {
+                return Err(508);
+            }
+        }
+        self.respond(
+            ft,
+            Method::CREATE_PERMISSION,
+            Class::SuccessResponse,
+            msg.transaction_id(),
+            Some(integrity),
+            msg.has_fingerprint(),
+            |_| Ok(()),
+        );
+        Ok(())
+    }
+
+    fn channel_bind(
+        &mut self,
+        now: Instant,
+        ft: FiveTuple,
+        msg: &Message<'_>,
+        integrity: &Integrity,
+    ) -> Result<(), u16> {
+        let Some(relay) = self.allocations.get(&ft).map(|a| a.relay) else {
+            return Err(437);
+        };
+        let (Ok(Some(ChannelNumber(channel))), Ok(Some(XorPeerAddress(peer)))) =
+            (msg.get::<ChannelNumber>(), msg.get::<XorPeerAddress>())
+        else {
+            return Err(400);
+        };
+        if !ChannelNumber(channel).is_valid() {
+            return Err(400);
+        }
+        self.check_peer(relay, peer)?;
+        let a = self.allocations.get_mut(&ft).expect("checked above");
+        // RFC 8656 §12: a channel stays with its peer (even expired, for 5 minutes), and a peer
+        // has at most one channel.
+        if a.channels
+            .iter()
+            .any(|c| c.channel == channel && c.peer != peer)
+        {
+            return Err(400);
+        }
+        if a.channels
+            .iter()
+            .any(|c| c.peer == peer && c.channel != channel && c.expires > now)
+        {
+            return Err(400);
+        }
+        let until = now + self.config.channel_lifetime;
+        match a.channels.iter_mut().find(|c| c.channel == channel) {
+            Some(c) => c.expires = until,
+            None => {
+                if a.channels.iter().filter(|c| c.expires > now).count() >= self.config.max_channels
+                {
+                    return Err(508);
+                }
+                a.channels.push(ChannelBinding {
+                    channel,
+                    peer,
+                    expires: until,
+                });
+            }
+        }
+        let until = now + self.config.permission_lifetime;
+        if !a.permit(peer.ip(), until, now, self.config.max_permissions) {
+            return Err(508);
+        }
+        self.respond(
+            ft,
+            Method::CHANNEL_BIND,
+            Class::SuccessResponse,
+            msg.transaction_id(),
+            Some(integrity),
+            msg.has_fingerprint(),
+            |_| Ok(()),
+        );
+        Ok(())
+    }
+}
