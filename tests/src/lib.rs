@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use natsim::{Endpoint, Input, Output};
 use turn_server::stun::{StunServer, StunServerConfig};
+use turn_server::turn::{self, FiveTuple, Relay, Transport, TurnServer};
 
 /// The STUN server core on a simulated host: every datagram to one of its addresses goes to
 /// [`StunServer::handle_datagram`], every reply goes out as the core says.
@@ -75,5 +76,106 @@ impl Endpoint for StunServerEndpoint {
 
     fn poll_timeout(&self) -> Option<Instant> {
         None
+    }
+}
+
+/// The TURN core on a simulated host (UDP): datagrams to the listening address go to
+/// [`TurnServer::handle_client`], datagrams to a relayed address to [`TurnServer::handle_peer`];
+/// relay sockets are granted from a port counter on `relay_ip`, as a driver would bind them.
+#[derive(Debug)]
+pub struct TurnServerEndpoint {
+    core: TurnServer,
+    listen: SocketAddr,
+    relay_ip: std::net::IpAddr,
+    next_port: u16,
+    relays: Vec<SocketAddr>,
+    out: Vec<Output>,
+}
+
+impl TurnServerEndpoint {
+    /// A TURN endpoint listening on `listen`, relaying from `relay_ip`.
+    pub fn new(
+        core: TurnServer,
+        listen: SocketAddr,
+        relay_ip: std::net::IpAddr,
+    ) -> TurnServerEndpoint {
+        TurnServerEndpoint {
+            core,
+            listen,
+            relay_ip,
+            next_port: 49152,
+            relays: Vec::new(),
+            out: Vec::new(),
+        }
+    }
+
+    /// The core, to read its counters.
+    pub fn core(&self) -> &TurnServer {
+        &self.core
+    }
+
+    fn drain(&mut self, now: Instant) {
+        while let Some(o) = self.core.poll_output() {
+            match o {
+                turn::Output::ToClient { five_tuple, data } => self.out.push(Output::Udp {
+                    local: five_tuple.server,
+                    remote: five_tuple.client,
+                    data,
+                }),
+                turn::Output::ToPeer { relay, peer, data } => self.out.push(Output::Udp {
+                    local: relay,
+                    remote: peer,
+                    data,
+                }),
+                turn::Output::AllocateRelay(req) => {
+                    let addr = SocketAddr::new(self.relay_ip, self.next_port);
+                    self.next_port += 2;
+                    self.relays.push(addr);
+                    let relay = Relay {
+                        addr,
+                        reservation_token: None,
+                    };
+                    self.core.relay_allocated(now, req.id, Ok(relay));
+                }
+                turn::Output::ReleaseRelay { relay } => self.relays.retain(|r| *r != relay),
+            }
+        }
+    }
+}
+
+impl Endpoint for TurnServerEndpoint {
+    fn handle_input(&mut self, now: Instant, input: Input<'_>) {
+        let Input::Udp {
+            local,
+            remote,
+            data,
+        } = input
+        else {
+            return;
+        };
+        if local == self.listen {
+            let five_tuple = FiveTuple {
+                transport: Transport::Udp,
+                client: remote,
+                server: local,
+            };
+            self.core.handle_client(now, five_tuple, data);
+        } else if self.relays.contains(&local) {
+            self.core.handle_peer(now, local, remote, data);
+        }
+        self.drain(now);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.core.handle_timeout(now);
+        self.drain(now);
+    }
+
+    fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.core.poll_timeout()
     }
 }
