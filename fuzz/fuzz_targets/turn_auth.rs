@@ -1,0 +1,248 @@
+//! The TURN server core's authenticated paths: structured requests that carry valid long-term
+//! credentials (the harness plays a client that learned the nonce), Send indications,
+//! ChannelData and peer datagrams, with relays granted or refused and time passing.
+//! Invariants: quotas hold, every datagram to a peer goes from a live relay to a peer the policy
+//! allows, and the core never panics.
+#![no_main]
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use stun_codec::attr::{Data, Nonce, PasswordAlgorithm, Realm, Username, XorPeerAddress};
+use stun_codec::{
+    ChannelData, Class, IntegrityKey, Message, MessageBuilder, MessageType, Method, OwnedAttribute,
+    TransactionId,
+};
+use turn_server::auth::{RestSecrets, Users};
+use turn_server::peer_policy::PeerPolicy;
+use turn_server::stun::StunServerConfig;
+use turn_server::turn::{FiveTuple, Output, Relay, RelayError, Transport, TurnConfig, TurnServer};
+
+const REALM: &str = "realm";
+
+#[derive(Debug, Arbitrary)]
+enum Step {
+    Request {
+        client: u8,
+        method: u8,
+        attrs: Vec<OwnedAttribute>,
+        sha256: bool,
+    },
+    Send {
+        client: u8,
+        peer: SocketAddr,
+        data: Vec<u8>,
+    },
+    ChannelData {
+        client: u8,
+        channel: u16,
+        data: Vec<u8>,
+    },
+    FromPeer {
+        relay: u8,
+        peer: SocketAddr,
+        data: Vec<u8>,
+    },
+    Advance {
+        secs: u16,
+    },
+    RefuseNextRelay,
+}
+
+const METHODS: [Method; 6] = [
+    Method::ALLOCATE,
+    Method::REFRESH,
+    Method::CREATE_PERMISSION,
+    Method::CHANNEL_BIND,
+    Method::BINDING,
+    Method::CONNECT,
+];
+
+fn five_tuple(client: u8) -> FiveTuple {
+    FiveTuple {
+        transport: if client & 0x80 != 0 {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        },
+        client: SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::new(198, 51, 100, client % 4)),
+            4000 + u16::from(client % 8),
+        ),
+        server: "192.0.2.1:3478".parse().unwrap(),
+    }
+}
+
+fuzz_target!(|steps: Vec<Step>| {
+    let start = Instant::now();
+    let mut now = start;
+    let mut users = Users::default();
+    users.add("alice", REALM, "secret").unwrap();
+    let md5 = IntegrityKey::long_term("alice", REALM, "secret", PasswordAlgorithm::MD5).unwrap();
+    let policy = PeerPolicy::default();
+    let mut core = TurnServer::new(
+        TurnConfig {
+            realm: REALM.into(),
+            user_quota: 3,
+            total_quota: 5,
+            max_permissions: 4,
+            max_channels: 4,
+            ..TurnConfig::default()
+        },
+        StunServerConfig::new("192.0.2.1:3478".parse().unwrap()),
+        users,
+        RestSecrets::default(),
+        [9; 32],
+        start,
+        1_700_000_000,
+    );
+    let mut nonces: HashMap<IpAddr, String> = HashMap::new();
+    let mut relays: Vec<SocketAddr> = Vec::new();
+    let mut next_port = 50_000u16;
+    let mut refuse = false;
+    let mut tid = 0u32;
+    for step in steps {
+        match step {
+            Step::Request {
+                client,
+                method,
+                attrs,
+                sha256,
+            } => {
+                let ft = five_tuple(client);
+                let method = METHODS[usize::from(method) % METHODS.len()];
+                // Learn a nonce for this client address with an unauthenticated request.
+                if !nonces.contains_key(&ft.client.ip()) {
+                    let mut buf = [0u8; 64];
+                    let req = MessageBuilder::new(
+                        &mut buf,
+                        MessageType::new(Method::REFRESH, Class::Request),
+                        TransactionId([0; 12]),
+                    )
+                    .unwrap()
+                    .finish()
+                    .to_vec();
+                    core.handle_client(now, ft, &req);
+                    while let Some(out) = core.poll_output() {
+                        if let Output::ToClient { data, .. } = out {
+                            if let Ok(m) = Message::parse(&data) {
+                                if let Ok(Some(n)) = m.get::<Nonce>() {
+                                    nonces.insert(ft.client.ip(), n.0.to_owned());
+                                }
+                            }
+                        }
+                    }
+                }
+                let Some(nonce) = nonces.get(&ft.client.ip()).cloned() else {
+                    continue;
+                };
+                tid += 1;
+                let mut t = [0u8; 12];
+                t[..4].copy_from_slice(&tid.to_be_bytes());
+                let mut buf = vec![0u8; 4096];
+                let Ok(mut b) = MessageBuilder::new(
+                    &mut buf,
+                    MessageType::new(method, Class::Request),
+                    TransactionId(t),
+                ) else {
+                    continue;
+                };
+                for a in attrs.iter().take(12) {
+                    let _ = a.add_to(&mut b);
+                }
+                let ok = b.add(&Username("alice")).is_ok()
+                    && b.add(&Realm(REALM)).is_ok()
+                    && b.add(&Nonce(&nonce)).is_ok()
+                    && if sha256 {
+                        b.add_message_integrity_sha256(&md5).is_ok()
+                    } else {
+                        b.add_message_integrity(&md5).is_ok()
+                    };
+                if !ok {
+                    continue;
+                }
+                let req = b.finish().to_vec();
+                core.handle_client(now, ft, &req);
+            }
+            Step::Send { client, peer, data } => {
+                let mut buf = vec![0u8; 4096];
+                let Ok(mut b) = MessageBuilder::new(
+                    &mut buf,
+                    MessageType::new(Method::SEND, Class::Indication),
+                    TransactionId([1; 12]),
+                ) else {
+                    continue;
+                };
+                if b.add(&XorPeerAddress(peer)).is_ok()
+                    && b.add(&Data(&data[..data.len().min(1200)])).is_ok()
+                {
+                    let ind = b.finish().to_vec();
+                    core.handle_client(now, five_tuple(client), &ind);
+                }
+            }
+            Step::ChannelData {
+                client,
+                channel,
+                data,
+            } => {
+                let mut buf = vec![0u8; data.len() + 8];
+                if let Ok(n) =
+                    ChannelData::build(0x4000 | (channel & 0x0FFF), &data, false, &mut buf)
+                {
+                    core.handle_client(now, five_tuple(client), &buf[..n]);
+                }
+            }
+            Step::FromPeer { relay, peer, data } => {
+                if let Some(r) = relays
+                    .get(usize::from(relay) % relays.len().max(1))
+                    .copied()
+                {
+                    core.handle_peer(now, r, peer, &data);
+                }
+            }
+            Step::Advance { secs } => {
+                now += Duration::from_secs(u64::from(secs));
+                core.handle_timeout(now);
+            }
+            Step::RefuseNextRelay => refuse = true,
+        }
+        while let Some(out) = core.poll_output() {
+            match out {
+                Output::AllocateRelay(r) => {
+                    if refuse {
+                        refuse = false;
+                        core.relay_allocated(now, r.id, Err(RelayError::Exhausted));
+                    } else {
+                        let addr = SocketAddr::new("192.0.2.1".parse().unwrap(), next_port);
+                        next_port = next_port.wrapping_add(2).max(50_000);
+                        relays.push(addr);
+                        core.relay_allocated(
+                            now,
+                            r.id,
+                            Ok(Relay {
+                                addr,
+                                reservation_token: None,
+                            }),
+                        );
+                    }
+                }
+                Output::ReleaseRelay { relay } => {
+                    assert!(relays.contains(&relay), "release of an unknown relay");
+                    relays.retain(|r| *r != relay);
+                }
+                Output::ToPeer { relay, peer, .. } => {
+                    assert!(relays.contains(&relay), "relayed from a released socket");
+                    assert!(
+                        policy.check(peer.ip()).is_ok(),
+                        "relayed to a denied peer {peer}"
+                    );
+                }
+                Output::ToClient { .. } => {}
+            }
+        }
+        assert!(core.allocation_count() <= 5);
+    }
+});
