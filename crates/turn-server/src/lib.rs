@@ -30,6 +30,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod config;
 pub mod peer_policy;
 pub mod stun;
 pub mod turn;

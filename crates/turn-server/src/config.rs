@@ -1,0 +1,407 @@
+//! The operator's configuration in coturn's `turnserver.conf` format, so an operator can switch
+//! without relearning: `key=value` or `key value` lines, bare flags, `#` comments, repeatable
+//! keys (`user`, `static-auth-secret`, `listening-ip`, `denied-peer-ip`, ...). An unknown key
+//! is reported with its line number; an invalid value stops with a clear message.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use crate::peer_policy::{IpRange, IpRangeError};
+
+/// The server's configuration, with coturn's defaults where coturn has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// `listening-port`: STUN/TURN over UDP and TCP (default 3478).
+    pub listening_port: u16,
+    /// `tls-listening-port`: TURN over TLS (default 5349).
+    pub tls_listening_port: u16,
+    /// `listening-ip`: addresses to listen on (default: all).
+    pub listening_ips: Vec<IpAddr>,
+    /// `relay-ip`: addresses to relay from (default: the listening addresses).
+    pub relay_ips: Vec<IpAddr>,
+    /// `external-ip`: public address, optionally `public/private` for a server behind NAT.
+    pub external_ips: Vec<(IpAddr, Option<IpAddr>)>,
+    /// `min-port`: lowest relay port (default 49152).
+    pub min_port: u16,
+    /// `max-port`: highest relay port (default 65535).
+    pub max_port: u16,
+    /// `realm` (default: "turn").
+    pub realm: String,
+    /// `lt-cred-mech`: long-term credentials (always on; accepted for compatibility).
+    pub lt_cred_mech: bool,
+    /// `user=name:password`: static users.
+    pub users: Vec<(String, String)>,
+    /// `use-auth-secret`: TURN REST API credentials.
+    pub use_auth_secret: bool,
+    /// `static-auth-secret`: the REST secrets (several allowed, for rotation).
+    pub static_auth_secrets: Vec<String>,
+    /// `denied-peer-ip`: ranges denied on top of the defaults.
+    pub denied_peer_ips: Vec<IpRange>,
+    /// `allowed-peer-ip`: ranges allowed whatever else says.
+    pub allowed_peer_ips: Vec<IpRange>,
+    /// `allow-loopback-peers`: allow 127.0.0.0/8 and ::1 as peers (testing only).
+    pub allow_loopback_peers: bool,
+    /// `no-multicast-peers`: deny multicast peers (always on; accepted for compatibility).
+    pub no_multicast_peers: bool,
+    /// `no-udp`: no UDP listener.
+    pub no_udp: bool,
+    /// `no-tcp`: no TCP listener.
+    pub no_tcp: bool,
+    /// `no-tls`: no TLS listener.
+    pub no_tls: bool,
+    /// `total-quota`: allocations in all (0: unlimited).
+    pub total_quota: usize,
+    /// `user-quota`: allocations per user (0: unlimited).
+    pub user_quota: usize,
+    /// `max-bps`: bandwidth per allocation in bytes per second (0: unlimited), as in coturn.
+    pub max_bps: u64,
+    /// `cert`: TLS certificate chain (PEM).
+    pub cert: Option<PathBuf>,
+    /// `pkey`: TLS private key (PEM).
+    pub pkey: Option<PathBuf>,
+    /// `fingerprint`: add FINGERPRINT to every message (on when the request has one anyway).
+    pub fingerprint: bool,
+    /// `stale-nonce[=seconds]`: nonce lifetime (default 600 s).
+    pub stale_nonce: u64,
+    /// `log-file`: where to log (default: standard error).
+    pub log_file: Option<PathBuf>,
+    /// `prometheus`: serve metrics.
+    pub prometheus: bool,
+    /// `prometheus-port` (default 9641, as coturn).
+    pub prometheus_port: u16,
+    /// `max-allocate-lifetime` in seconds (default 3600).
+    pub max_allocate_lifetime: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            listening_port: 3478,
+            tls_listening_port: 5349,
+            listening_ips: Vec::new(),
+            relay_ips: Vec::new(),
+            external_ips: Vec::new(),
+            min_port: 49152,
+            max_port: 65535,
+            realm: "turn".into(),
+            lt_cred_mech: true,
+            users: Vec::new(),
+            use_auth_secret: false,
+            static_auth_secrets: Vec::new(),
+            denied_peer_ips: Vec::new(),
+            allowed_peer_ips: Vec::new(),
+            allow_loopback_peers: false,
+            no_multicast_peers: true,
+            no_udp: false,
+            no_tcp: false,
+            no_tls: false,
+            total_quota: 0,
+            user_quota: 0,
+            max_bps: 0,
+            cert: None,
+            pkey: None,
+            fingerprint: false,
+            stale_nonce: 600,
+            log_file: None,
+            prometheus: false,
+            prometheus_port: 9641,
+            max_allocate_lifetime: 3600,
+        }
+    }
+}
+
+/// A configuration line that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A key this server does not know.
+    #[error("line {line}: unknown key {key:?}")]
+    UnknownKey {
+        /// 1-based line number.
+        line: usize,
+        /// The key.
+        key: String,
+    },
+    /// A key whose value is missing or invalid.
+    #[error("line {line}: {key}: {reason}")]
+    InvalidValue {
+        /// 1-based line number.
+        line: usize,
+        /// The key.
+        key: String,
+        /// What is wrong, with the value.
+        reason: String,
+    },
+    /// Values that contradict each other.
+    #[error("{0}")]
+    Inconsistent(String),
+}
+
+impl ServerConfig {
+    /// Parses `turnserver.conf` text on top of the defaults.
+    pub fn parse(text: &str) -> Result<ServerConfig, ConfigError> {
+        let mut c = ServerConfig::default();
+        for (i, raw) in text.lines().enumerate() {
+            // `#` starts a comment at the start of a line or after a blank, so a password may
+            // still contain one.
+            let line = raw.trim();
+            let line = match line.find(" #").or_else(|| line.find("\t#")) {
+                Some(at) => line[..at].trim(),
+                None => line,
+            };
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (key, value) = match line.split_once(['=', ' ', '\t']) {
+                Some((k, v)) => (k.trim(), Some(v.trim().trim_matches('"'))),
+                None => (line, None),
+            };
+            let key = key.trim_start_matches("--");
+            c.apply(i + 1, key, value)?;
+        }
+        c.check()?;
+        Ok(c)
+    }
+
+    /// Applies one `key[=value]` (from a file line or a command-line flag).
+    pub fn apply(
+        &mut self,
+        line: usize,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<(), ConfigError> {
+        let invalid = |reason: String| ConfigError::InvalidValue {
+            line,
+            key: key.to_owned(),
+            reason,
+        };
+        let need = || {
+            value
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| invalid("a value is required".into()))
+        };
+        let number = |v: &str| -> Result<u64, ConfigError> {
+            v.parse()
+                .map_err(|_| invalid(format!("{v:?} is not a non-negative integer")))
+        };
+        let port = |v: &str| -> Result<u16, ConfigError> {
+            match v.parse::<u16>() {
+                Ok(p) if p > 0 => Ok(p),
+                _ => Err(invalid(format!("{v:?} is not a port (1-65535)"))),
+            }
+        };
+        let ip = |v: &str| -> Result<IpAddr, ConfigError> {
+            v.parse()
+                .map_err(|_| invalid(format!("{v:?} is not an IP address")))
+        };
+        let range = |v: &str| -> Result<IpRange, ConfigError> {
+            v.parse().map_err(|e: IpRangeError| invalid(e.to_string()))
+        };
+        let flag = || -> Result<bool, ConfigError> {
+            match value {
+                None | Some("") | Some("1") | Some("true") | Some("yes") | Some("on") => Ok(true),
+                Some("0") | Some("false") | Some("no") | Some("off") => Ok(false),
+                Some(v) => Err(invalid(format!("{v:?} is not a boolean"))),
+            }
+        };
+        match key {
+            "listening-port" => self.listening_port = port(need()?)?,
+            "tls-listening-port" => self.tls_listening_port = port(need()?)?,
+            "listening-ip" => self.listening_ips.push(ip(need()?)?),
+            "relay-ip" => self.relay_ips.push(ip(need()?)?),
+            "external-ip" => {
+                let v = need()?;
+                let (public, private) = match v.split_once('/') {
+                    Some((p, q)) => (ip(p)?, Some(ip(q)?)),
+                    None => (ip(v)?, None),
+                };
+                self.external_ips.push((public, private));
+            }
+            "min-port" => self.min_port = port(need()?)?,
+            "max-port" => self.max_port = port(need()?)?,
+            "realm" => self.realm = need()?.to_owned(),
+            "lt-cred-mech" => self.lt_cred_mech = flag()?,
+            "user" => {
+                let v = need()?;
+                let (name, password) = v
+                    .split_once(':')
+                    .filter(|(n, p)| !n.is_empty() && !p.is_empty())
+                    .ok_or_else(|| invalid("expected name:password".into()))?;
+                self.users.push((name.to_owned(), password.to_owned()));
+            }
+            "use-auth-secret" => self.use_auth_secret = flag()?,
+            "static-auth-secret" => self.static_auth_secrets.push(need()?.to_owned()),
+            "denied-peer-ip" => self.denied_peer_ips.push(range(need()?)?),
+            "allowed-peer-ip" => self.allowed_peer_ips.push(range(need()?)?),
+            "allow-loopback-peers" => self.allow_loopback_peers = flag()?,
+            "no-multicast-peers" => self.no_multicast_peers = flag()?,
+            "no-udp" => self.no_udp = flag()?,
+            "no-tcp" => self.no_tcp = flag()?,
+            "no-tls" => self.no_tls = flag()?,
+            "total-quota" => self.total_quota = number(need()?)? as usize,
+            "user-quota" => self.user_quota = number(need()?)? as usize,
+            "max-bps" => self.max_bps = number(need()?)?,
+            "cert" => self.cert = Some(PathBuf::from(need()?)),
+            "pkey" => self.pkey = Some(PathBuf::from(need()?)),
+            "fingerprint" => self.fingerprint = flag()?,
+            "stale-nonce" => {
+                self.stale_nonce = match value.filter(|v| !v.is_empty()) {
+                    None => 600,
+                    Some(v) => number(v)?,
+                }
+            }
+            "log-file" => self.log_file = Some(PathBuf::from(need()?)),
+            "prometheus" => self.prometheus = flag()?,
+            "prometheus-port" => self.prometheus_port = port(need()?)?,
+            "max-allocate-lifetime" => self.max_allocate_lifetime = number(need()?)?,
+            _ => {
+                return Err(ConfigError::UnknownKey {
+                    line,
+                    key: key.to_owned(),
+                })
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that the values agree with each other.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.min_port > self.max_port {
+            return Err(ConfigError::Inconsistent(format!(
+                "min-port {} is above max-port {}",
+                self.min_port, self.max_port
+            )));
+        }
+        if self.use_auth_secret && self.static_auth_secrets.is_empty() {
+            return Err(ConfigError::Inconsistent(
+                "use-auth-secret needs at least one static-auth-secret".into(),
+            ));
+        }
+        if self.cert.is_some() != self.pkey.is_some() {
+            return Err(ConfigError::Inconsistent(
+                "cert and pkey go together".into(),
+            ));
+        }
+        if self.stale_nonce == 0 {
+            return Err(ConfigError::Inconsistent(
+                "stale-nonce must be positive".into(),
+            ));
+        }
+        if self.no_udp && self.no_tcp && self.no_tls {
+            return Err(ConfigError::Inconsistent(
+                "no-udp, no-tcp and no-tls leave no listener".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_coturn_style_file() {
+        let c = ServerConfig::parse(
+            "# a coturn-style file\n\
+             listening-port=3479\n\
+             listening-ip=127.0.0.1\n\
+             external-ip=203.0.113.5/10.0.0.5\n\
+             min-port 50000\n\
+             max-port=50100\n\
+             realm=example.org\n\
+             lt-cred-mech\n\
+             user=alice:secret\n\
+             user=bob:pa:ss#1\n\
+             use-auth-secret\n\
+             static-auth-secret=old\n\
+             static-auth-secret=\"new\"\n\
+             denied-peer-ip=203.0.113.0-203.0.113.255\n\
+             allowed-peer-ip=10.0.0.0/8   # a comment\n\
+             allow-loopback-peers\n\
+             no-tls\n\
+             total-quota=100\n\
+             user-quota=10\n\
+             max-bps=125000\n\
+             fingerprint\n\
+             stale-nonce=300\n\
+             prometheus\n",
+        )
+        .unwrap();
+        assert_eq!(c.listening_port, 3479);
+        assert_eq!(
+            c.listening_ips,
+            vec!["127.0.0.1".parse::<IpAddr>().unwrap()]
+        );
+        assert_eq!(
+            c.external_ips,
+            vec![(
+                "203.0.113.5".parse().unwrap(),
+                Some("10.0.0.5".parse().unwrap())
+            )]
+        );
+        assert_eq!((c.min_port, c.max_port), (50000, 50100));
+        assert_eq!(
+            c.users,
+            vec![
+                ("alice".into(), "secret".into()),
+                ("bob".into(), "pa:ss#1".into())
+            ]
+        );
+        assert_eq!(
+            c.static_auth_secrets,
+            vec!["old".to_owned(), "new".to_owned()]
+        );
+        assert_eq!(c.denied_peer_ips.len(), 1);
+        assert!(c.allowed_peer_ips[0].contains("10.1.2.3".parse().unwrap()));
+        assert!(
+            c.allow_loopback_peers
+                && c.no_tls
+                && c.fingerprint
+                && c.prometheus
+                && c.use_auth_secret
+        );
+        assert_eq!(
+            (c.total_quota, c.user_quota, c.max_bps, c.stale_nonce),
+            (100, 10, 125000, 300)
+        );
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        assert_eq!(
+            ServerConfig::parse("realm=x\n\nverbose-everything=1\n").unwrap_err(),
+            ConfigError::UnknownKey {
+                line: 3,
+                key: "verbose-everything".into()
+            }
+        );
+        let e = ServerConfig::parse("listening-port=99999").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "line 1: listening-port: \"99999\" is not a port (1-65535)"
+        );
+        let e = ServerConfig::parse("user=alice").unwrap_err();
+        assert_eq!(e.to_string(), "line 1: user: expected name:password");
+        let e = ServerConfig::parse("denied-peer-ip=10.0.0.9-10.0.0.1").unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("line 1: denied-peer-ip: invalid address range"));
+        assert!(matches!(
+            ServerConfig::parse("min-port=60000\nmax-port=50000"),
+            Err(ConfigError::Inconsistent(_))
+        ));
+        assert!(matches!(
+            ServerConfig::parse("use-auth-secret"),
+            Err(ConfigError::Inconsistent(_))
+        ));
+        assert!(matches!(
+            ServerConfig::parse("cert=/x.pem"),
+            Err(ConfigError::Inconsistent(_))
+        ));
+        assert!(matches!(
+            ServerConfig::parse("fingerprint=maybe"),
+            Err(ConfigError::InvalidValue { .. })
+        ));
+    }
+}
