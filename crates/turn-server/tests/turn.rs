@@ -675,3 +675,37 @@ fn binding_requests_are_answered_on_the_turn_port() {
     assert!(h.send(c.ft, &[0xff; 40]).is_empty());
     assert!(h.send(c.ft, &req[..19]).is_empty());
 }
+
+#[test]
+fn challenge_answers_are_rate_limited_per_source_and_floods_store_nothing() {
+    let mut h = Harness::new();
+    let mut c = client(4000, "alice", "secret");
+    let tid = c.tid();
+    let req = c.request(Method::ALLOCATE, tid, |b| {
+        b.add(&RequestedTransport::UDP).unwrap();
+    });
+    let answered = (0..100).filter(|_| !h.send(c.ft, &req).is_empty()).count();
+    assert_eq!(answered, 20, "the burst, then silence");
+    assert_eq!(h.server.stats().challenges_rate_limited, 80);
+    h.now += Duration::from_secs(1);
+    let answered = (0..100).filter(|_| !h.send(c.ft, &req).is_empty()).count();
+    assert_eq!(answered, 10, "then the rate");
+
+    // 20,000 sources, one request each: every one may be answered, nothing is kept.
+    let mut answered = 0;
+    for i in 0..20_000u32 {
+        let [_, _, x, y] = i.to_be_bytes();
+        let ft = FiveTuple {
+            transport: Transport::Udp,
+            client: SocketAddr::new([100, 100, x, y].into(), 5000),
+            server: a(SERVER),
+        };
+        answered += h.send(ft, &req).len();
+    }
+    assert!(
+        answered > 19_000,
+        "{answered}: only hash collisions of the fixed table cost answers"
+    );
+    assert_eq!(h.server.allocation_count(), 0);
+    assert_eq!(h.server.poll_timeout(), None);
+}

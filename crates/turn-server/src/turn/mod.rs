@@ -11,6 +11,7 @@
 //! credentials gets a 401 (or 438) carrying a stateless nonce ([`crate::auth::Nonces`]).
 
 mod allocation;
+mod limiter;
 mod request;
 
 use std::collections::{HashMap, VecDeque};
@@ -57,6 +58,10 @@ pub struct TurnConfig {
     pub peer_policy: PeerPolicy,
     /// Families the driver can relay (REQUESTED-ADDRESS-FAMILY outside them gets 440).
     pub relay_families: Vec<AddressFamily>,
+    /// 401/438 answers per second per source address (beyond, requests are dropped).
+    pub challenge_rate: u32,
+    /// Burst of 401/438 answers a source may get at once.
+    pub challenge_burst: u32,
 }
 
 impl Default for TurnConfig {
@@ -75,6 +80,8 @@ impl Default for TurnConfig {
             total_quota: 0,
             peer_policy: PeerPolicy::default(),
             relay_families: vec![AddressFamily::V4, AddressFamily::V6],
+            challenge_rate: 10,
+            challenge_burst: 20,
         }
     }
 }
@@ -155,6 +162,8 @@ pub struct TurnStats {
     pub auth_wrong_credentials: u64,
     /// Requests with a stale or foreign nonce (438).
     pub auth_stale_nonce: u64,
+    /// Unauthenticated requests dropped by the per-source rate limit.
+    pub challenges_rate_limited: u64,
     /// Requests refused as malformed (400).
     pub bad_requests: u64,
     /// Packets relayed client → peer.
@@ -190,6 +199,7 @@ pub struct TurnServer {
     users: Users,
     rest: RestSecrets,
     nonces: Nonces,
+    limiter: limiter::ChallengeLimiter,
     epoch: Instant,
     epoch_unix: u64,
     allocations: HashMap<FiveTuple, Allocation>,
@@ -218,8 +228,15 @@ impl TurnServer {
         now: Instant,
         unix_now: u64,
     ) -> TurnServer {
+        let mut limiter_key = [0u8; 16];
+        limiter_key.copy_from_slice(&nonce_key[16..]);
         TurnServer {
             nonces: Nonces::new(nonce_key, now, config.nonce_lifetime),
+            limiter: limiter::ChallengeLimiter::new(
+                limiter_key,
+                config.challenge_rate,
+                config.challenge_burst,
+            ),
             config,
             stun: StunServer::new(stun),
             users,

@@ -162,7 +162,8 @@ impl TurnServer {
         None
     }
 
-    /// 401 or 438 with REALM, a fresh NONCE and PASSWORD-ALGORITHMS (RFC 8489 §9.2.4).
+    /// 401 or 438 with REALM, a fresh NONCE and PASSWORD-ALGORITHMS (RFC 8489 §9.2.4), unless
+    /// the source has had its share of answers (then the request is dropped).
     fn challenge(
         &mut self,
         now: Instant,
@@ -172,6 +173,10 @@ impl TurnServer {
         code: u16,
         fp: bool,
     ) {
+        if !self.limiter.allow(ft.client.ip(), now) {
+            self.stats.challenges_rate_limited += 1;
+            return;
+        }
         let nonce = self.nonces.issue(now, ft.client.ip());
         let realm = self.config.realm.clone();
         self.respond(ft, method, Class::ErrorResponse, tid, None, fp, |b| {
