@@ -54,7 +54,8 @@ impl UserKeys {
 /// Why a nonce is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NonceError {
-    /// Not one of ours, or for another client address: answer 401 with a fresh one.
+    /// Not one of ours, or for another client address: answered like a stale one (438 with a
+    /// fresh nonce, RFC 8489 §9.2.4 "no longer valid").
     Invalid,
     /// Ours but too old: answer 438 (Stale Nonce) with a fresh one.
     Stale,
@@ -115,18 +116,23 @@ impl Nonces {
         s
     }
 
-    /// Checks a nonce a client sent back.
+    /// Checks a nonce a client sent back. Works on bytes: a hostile nonce may hold any UTF-8.
     pub fn check(&self, nonce: &str, now: Instant, client: IpAddr) -> Result<(), NonceError> {
         let body = nonce
-            .strip_prefix(SecurityFeatures::NONCE_COOKIE)
+            .as_bytes()
+            .strip_prefix(SecurityFeatures::NONCE_COOKIE.as_bytes())
             .and_then(|r| r.get(4..))
-            .filter(|b| b.len() == 32)
+            .filter(|b| b.len() == 32 && b.iter().all(u8::is_ascii_hexdigit))
             .ok_or(NonceError::Invalid)?;
-        let issued = u64::from_str_radix(&body[..16], 16).map_err(|_| NonceError::Invalid)?;
+        let hex = |b: &[u8]| -> u64 {
+            b.iter().fold(0, |acc, c| {
+                acc << 4 | u64::from((*c as char).to_digit(16).unwrap_or(0))
+            })
+        };
+        let issued = hex(&body[..16]);
         let mut tag = [0u8; 8];
         for (i, t) in tag.iter_mut().enumerate() {
-            *t = u8::from_str_radix(&body[16 + 2 * i..18 + 2 * i], 16)
-                .map_err(|_| NonceError::Invalid)?;
+            *t = hex(&body[16 + 2 * i..18 + 2 * i]) as u8;
         }
         // Constant-time comparison of the tag.
         let expected = self.tag(issued, client);
