@@ -43,6 +43,7 @@ impl Harness {
         let mut users = Users::default();
         users.add("alice", REALM, "secret").unwrap();
         users.add("bob", REALM, "hunter2").unwrap();
+        users.add("carol", REALM, "pw").unwrap();
         let config = TurnConfig {
             realm: REALM.into(),
             ..config
@@ -247,24 +248,198 @@ fn no_credentials_401_and_no_state() {
 
 #[test]
 fn wrong_password_401_stale_nonce_438() {
-    let mut h = Harness::new();
+    let mut h = Harness::with(
+        TurnConfig {
+            nonce_lifetime: Duration::from_secs(60),
+            ..TurnConfig::default()
+        },
+        RestSecrets::default(),
+    );
     let mut c = client(4000, "alice", "wrong");
     let resp = c.call(&mut h, Method::ALLOCATE, |b| {
         b.add(&RequestedTransport::UDP).unwrap();
     });
     assert_eq!(code(&resp), Some(401));
+    let m = Message::parse(&resp).unwrap();
+    assert!(!m.has_integrity(), "a 401 carries no MESSAGE-INTEGRITY");
     assert_eq!(h.server.stats().auth_wrong_credentials, 1);
 
     let mut c = client(4001, "alice", "secret");
     c.allocate(&mut h);
-    h.now += Duration::from_secs(601);
+    h.now += Duration::from_secs(61); // the nonce is stale, the allocation alive
     let tid = c.tid();
     let req = c.request(Method::REFRESH, tid, |_| {});
     let resp = reply(&h.send(c.ft, &req));
     assert_eq!(code(&resp), Some(438));
+    let m = Message::parse(&resp).unwrap();
+    assert_eq!(m.get::<Realm>().unwrap(), Some(Realm(REALM)));
+    assert_ne!(
+        m.get::<Nonce>().unwrap().unwrap().0,
+        c.nonce.as_deref().unwrap()
+    );
+    assert!(!m.has_integrity());
     // The client retries with the fresh nonce and succeeds.
     let resp = c.call(&mut h, Method::REFRESH, |_| {});
     assert_eq!(code(&resp), None);
+}
+
+#[test]
+fn malformed_credentials_400_and_downgrade() {
+    let mut h = Harness::new();
+    let mut c = client(4000, "alice", "secret");
+    c.allocate(&mut h);
+    let nonce = c.nonce.clone().unwrap();
+    let build = |add: &dyn Fn(&mut MessageBuilder<'_>)| {
+        let mut buf = [0u8; 512];
+        let mut b = MessageBuilder::new(
+            &mut buf,
+            MessageType::new(Method::REFRESH, Class::Request),
+            TransactionId([77; 12]),
+        )
+        .unwrap();
+        add(&mut b);
+        b.add_message_integrity(&c.key).unwrap();
+        b.finish().to_vec()
+    };
+    // No REALM: 400.
+    let req = build(&|b| {
+        b.add(&Username("alice"))
+            .unwrap()
+            .add(&Nonce(&nonce))
+            .unwrap();
+    });
+    assert_eq!(code(&reply(&h.send(c.ft, &req))), Some(400));
+    // PASSWORD-ALGORITHMS that is not the server's list (a downgrade attempt): 400.
+    let req = build(&|b| {
+        b.add(&Username("alice"))
+            .unwrap()
+            .add(&Realm(REALM))
+            .unwrap()
+            .add(&Nonce(&nonce))
+            .unwrap();
+        b.add(&PasswordAlgorithms::new(&[PasswordAlgorithm::MD5]))
+            .unwrap();
+        b.add(&PasswordAlgorithm::MD5).unwrap();
+    });
+    assert_eq!(code(&reply(&h.send(c.ft, &req))), Some(400));
+    // PASSWORD-ALGORITHM without PASSWORD-ALGORITHMS: 400.
+    let req = build(&|b| {
+        b.add(&Username("alice"))
+            .unwrap()
+            .add(&Realm(REALM))
+            .unwrap()
+            .add(&Nonce(&nonce))
+            .unwrap();
+        b.add(&PasswordAlgorithm::MD5).unwrap();
+    });
+    assert_eq!(code(&reply(&h.send(c.ft, &req))), Some(400));
+    // A forged nonce with valid credentials: 438 with a fresh one.
+    let req = build(&|b| {
+        b.add(&Username("alice"))
+            .unwrap()
+            .add(&Realm(REALM))
+            .unwrap();
+        b.add(&Nonce("obMatJos2wAAA0000000000000000000000000000000000"))
+            .unwrap();
+    });
+    assert_eq!(code(&reply(&h.send(c.ft, &req))), Some(438));
+}
+
+#[test]
+fn another_user_on_the_allocation_gets_441_and_expired_allocations_437() {
+    let mut h = Harness::new();
+    let mut alice = client(4000, "alice", "secret");
+    alice.allocate(&mut h);
+    // Bob, with valid credentials, from Alice's 5-tuple (behind her NAT, or spoofing UDP).
+    let mut bob = client(4000, "bob", "hunter2");
+    assert_eq!(
+        code(&bob.call(&mut h, Method::REFRESH, |b| {
+            b.add(&Lifetime(0)).unwrap();
+        })),
+        Some(441)
+    );
+    assert_eq!(
+        code(&bob.call(&mut h, Method::CREATE_PERMISSION, |b| {
+            b.add(&XorPeerAddress(a(PEER))).unwrap();
+        })),
+        Some(441)
+    );
+    assert_eq!(h.server.allocation_count(), 1);
+    // Past its lifetime the allocation is gone even before the timer fires.
+    h.now += Duration::from_secs(601);
+    let resp = alice.call(&mut h, Method::REFRESH, |_| {});
+    assert_eq!(code(&resp), Some(437));
+    assert_eq!(h.server.allocation_count(), 0);
+}
+
+#[test]
+fn additional_address_family_and_unprocessed_attributes() {
+    let mut h = Harness::new();
+    let mut c = client(4000, "alice", "secret");
+    assert_eq!(
+        code(&c.call(&mut h, Method::ALLOCATE, |b| {
+            b.add(&RequestedTransport::UDP).unwrap();
+            b.add(&AdditionalAddressFamily(AddressFamily::V4)).unwrap();
+        })),
+        Some(400),
+        "ADDITIONAL-ADDRESS-FAMILY must ask for IPv6"
+    );
+    assert_eq!(
+        code(&c.call(&mut h, Method::ALLOCATE, |b| {
+            b.add(&RequestedTransport::UDP).unwrap();
+            b.add(&RequestedAddressFamily(AddressFamily::V4)).unwrap();
+            b.add(&AdditionalAddressFamily(AddressFamily::V6)).unwrap();
+        })),
+        Some(400),
+        "not with REQUESTED-ADDRESS-FAMILY"
+    );
+    assert_eq!(
+        code(&c.call(&mut h, Method::ALLOCATE, |b| {
+            b.add(&RequestedTransport::UDP).unwrap();
+            b.add(&Priority(1)).unwrap();
+        })),
+        Some(420),
+        "PRIORITY means nothing to a TURN server"
+    );
+    // A dual request: IPv4 granted, IPv6 refused with ADDRESS-ERROR-CODE 440.
+    let resp = c.call(&mut h, Method::ALLOCATE, |b| {
+        b.add(&RequestedTransport::UDP).unwrap();
+        b.add(&AdditionalAddressFamily(AddressFamily::V6)).unwrap();
+    });
+    let m = Message::parse(&resp).unwrap();
+    assert_eq!(m.message_type().class, Class::SuccessResponse);
+    let e = m.get::<AddressErrorCode>().unwrap().unwrap();
+    assert_eq!((e.family, e.code), (AddressFamily::V6, 440));
+}
+
+#[test]
+fn stuck_relay_requests_time_out_with_508_and_closed_streams_end_allocations() {
+    let mut h = Harness::new();
+    let mut c = client(4000, "alice", "secret");
+    let _ = c.call(&mut h, Method::REFRESH, |_| {}); // learn a nonce
+    let tid = c.tid();
+    let req = c.request(Method::ALLOCATE, tid, |b| {
+        b.add(&RequestedTransport::UDP).unwrap();
+    });
+    h.server.handle_client(h.now, c.ft, &req);
+    assert!(matches!(
+        h.server.poll_output(),
+        Some(Output::AllocateRelay(_))
+    ));
+    let deadline = h
+        .server
+        .poll_timeout()
+        .expect("the pending Allocate has a deadline");
+    h.server.handle_timeout(deadline);
+    assert_eq!(code(&reply(&h.outputs())), Some(508));
+    assert_eq!(h.server.poll_timeout(), None);
+
+    let mut t = client(4001, "alice", "secret");
+    t.ft.transport = Transport::Tcp;
+    let relay = t.allocate(&mut h);
+    h.server.connection_closed(t.ft);
+    assert_eq!(h.outputs(), vec![Output::ReleaseRelay { relay }]);
+    assert_eq!(h.server.allocation_count(), 0);
 }
 
 #[test]
@@ -495,6 +670,22 @@ fn permissions_send_data_and_channels() {
         })),
         None,
         "rebinding the same pair refreshes"
+    );
+
+    // ChannelBind installs the permission itself: a peer never permitted before.
+    let other = a("1.0.0.1:7");
+    assert_eq!(
+        code(&c.call(&mut h, Method::CHANNEL_BIND, |b| {
+            b.add(&ChannelNumber(0x4010)).unwrap();
+            b.add(&XorPeerAddress(other)).unwrap();
+        })),
+        None
+    );
+    h.server
+        .handle_peer(h.now, relay, other, b"via new permission");
+    assert_eq!(
+        ChannelData::parse(&reply(&h.outputs())).unwrap().channel(),
+        0x4010
     );
 
     let mut cd = [0u8; 16];

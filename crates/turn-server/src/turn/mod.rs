@@ -8,7 +8,10 @@
 //! sockets, and natsim can host the same core.
 //!
 //! Nothing is stored for a client before its request authenticates: a request without valid
-//! credentials gets a 401 (or 438) carrying a stateless nonce ([`crate::auth::Nonces`]).
+//! credentials gets a 401 (a stale or foreign nonce with valid credentials a 438) carrying a
+//! fresh stateless nonce ([`crate::auth::Nonces`]); these answers are rate-limited per source.
+//! Later requests on an allocation must come from the user who made it (else 441), and an
+//! allocation past its lifetime is gone (437) even before its timer fires.
 
 mod allocation;
 mod limiter;
@@ -183,6 +186,10 @@ pub struct TurnStats {
 /// An Allocate waiting for its relay socket.
 #[derive(Debug, Clone)]
 struct Pending {
+    queued: Instant,
+    /// ADDITIONAL-ADDRESS-FAMILY asked for IPv6 too, which is refused in the answer
+    /// (ADDRESS-ERROR-CODE 440): dual allocations are not supported yet.
+    dual_refused: bool,
     five_tuple: FiveTuple,
     tid: TransactionId,
     username: String,
@@ -214,6 +221,8 @@ pub struct TurnServer {
 
 /// How long an expired channel number stays reserved for its peer (RFC 8656 §12).
 const CHANNEL_RESERVE: Duration = Duration::from_secs(300);
+/// How long an Allocate waits for its relay socket before it is answered 508.
+const PENDING_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl TurnServer {
     /// A core. `stun` configures the Binding server on the same addresses; `users` and `rest`
@@ -228,8 +237,11 @@ impl TurnServer {
         now: Instant,
         unix_now: u64,
     ) -> TurnServer {
+        // A key of its own for the limiter, derived so it reveals nothing of the nonce key.
+        let derived =
+            <sha2::Sha256 as sha2::Digest>::digest([&nonce_key[..], b"challenge limiter"].concat());
         let mut limiter_key = [0u8; 16];
-        limiter_key.copy_from_slice(&nonce_key[16..]);
+        limiter_key.copy_from_slice(&derived[..16]);
         TurnServer {
             nonces: Nonces::new(nonce_key, now, config.nonce_lifetime),
             limiter: limiter::ChallengeLimiter::new(
@@ -306,9 +318,19 @@ impl TurnServer {
                     self.stun
                         .handle_datagram(five_tuple.server, five_tuple.client, data, &mut buf)
                 {
-                    // Over streams the answer can only go back on the same connection.
+                    // Over UDP an RFC 5780 answer may leave from another local address or go to
+                    // another port; over streams it can only go back on the same connection.
+                    let to = if five_tuple.transport == Transport::Udp {
+                        FiveTuple {
+                            transport: Transport::Udp,
+                            client: r.to,
+                            server: r.from,
+                        }
+                    } else {
+                        five_tuple
+                    };
                     self.out.push_back(Output::ToClient {
-                        five_tuple,
+                        five_tuple: to,
                         data: buf[..r.len].to_vec(),
                     });
                 }
@@ -334,8 +356,7 @@ impl TurnServer {
             return;
         };
         let peer = self
-            .allocations
-            .get(&five_tuple)
+            .live(five_tuple, now)
             .and_then(|a| a.channel(cd.channel(), now))
             .map(|c| c.peer);
         match peer {
@@ -352,6 +373,10 @@ impl TurnServer {
         peer: SocketAddr,
         data: &[u8],
     ) {
+        if self.live(five_tuple, now).is_none() {
+            self.stats.dropped_no_permission += 1;
+            return;
+        }
         let Some(alloc) = self.allocations.get(&five_tuple) else {
             self.stats.dropped_no_permission += 1;
             return;
@@ -375,11 +400,15 @@ impl TurnServer {
 
     /// A datagram from `peer` arrived on the relayed address `relay`.
     pub fn handle_peer(&mut self, now: Instant, relay: SocketAddr, peer: SocketAddr, data: &[u8]) {
-        let Some(alloc) = self
-            .by_relay
-            .get(&relay)
-            .and_then(|t| self.allocations.get(t))
-        else {
+        let Some(five_tuple) = self.by_relay.get(&relay).copied() else {
+            self.stats.dropped_no_permission += 1;
+            return;
+        };
+        if self.live(five_tuple, now).is_none() {
+            self.stats.dropped_no_permission += 1;
+            return;
+        }
+        let Some(alloc) = self.allocations.get(&five_tuple) else {
             self.stats.dropped_no_permission += 1;
             return;
         };
@@ -391,7 +420,6 @@ impl TurnServer {
             self.stats.dropped_no_permission += 1;
             return;
         }
-        let five_tuple = alloc.five_tuple;
         let message = match alloc.channel_for_peer(peer, now) {
             Some(c) => {
                 let pad = five_tuple.transport.is_stream();
@@ -465,7 +493,29 @@ impl TurnServer {
         self.allocations
             .values()
             .map(|a| a.next_expiry(CHANNEL_RESERVE))
+            .chain(self.pending.values().map(|p| p.queued + PENDING_TIMEOUT))
             .min()
+    }
+
+    /// The allocation of `five_tuple` if it has not expired; an expired one is deleted here,
+    /// whether or not its timer has fired yet (RFC 8656 §7: an expired allocation is gone).
+    fn live(&mut self, five_tuple: FiveTuple, now: Instant) -> Option<&mut Allocation> {
+        if self
+            .allocations
+            .get(&five_tuple)
+            .is_some_and(|a| a.expires <= now)
+        {
+            self.delete(&five_tuple);
+        }
+        self.allocations.get_mut(&five_tuple)
+    }
+
+    /// A TCP or TLS connection closed: its allocation ends with it (RFC 8656 §7).
+    pub fn connection_closed(&mut self, five_tuple: FiveTuple) {
+        if five_tuple.transport.is_stream() {
+            self.delete(&five_tuple);
+            self.pending.retain(|_, p| p.five_tuple != five_tuple);
+        }
     }
 
     /// Expires allocations, permissions and channels due by `now`.
@@ -482,15 +532,35 @@ impl TurnServer {
         for a in self.allocations.values_mut() {
             a.expire(now, CHANNEL_RESERVE);
         }
+        // Allocates whose relay socket never came: 508, and forget them.
+        let stuck: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.queued + PENDING_TIMEOUT <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stuck {
+            if let Some(p) = self.pending.remove(&id) {
+                self.error(
+                    p.five_tuple,
+                    Method::ALLOCATE,
+                    p.tid,
+                    508,
+                    Some(&p.integrity),
+                    p.fingerprint,
+                );
+            }
+        }
     }
 
     fn delete(&mut self, five_tuple: &FiveTuple) {
         if let Some(a) = self.allocations.remove(five_tuple) {
             self.by_relay.remove(&a.relay);
-            if let Some(n) = self.per_user.get_mut(&a.username) {
+            let user = quota_key(&a.username);
+            if let Some(n) = self.per_user.get_mut(user) {
                 *n -= 1;
                 if *n == 0 {
-                    self.per_user.remove(&a.username);
+                    self.per_user.remove(user);
                 }
             }
             self.stats.allocations_deleted += 1;
@@ -504,6 +574,15 @@ impl TurnServer {
         } else {
             AddressFamily::V6
         }
+    }
+}
+
+/// Whom an allocation counts against for `user_quota`: the user part of a TURN REST username
+/// (`expiry:user`), so minting fresh credentials does not escape the quota; else the username.
+pub(crate) fn quota_key(username: &str) -> &str {
+    match username.split_once(':') {
+        Some((expiry, user)) if expiry.parse::<u64>().is_ok() => user,
+        _ => username,
     }
 }
 

@@ -5,17 +5,20 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use stun_codec::attr::{
-    AddressFamily, AttributeType, ChannelNumber, DontFragment, ErrorCode, EvenPort, Lifetime,
-    Nonce, PasswordAlgorithm, PasswordAlgorithms, Realm, RequestedAddressFamily,
-    RequestedTransport, ReservationToken, Software, UnknownAttributes, UserHash, Username,
-    XorMappedAddress, XorPeerAddress, XorRelayedAddress,
+    reason_phrase, AdditionalAddressFamily, AddressErrorCode, AddressFamily, AttributeType,
+    ChannelNumber, DontFragment, ErrorCode, EvenPort, Lifetime, Nonce, PasswordAlgorithm,
+    PasswordAlgorithms, Realm, RequestedAddressFamily, RequestedTransport, ReservationToken,
+    Software, UnknownAttributes, UserHash, Username, XorMappedAddress, XorPeerAddress,
+    XorRelayedAddress,
 };
 use stun_codec::{
-    BuildError, Class, IntegrityKey, Message, MessageBuilder, MessageType, Method, TransactionId,
+    AttributeError, BuildError, Class, IntegrityKey, Message, MessageBuilder, MessageType, Method,
+    TransactionId,
 };
 
 use super::{
-    Allocation, ChannelBinding, FiveTuple, Output, Pending, Relay, RelayRequest, TurnServer,
+    quota_key, Allocation, ChannelBinding, FiveTuple, Output, Pending, Relay, RelayRequest,
+    TurnServer,
 };
 use crate::auth::{NonceError, UserKeys, PASSWORD_ALGORITHMS};
 
@@ -31,6 +34,22 @@ pub(super) struct Integrity {
 /// has already been answered (401, 438 or 400).
 type Auth = Option<(String, Integrity)>;
 
+/// The comprehension-required attributes a TURN request may carry and this server processes.
+/// Known to the codec but meaningless here — RFC 5780's CHANGE-REQUEST, RESPONSE-PORT, PADDING,
+/// ICE's PRIORITY and USE-CANDIDATE, RFC 6062's CONNECTION-ID — get 420 like unknown ones.
+fn understood(t: AttributeType) -> bool {
+    t.is_known()
+        && ![
+            AttributeType::CHANGE_REQUEST,
+            AttributeType::RESPONSE_PORT,
+            AttributeType::PADDING,
+            AttributeType::PRIORITY,
+            AttributeType::USE_CANDIDATE,
+            AttributeType::CONNECTION_ID,
+        ]
+        .contains(&t)
+}
+
 impl TurnServer {
     pub(super) fn request(&mut self, now: Instant, ft: FiveTuple, msg: &Message<'_>) {
         let method = msg.message_type().method;
@@ -43,7 +62,7 @@ impl TurnServer {
             return;
         };
         let unknown: Vec<AttributeType> = msg
-            .unknown_comprehension_required(AttributeType::is_known)
+            .unknown_comprehension_required(understood)
             .take(16)
             .collect();
         if !unknown.is_empty() {
@@ -63,10 +82,22 @@ impl TurnServer {
             return;
         }
         let outcome = match method {
-            Method::ALLOCATE => self.allocate(ft, msg, username, &integrity),
-            Method::REFRESH => self.refresh(now, ft, msg, &integrity),
-            Method::CREATE_PERMISSION => self.create_permission(now, ft, msg, &integrity),
-            Method::CHANNEL_BIND => self.channel_bind(now, ft, msg, &integrity),
+            Method::ALLOCATE => self.allocate(now, ft, msg, username, &integrity),
+            Method::REFRESH | Method::CREATE_PERMISSION | Method::CHANNEL_BIND => {
+                // The allocation must be live and the request from the user who made it
+                // (RFC 8656 §5: else 441).
+                match self.live(ft, now).map(|a| a.username == username) {
+                    None => Err(437),
+                    Some(false) => Err(441),
+                    Some(true) => match method {
+                        Method::REFRESH => self.refresh(now, ft, msg, &integrity),
+                        Method::CREATE_PERMISSION => {
+                            self.create_permission(now, ft, msg, &integrity)
+                        }
+                        _ => self.channel_bind(now, ft, msg, &integrity),
+                    },
+                }
+            }
             _ => Err(400),
         };
         if let Err(code) = outcome {
@@ -77,7 +108,9 @@ impl TurnServer {
         }
     }
 
-    /// RFC 8489 §9.2.4, in its order. Nothing is stored for the client here.
+    /// RFC 8489 §9.2.4, in its order: no integrity → 401; missing USERNAME/USERHASH, REALM or
+    /// NONCE → 400; PASSWORD-ALGORITHMS checks → 400; unknown user or bad integrity → 401;
+    /// a nonce no longer valid → 438. Nothing is stored for the client here.
     fn authenticate(&mut self, now: Instant, ft: FiveTuple, msg: &Message<'_>) -> Auth {
         let method = msg.message_type().method;
         let tid = msg.transaction_id();
@@ -93,18 +126,10 @@ impl TurnServer {
         let realm = msg.get::<Realm>().ok().flatten();
         let nonce = msg.get::<Nonce>().ok().flatten();
         let (Some(_), Some(nonce)) = (realm, nonce) else {
-            return self.bad_request(ft, method, tid, fp);
+            return self.bad_request(now, ft, method, tid, fp);
         };
         if username.is_none() && userhash.is_none() {
-            return self.bad_request(ft, method, tid, fp);
-        }
-        match self.nonces.check(nonce.0, now, ft.client.ip()) {
-            Ok(()) => {}
-            Err(NonceError::Stale | NonceError::Invalid) => {
-                self.stats.auth_stale_nonce += 1;
-                self.challenge(now, ft, method, tid, 438, fp);
-                return None;
-            }
+            return self.bad_request(now, ft, method, tid, fp);
         }
         // PASSWORD-ALGORITHMS and PASSWORD-ALGORITHM: both or neither; the list must be ours
         // (a downgrade check) and the choice must be in it.
@@ -119,11 +144,11 @@ impl TurnServer {
                     .map(|a| a.algorithm)
                     .eq(PASSWORD_ALGORITHMS.iter().map(|a| a.algorithm));
                 if !ours || !list.iter().any(|a| a.algorithm == choice.algorithm) {
-                    return self.bad_request(ft, method, tid, fp);
+                    return self.bad_request(now, ft, method, tid, fp);
                 }
                 Some(choice.algorithm)
             }
-            _ => return self.bad_request(ft, method, tid, fp),
+            _ => return self.bad_request(now, ft, method, tid, fp),
         };
         // Candidate keys: a static user, or TURN REST credentials under each secret.
         let candidates: Vec<UserKeys> = match (username, userhash) {
@@ -134,31 +159,52 @@ impl TurnServer {
             },
             (None, None) => Vec::new(),
         };
-        for user in &candidates {
-            let Some(key) = user.key(algorithm) else {
-                continue;
-            };
+        let verified = candidates.iter().find_map(|user| {
+            let key = user.key(algorithm)?;
             let ok = if sha256 {
                 msg.verify_integrity_sha256(key).is_ok()
             } else {
                 msg.verify_integrity(key).is_ok()
             };
-            if ok {
+            ok.then(|| {
                 let integrity = Integrity {
                     key: key.clone(),
                     sha256,
                 };
-                return Some((user.username.clone(), integrity));
-            }
+                (user.username.clone(), integrity)
+            })
+        });
+        let Some(verified) = verified else {
+            self.stats.auth_wrong_credentials += 1;
+            self.challenge(now, ft, method, tid, 401, fp);
+            return None;
+        };
+        if let Err(NonceError::Stale | NonceError::Invalid) =
+            self.nonces.check(nonce.0, now, ft.client.ip())
+        {
+            self.stats.auth_stale_nonce += 1;
+            self.challenge(now, ft, method, tid, 438, fp);
+            return None;
         }
-        self.stats.auth_wrong_credentials += 1;
-        self.challenge(now, ft, method, tid, 401, fp);
-        None
+        Some(verified)
     }
 
-    fn bad_request(&mut self, ft: FiveTuple, method: Method, tid: TransactionId, fp: bool) -> Auth {
+    /// A 400 before authentication: rate-limited like the challenges, since the source is
+    /// not known to be genuine.
+    fn bad_request(
+        &mut self,
+        now: Instant,
+        ft: FiveTuple,
+        method: Method,
+        tid: TransactionId,
+        fp: bool,
+    ) -> Auth {
         self.stats.bad_requests += 1;
-        self.error(ft, method, tid, 400, None, fp);
+        if self.limiter.allow(ft.client.ip(), now) {
+            self.error(ft, method, tid, 400, None, fp);
+        } else {
+            self.stats.challenges_rate_limited += 1;
+        }
         None
     }
 
@@ -261,13 +307,14 @@ impl TurnServer {
 
     fn allocate(
         &mut self,
+        now: Instant,
         ft: FiveTuple,
         msg: &Message<'_>,
         username: String,
         integrity: &Integrity,
     ) -> Result<(), u16> {
         let tid = msg.transaction_id();
-        if let Some(a) = self.allocations.get(&ft) {
+        if let Some(a) = self.live(ft, now) {
             if a.created_by == tid {
                 // A retransmission: the same answer (RFC 8656 §7.2).
                 let data = a.response.clone();
@@ -289,29 +336,47 @@ impl TurnServer {
         }
         let token = msg.get::<ReservationToken>().map_err(|_| 400u16)?;
         let even = msg.get::<EvenPort>().map_err(|_| 400u16)?;
+        // An unknown family is 440; a malformed attribute is 400.
         let family = match msg.get::<RequestedAddressFamily>() {
-            Ok(None) => None,
-            Ok(Some(RequestedAddressFamily(f))) => Some(f),
-            Err(_) => return Err(440),
+            Ok(f) => f.map(|f| f.0),
+            Err(AttributeError::UnknownFamily { .. }) => return Err(440),
+            Err(_) => return Err(400),
+        };
+        let additional = match msg.get::<AdditionalAddressFamily>() {
+            Ok(f) => f.map(|f| f.0),
+            Err(AttributeError::UnknownFamily { .. }) => return Err(440),
+            Err(_) => return Err(400),
         };
         if token.is_some() && (even.is_some() || family.is_some()) {
             return Err(400);
         }
+        // RFC 8656 §7.2: ADDITIONAL-ADDRESS-FAMILY asks for IPv6 besides IPv4, and goes with
+        // neither REQUESTED-ADDRESS-FAMILY, RESERVATION-TOKEN nor EVEN-PORT with R set.
+        if let Some(extra) = additional {
+            if extra != AddressFamily::V6
+                || family.is_some()
+                || token.is_some()
+                || even.is_some_and(|e| e.reserve)
+            {
+                return Err(400);
+            }
+        }
+        // With a reservation token the reserved socket decides the family.
         let family = family.unwrap_or(AddressFamily::V4);
-        if !self.config.relay_families.contains(&family) {
+        if token.is_none() && !self.config.relay_families.contains(&family) {
             return Err(440);
         }
         let lifetime = self.lifetime(msg)?;
+        let user = quota_key(&username);
+        let user_count = self.per_user.get(user).copied().unwrap_or(0)
+            + self
+                .pending
+                .values()
+                .filter(|p| quota_key(&p.username) == user)
+                .count();
         if (self.config.total_quota > 0
             && self.allocations.len() + self.pending.len() >= self.config.total_quota)
-            || (self.config.user_quota > 0
-                && self.per_user.get(&username).copied().unwrap_or(0)
-                    + self
-                        .pending
-                        .values()
-                        .filter(|p| p.username == username)
-                        .count()
-                    >= self.config.user_quota)
+            || (self.config.user_quota > 0 && user_count >= self.config.user_quota)
         {
             return Err(486);
         }
@@ -320,6 +385,8 @@ impl TurnServer {
         self.pending.insert(
             id,
             Pending {
+                queued: now,
+                dual_refused: additional.is_some(),
                 five_tuple: ft,
                 tid,
                 username,
@@ -360,6 +427,13 @@ impl TurnServer {
                 if let Some(t) = relay.reservation_token {
                     b.add(&ReservationToken(t))?;
                 }
+                if p.dual_refused {
+                    b.add(&AddressErrorCode {
+                        family: AddressFamily::V6,
+                        code: 440,
+                        reason: reason_phrase(440),
+                    })?;
+                }
                 Ok(())
             },
         );
@@ -368,7 +442,10 @@ impl TurnServer {
                 .push_back(Output::ReleaseRelay { relay: relay.addr });
             return;
         };
-        *self.per_user.entry(p.username.clone()).or_insert(0) += 1;
+        *self
+            .per_user
+            .entry(quota_key(&p.username).to_owned())
+            .or_insert(0) += 1;
         self.by_relay.insert(relay.addr, ft);
         self.allocations.insert(
             ft,
@@ -396,10 +473,12 @@ impl TurnServer {
         let Some(a) = self.allocations.get(&ft) else {
             return Err(437);
         };
-        if let Ok(Some(RequestedAddressFamily(f))) = msg.get::<RequestedAddressFamily>() {
-            if f != Self::address_family(a.relay.ip()) {
-                return Err(443);
+        match msg.get::<RequestedAddressFamily>() {
+            Ok(Some(RequestedAddressFamily(f))) if f != Self::address_family(a.relay.ip()) => {
+                return Err(443)
             }
+            Ok(_) => {}
+            Err(_) => return Err(400),
         }
         let lifetime = self.lifetime(msg)?;
         if lifetime.is_zero() {
@@ -457,10 +536,20 @@ impl TurnServer {
         let until = now + self.config.permission_lifetime;
         let max = self.config.max_permissions;
         let a = self.allocations.get_mut(&ft).expect("checked above");
+        // All or nothing: check the room for the new peers before installing any.
+        let mut new: Vec<std::net::IpAddr> = peers
+            .iter()
+            .map(|p| p.ip())
+            .filter(|ip| !a.permits(*ip, now))
+            .collect();
+        new.sort();
+        new.dedup();
+        let live = a.permissions.iter().filter(|p| p.expires > now).count();
+        if live + new.len() > max {
+            return Err(508);
+        }
         for peer in &peers {
-            if !a.permit(peer.ip(), until, now, max) {
-                return Err(508);
-            }
+            a.permit(peer.ip(), until, now, max);
         }
         self.respond(
             ft,
