@@ -365,7 +365,27 @@ impl TurnServer {
         }
     }
 
-    /// Client → peer, after the checks every path shares: allocation, permission, policy.
+    /// The checks every relayed packet passes, either way: a live allocation, a peer the
+    /// policy allows, a permission for it. Drops are counted here.
+    fn may_relay(&mut self, five_tuple: FiveTuple, peer: SocketAddr, now: Instant) -> bool {
+        let Some(permitted) = self
+            .live(five_tuple, now)
+            .map(|a| a.permits(peer.ip(), now))
+        else {
+            self.stats.dropped_no_permission += 1;
+            return false;
+        };
+        if self.config.peer_policy.check(peer.ip()).is_err() {
+            self.stats.dropped_peer_policy += 1;
+            return false;
+        }
+        if !permitted {
+            self.stats.dropped_no_permission += 1;
+        }
+        permitted
+    }
+
+    /// Client → peer (Send indication or ChannelData).
     fn relay_to_peer(
         &mut self,
         now: Instant,
@@ -373,26 +393,14 @@ impl TurnServer {
         peer: SocketAddr,
         data: &[u8],
     ) {
-        if self.live(five_tuple, now).is_none() {
-            self.stats.dropped_no_permission += 1;
+        if !self.may_relay(five_tuple, peer, now) {
             return;
         }
-        let Some(alloc) = self.allocations.get(&five_tuple) else {
-            self.stats.dropped_no_permission += 1;
-            return;
-        };
-        if self.config.peer_policy.check(peer.ip()).is_err() {
-            self.stats.dropped_peer_policy += 1;
-            return;
-        }
-        if !alloc.permits(peer.ip(), now) {
-            self.stats.dropped_no_permission += 1;
-            return;
-        }
+        let relay = self.allocations[&five_tuple].relay;
         self.stats.packets_to_peers += 1;
         self.stats.bytes_to_peers += data.len() as u64;
         self.out.push_back(Output::ToPeer {
-            relay: alloc.relay,
+            relay,
             peer,
             data: data.to_vec(),
         });
@@ -404,22 +412,10 @@ impl TurnServer {
             self.stats.dropped_no_permission += 1;
             return;
         };
-        if self.live(five_tuple, now).is_none() {
-            self.stats.dropped_no_permission += 1;
+        if !self.may_relay(five_tuple, peer, now) {
             return;
         }
-        let Some(alloc) = self.allocations.get(&five_tuple) else {
-            self.stats.dropped_no_permission += 1;
-            return;
-        };
-        if self.config.peer_policy.check(peer.ip()).is_err() {
-            self.stats.dropped_peer_policy += 1;
-            return;
-        }
-        if !alloc.permits(peer.ip(), now) {
-            self.stats.dropped_no_permission += 1;
-            return;
-        }
+        let alloc = &self.allocations[&five_tuple];
         let message = match alloc.channel_for_peer(peer, now) {
             Some(c) => {
                 let pad = five_tuple.transport.is_stream();
