@@ -1,0 +1,29 @@
+//! The STUN Binding server core in RFC 5780 mode: any datagram on any of its four addresses.
+//! Every answer leaves from one of its own addresses, fits the buffer and parses.
+#![no_main]
+
+use std::net::SocketAddr;
+
+use libfuzzer_sys::fuzz_target;
+use stun_codec::Message;
+use turn_server::stun::{StunServer, StunServerConfig};
+
+fuzz_target!(|input: (u8, u16, Vec<u8>)| {
+    let (which, port, data) = input;
+    let mut server = StunServer::new(StunServerConfig::with_alternate(
+        "192.0.2.1:3478".parse().unwrap(),
+        "192.0.2.2:3479".parse().unwrap(),
+    ));
+    let locals = server.local_addresses();
+    let local = locals[usize::from(which) % locals.len()];
+    let remote = SocketAddr::new("198.51.100.9".parse().unwrap(), port.max(1));
+    let mut out = [0u8; 1500];
+    if let Some(reply) = server.handle_datagram(local, remote, &data, &mut out) {
+        assert!(locals.contains(&reply.from));
+        assert_eq!(reply.to.ip(), remote.ip());
+        assert!(reply.len <= out.len());
+        let answer = Message::parse(&out[..reply.len]).expect("answers parse");
+        let request = Message::parse(&data).expect("only STUN requests are answered");
+        assert_eq!(answer.transaction_id(), request.transaction_id());
+    }
+});
