@@ -900,3 +900,37 @@ fn challenge_answers_are_rate_limited_per_source_and_floods_store_nothing() {
     assert_eq!(h.server.allocation_count(), 0);
     assert_eq!(h.server.poll_timeout(), None);
 }
+
+#[test]
+fn max_bps_limits_each_allocation() {
+    let mut h = Harness::with(
+        TurnConfig {
+            max_bps: 1000,
+            ..TurnConfig::default()
+        },
+        RestSecrets::default(),
+    );
+    let mut c = client(4000, "alice", "secret");
+    let relay = c.allocate(&mut h);
+    let peer = a(PEER);
+    assert_eq!(
+        code(&c.call(&mut h, Method::CREATE_PERMISSION, |b| {
+            b.add(&XorPeerAddress(peer)).unwrap();
+        })),
+        None
+    );
+    // 1000 bytes per second, both directions together: four 300-byte packets, the fourth over.
+    for _ in 0..3 {
+        h.server.handle_peer(h.now, relay, peer, &[0; 300]);
+    }
+    h.server.handle_peer(h.now, relay, peer, &[0; 300]);
+    let delivered = h.outputs().len();
+    assert_eq!(delivered, 3);
+    assert_eq!(h.server.stats().dropped_bandwidth, 1);
+    // Half a second later 500 more bytes are allowed.
+    h.now += Duration::from_millis(500);
+    h.server.handle_peer(h.now, relay, peer, &[0; 400]);
+    h.server.handle_peer(h.now, relay, peer, &[0; 400]);
+    assert_eq!(h.outputs().len(), 1);
+    assert_eq!(h.server.stats().dropped_bandwidth, 2);
+}

@@ -21,7 +21,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-pub use allocation::{Allocation, ChannelBinding, FiveTuple, Permission, Transport};
+pub use allocation::{Allocation, Budget, ChannelBinding, FiveTuple, Permission, Transport};
 
 use crate::auth::{Nonces, RestSecrets, Users};
 use crate::peer_policy::PeerPolicy;
@@ -61,6 +61,9 @@ pub struct TurnConfig {
     pub peer_policy: PeerPolicy,
     /// Families the driver can relay (REQUESTED-ADDRESS-FAMILY outside them gets 440).
     pub relay_families: Vec<AddressFamily>,
+    /// Bandwidth per allocation in bytes per second, both directions together (coturn's
+    /// `max-bps`); 0 for unlimited. Packets beyond it are dropped.
+    pub max_bps: u64,
     /// 401/438 answers per second per source address (beyond, requests are dropped).
     pub challenge_rate: u32,
     /// Burst of 401/438 answers a source may get at once.
@@ -83,6 +86,7 @@ impl Default for TurnConfig {
             total_quota: 0,
             peer_policy: PeerPolicy::default(),
             relay_families: vec![AddressFamily::V4, AddressFamily::V6],
+            max_bps: 0,
             challenge_rate: 10,
             challenge_burst: 20,
         }
@@ -181,6 +185,8 @@ pub struct TurnStats {
     pub dropped_peer_policy: u64,
     /// Packets dropped for lack of a permission, channel or allocation.
     pub dropped_no_permission: u64,
+    /// Packets dropped because the allocation exceeded `max_bps`.
+    pub dropped_bandwidth: u64,
 }
 
 /// An Allocate waiting for its relay socket.
@@ -366,8 +372,14 @@ impl TurnServer {
     }
 
     /// The checks every relayed packet passes, either way: a live allocation, a peer the
-    /// policy allows, a permission for it. Drops are counted here.
-    fn may_relay(&mut self, five_tuple: FiveTuple, peer: SocketAddr, now: Instant) -> bool {
+    /// policy allows, a permission for it, room in the bandwidth budget. Drops are counted here.
+    fn may_relay(
+        &mut self,
+        five_tuple: FiveTuple,
+        peer: SocketAddr,
+        bytes: usize,
+        now: Instant,
+    ) -> bool {
         let Some(permitted) = self
             .live(five_tuple, now)
             .map(|a| a.permits(peer.ip(), now))
@@ -381,8 +393,14 @@ impl TurnServer {
         }
         if !permitted {
             self.stats.dropped_no_permission += 1;
+            return false;
         }
-        permitted
+        let budget = &mut self.allocations.get_mut(&five_tuple).expect("live").budget;
+        if !budget.take(bytes, now) {
+            self.stats.dropped_bandwidth += 1;
+            return false;
+        }
+        true
     }
 
     /// Client → peer (Send indication or ChannelData).
@@ -393,7 +411,7 @@ impl TurnServer {
         peer: SocketAddr,
         data: &[u8],
     ) {
-        if !self.may_relay(five_tuple, peer, now) {
+        if !self.may_relay(five_tuple, peer, data.len(), now) {
             return;
         }
         let relay = self.allocations[&five_tuple].relay;
@@ -412,7 +430,7 @@ impl TurnServer {
             self.stats.dropped_no_permission += 1;
             return;
         };
-        if !self.may_relay(five_tuple, peer, now) {
+        if !self.may_relay(five_tuple, peer, data.len(), now) {
             return;
         }
         let alloc = &self.allocations[&five_tuple];

@@ -17,7 +17,7 @@ use stun_codec::{
 };
 
 use super::{
-    quota_key, Allocation, ChannelBinding, FiveTuple, Output, Pending, Relay, RelayRequest,
+    quota_key, Allocation, Budget, ChannelBinding, FiveTuple, Output, Pending, Relay, RelayRequest,
     TurnServer,
 };
 use crate::auth::{NonceError, UserKeys, PASSWORD_ALGORITHMS};
@@ -458,6 +458,7 @@ impl TurnServer {
                 response,
                 permissions: Vec::new(),
                 channels: Vec::new(),
+                budget: Budget::new(self.config.max_bps),
             },
         );
         self.stats.allocations_created += 1;
