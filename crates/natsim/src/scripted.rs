@@ -40,7 +40,7 @@ pub enum Received {
 pub struct Scripted {
     script: VecDeque<(Duration, Output)>,
     start: Option<Instant>,
-    due: Vec<Output>,
+    due: VecDeque<Output>,
     /// Everything received, in order.
     pub received: Vec<Received>,
     /// Echo every datagram back to its sender.
@@ -113,7 +113,7 @@ impl Scripted {
         let t = self.since(now);
         while self.script.front().is_some_and(|(at, _)| *at <= t) {
             let (_, out) = self.script.pop_front().expect("front exists");
-            self.due.push(out);
+            self.due.push_back(out);
         }
     }
 }
@@ -139,7 +139,7 @@ impl Endpoint for Scripted {
                 data,
             } => {
                 if self.echo {
-                    self.due.push(Output::Udp {
+                    self.due.push_back(Output::Udp {
                         local,
                         remote,
                         data: data.to_vec(),
@@ -158,7 +158,7 @@ impl Endpoint for Scripted {
             Input::TcpConnected { conn, .. } => tcp(conn, "connected".into(), &[]),
             Input::TcpData { conn, data } => {
                 if self.echo {
-                    self.due.push(Output::TcpSend {
+                    self.due.push_back(Output::TcpSend {
                         conn,
                         data: data.to_vec(),
                     });
@@ -177,11 +177,7 @@ impl Endpoint for Scripted {
     }
 
     fn poll_output(&mut self) -> Option<Output> {
-        if self.due.is_empty() {
-            None
-        } else {
-            Some(self.due.remove(0))
-        }
+        self.due.pop_front()
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

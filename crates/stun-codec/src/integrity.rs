@@ -66,39 +66,34 @@ impl IntegrityKey {
     }
 
     pub(crate) fn hmac_sha1(&self, parts: &[&[u8]]) -> [u8; 20] {
-        let mut mac = self.sha1.clone();
-        for p in parts {
-            mac.update(p);
-        }
-        mac.finalize().into_bytes().into()
+        fed(&self.sha1, parts).finalize().into_bytes().into()
     }
 
     pub(crate) fn hmac_sha256(&self, parts: &[&[u8]]) -> [u8; 32] {
-        let mut mac = self.sha256.clone();
-        for p in parts {
-            mac.update(p);
-        }
-        mac.finalize().into_bytes().into()
+        fed(&self.sha256, parts).finalize().into_bytes().into()
     }
 
     /// Constant-time check of an HMAC-SHA1 over `parts` against `expected` (20 bytes).
     pub(crate) fn verify_sha1(&self, parts: &[&[u8]], expected: &[u8]) -> bool {
-        let mut mac = self.sha1.clone();
-        for p in parts {
-            mac.update(p);
-        }
-        mac.verify_slice(expected).is_ok()
+        fed(&self.sha1, parts).verify_slice(expected).is_ok()
     }
 
     /// Constant-time check of an HMAC-SHA256 over `parts` against the leftmost
     /// `expected.len()` bytes (RFC 8489 §14.6 allows truncation to 16..=32 bytes).
     pub(crate) fn verify_sha256(&self, parts: &[&[u8]], expected: &[u8]) -> bool {
-        let mut mac = self.sha256.clone();
-        for p in parts {
-            mac.update(p);
-        }
-        mac.verify_truncated_left(expected).is_ok()
+        fed(&self.sha256, parts)
+            .verify_truncated_left(expected)
+            .is_ok()
     }
+}
+
+/// A copy of the pre-keyed `state` that has hashed `parts`.
+fn fed<M: Mac + Clone>(state: &M, parts: &[&[u8]]) -> M {
+    let mut mac = state.clone();
+    for p in parts {
+        mac.update(p);
+    }
+    mac
 }
 
 /// SASLprep (RFC 4013) of a password, through the `stringprep` crate.

@@ -541,9 +541,10 @@ fn relay_exhaustion_508_and_quotas_486() {
     );
     let mut b1 = client(4002, "bob", "hunter2");
     b1.allocate(&mut h);
-    let mut b2 = client(4003, "bob", "hunter2");
+    // Carol has no allocation: only the total quota (2) can refuse her.
+    let mut carol = client(4003, "carol", "pw");
     assert_eq!(
-        code(&b2.call(&mut h, Method::ALLOCATE, |b| {
+        code(&carol.call(&mut h, Method::ALLOCATE, |b| {
             b.add(&RequestedTransport::UDP).unwrap();
         })),
         Some(486),
@@ -711,18 +712,23 @@ fn refresh_zero_deletes_and_expiry() {
     let mut h = Harness::new();
     let mut c = client(4000, "alice", "secret");
     let relay = c.allocate(&mut h);
-    let resp = c.call(&mut h, Method::REFRESH, |b| {
+    let tid = c.tid();
+    let req = c.request(Method::REFRESH, tid, |b| {
         b.add(&Lifetime(0)).unwrap();
     });
+    let outs = h.send(c.ft, &req);
+    assert!(outs.contains(&Output::ReleaseRelay { relay }), "{outs:?}");
     assert_eq!(
-        Message::parse(&resp).unwrap().get::<Lifetime>().unwrap(),
+        Message::parse(&reply(&outs))
+            .unwrap()
+            .get::<Lifetime>()
+            .unwrap(),
         Some(Lifetime(0))
     );
     assert_eq!(h.server.allocation_count(), 0);
-    // The release comes out with the response.
+    // An allocation left alone expires at the end of its lifetime.
     let mut c = client(4001, "alice", "secret");
     let relay2 = c.allocate(&mut h);
-    assert_ne!(relay, relay2);
     let deadline = h.server.poll_timeout().unwrap();
     assert_eq!(deadline, h.now + Duration::from_secs(600));
     h.server.handle_timeout(deadline);

@@ -448,7 +448,7 @@ impl TurnServer {
             }
             None => {
                 let mut out = vec![0u8; 20 + 24 + 4 + data.len() + 3];
-                let tid = TransactionId(rand_tid(self.next_id, now, self.epoch));
+                let tid = TransactionId(data_indication_tid(self.next_id, now, self.epoch));
                 self.next_id += 1;
                 let built = (|| {
                     let mut b = MessageBuilder::new(
@@ -602,7 +602,7 @@ pub(crate) fn quota_key(username: &str) -> &str {
 
 /// A transaction id for a Data indication: unique per server, not secret (indications are not
 /// matched to anything).
-fn rand_tid(counter: u64, now: Instant, epoch: Instant) -> [u8; 12] {
+fn data_indication_tid(counter: u64, now: Instant, epoch: Instant) -> [u8; 12] {
     let mut t = [0u8; 12];
     t[..8].copy_from_slice(&counter.to_be_bytes());
     let ms = now.saturating_duration_since(epoch).as_millis() as u32;
