@@ -20,6 +20,7 @@ use turn_server::auth::{RestSecrets, Users};
 use turn_server::peer_policy::PeerPolicy;
 use turn_server::stun::StunServerConfig;
 use turn_server::turn::{FiveTuple, Output, Relay, RelayError, Transport, TurnConfig, TurnServer};
+use turn_server::turn::{PeerTransmit, RELAY_OVERHEAD};
 
 const REALM: &str = "realm";
 
@@ -83,6 +84,17 @@ fuzz_target!(|steps: Vec<Step>| {
     users.add("alice", REALM, "secret").unwrap();
     let md5 = IntegrityKey::long_term("alice", REALM, "secret", PasswordAlgorithm::MD5).unwrap();
     let policy = PeerPolicy::default();
+    // Every datagram to a peer goes from a live relay to a peer the policy allows.
+    let check = |relays: &[SocketAddr], t: Option<PeerTransmit<'_>>| {
+        if let Some(t) = t {
+            assert!(relays.contains(&t.relay), "relayed from a released socket");
+            assert!(
+                policy.check(t.peer.ip()).is_ok(),
+                "relayed to a denied peer {}",
+                t.peer
+            );
+        }
+    };
     let mut core = TurnServer::new(
         TurnConfig {
             realm: REALM.into(),
@@ -125,7 +137,8 @@ fuzz_target!(|steps: Vec<Step>| {
                     .unwrap()
                     .finish()
                     .to_vec();
-                    core.handle_client(now, ft, &req);
+                    let t = core.handle_client(now, ft, &req);
+                    check(&relays, t);
                     while let Some(out) = core.poll_output() {
                         if let Output::ToClient { data, .. } = out {
                             if let Ok(m) = Message::parse(&data) {
@@ -165,7 +178,8 @@ fuzz_target!(|steps: Vec<Step>| {
                     continue;
                 }
                 let req = b.finish().to_vec();
-                core.handle_client(now, ft, &req);
+                let t = core.handle_client(now, ft, &req);
+                check(&relays, t);
             }
             Step::Send { client, peer, data } => {
                 let mut buf = vec![0u8; 4096];
@@ -180,7 +194,8 @@ fuzz_target!(|steps: Vec<Step>| {
                     && b.add(&Data(&data[..data.len().min(1200)])).is_ok()
                 {
                     let ind = b.finish().to_vec();
-                    core.handle_client(now, five_tuple(client), &ind);
+                    let t = core.handle_client(now, five_tuple(client), &ind);
+                    check(&relays, t);
                 }
             }
             Step::ChannelData {
@@ -192,7 +207,8 @@ fuzz_target!(|steps: Vec<Step>| {
                 if let Ok(n) =
                     ChannelData::build(0x4000 | (channel & 0x0FFF), &data, false, &mut buf)
                 {
-                    core.handle_client(now, five_tuple(client), &buf[..n]);
+                    let t = core.handle_client(now, five_tuple(client), &buf[..n]);
+                    check(&relays, t);
                 }
             }
             Step::FromPeer { relay, peer, data } => {
@@ -200,7 +216,14 @@ fuzz_target!(|steps: Vec<Step>| {
                     .get(usize::from(relay) % relays.len().max(1))
                     .copied()
                 {
-                    core.handle_peer(now, r, peer, &data);
+                    let mut out = vec![0u8; data.len() + RELAY_OVERHEAD];
+                    if let Some(t) = core.handle_peer(now, r, peer, &data, &mut out) {
+                        assert!(t.len <= out.len());
+                        assert!(
+                            Message::parse(&out[..t.len]).is_ok()
+                                || ChannelData::parse(&out[..t.len]).is_ok()
+                        );
+                    }
                 }
             }
             Step::Advance { secs } => {
@@ -232,13 +255,6 @@ fuzz_target!(|steps: Vec<Step>| {
                 Output::ReleaseRelay { relay } => {
                     assert!(relays.contains(&relay), "release of an unknown relay");
                     relays.retain(|r| *r != relay);
-                }
-                Output::ToPeer { relay, peer, .. } => {
-                    assert!(relays.contains(&relay), "relayed from a released socket");
-                    assert!(
-                        policy.check(peer.ip()).is_ok(),
-                        "relayed to a denied peer {peer}"
-                    );
                 }
                 Output::ToClient { .. } => {}
             }

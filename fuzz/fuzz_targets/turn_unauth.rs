@@ -56,15 +56,19 @@ fuzz_target!(|steps: Vec<Step>| {
                     client: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 51, 100, ip)), port),
                     server,
                 };
-                core.handle_client(now, ft, &data);
+                let t = core.handle_client(now, ft, &data);
+                assert!(t.is_none(), "relayed without authentication: {t:?}");
             }
             Step::Peer { port, data } => {
-                core.handle_peer(
+                let mut out = vec![0u8; data.len() + turn_server::turn::RELAY_OVERHEAD];
+                let t = core.handle_peer(
                     now,
                     SocketAddr::new(server.ip(), port),
                     "8.8.8.8:53".parse().unwrap(),
                     &data,
+                    &mut out,
                 );
+                assert!(t.is_none(), "relayed without an allocation");
             }
             Step::Advance { secs } => {
                 now += Duration::from_secs(u64::from(secs));

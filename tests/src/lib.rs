@@ -122,11 +122,6 @@ impl TurnServerEndpoint {
                     remote: five_tuple.client,
                     data,
                 }),
-                turn::Output::ToPeer { relay, peer, data } => self.out.push(Output::Udp {
-                    local: relay,
-                    remote: peer,
-                    data,
-                }),
                 turn::Output::AllocateRelay(req) => {
                     let addr = SocketAddr::new(self.relay_ip, self.next_port);
                     self.next_port += 2;
@@ -159,9 +154,23 @@ impl Endpoint for TurnServerEndpoint {
                 client: remote,
                 server: local,
             };
-            self.core.handle_client(now, five_tuple, data);
+            if let Some(t) = self.core.handle_client(now, five_tuple, data) {
+                self.out.push(Output::Udp {
+                    local: t.relay,
+                    remote: t.peer,
+                    data: t.payload.to_vec(),
+                });
+            }
         } else if self.relays.contains(&local) {
-            self.core.handle_peer(now, local, remote, data);
+            let mut buf = vec![0u8; data.len() + turn::RELAY_OVERHEAD];
+            if let Some(t) = self.core.handle_peer(now, local, remote, data, &mut buf) {
+                buf.truncate(t.len);
+                self.out.push(Output::Udp {
+                    local: t.five_tuple.server,
+                    remote: t.five_tuple.client,
+                    data: buf,
+                });
+            }
         }
         self.drain(now);
     }

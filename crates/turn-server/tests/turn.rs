@@ -12,7 +12,38 @@ use stun_codec::{
 use turn_server::auth::{RestSecrets, Users};
 use turn_server::peer_policy::PeerPolicy;
 use turn_server::stun::StunServerConfig;
-use turn_server::turn::{FiveTuple, Output, Relay, RelayError, Transport, TurnConfig, TurnServer};
+use turn_server::turn::{
+    FiveTuple, Output, Relay, RelayError, RelayRequest, Transport, TurnConfig, TurnServer,
+    RELAY_OVERHEAD,
+};
+
+/// What the core asked for, relayed packets included, as owned values to compare.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Out {
+    ToClient {
+        five_tuple: FiveTuple,
+        data: Vec<u8>,
+    },
+    ToPeer {
+        relay: SocketAddr,
+        peer: SocketAddr,
+        data: Vec<u8>,
+    },
+    AllocateRelay(RelayRequest),
+    ReleaseRelay {
+        relay: SocketAddr,
+    },
+}
+
+impl From<Output> for Out {
+    fn from(o: Output) -> Out {
+        match o {
+            Output::ToClient { five_tuple, data } => Out::ToClient { five_tuple, data },
+            Output::AllocateRelay(r) => Out::AllocateRelay(r),
+            Output::ReleaseRelay { relay } => Out::ReleaseRelay { relay },
+        }
+    }
+}
 
 const REALM: &str = "example.org";
 const SERVER: &str = "192.0.2.10:3478";
@@ -35,6 +66,7 @@ struct Harness {
     server: TurnServer,
     now: Instant,
     next_port: u16,
+    relayed: Vec<Out>,
 }
 
 impl Harness {
@@ -60,6 +92,7 @@ impl Harness {
             ),
             now,
             next_port: 50_000,
+            relayed: Vec::new(),
         }
     }
 
@@ -67,16 +100,43 @@ impl Harness {
         Harness::with(TurnConfig::default(), RestSecrets::default())
     }
 
-    fn outputs(&mut self) -> Vec<Output> {
-        std::iter::from_fn(|| self.server.poll_output()).collect()
+    fn outputs(&mut self) -> Vec<Out> {
+        let mut out = std::mem::take(&mut self.relayed);
+        out.extend(std::iter::from_fn(|| self.server.poll_output()).map(Out::from));
+        out
+    }
+
+    /// A datagram from `peer` to `relay`, as the driver hands it over.
+    fn peer(&mut self, relay: SocketAddr, peer: SocketAddr, data: &[u8]) {
+        let mut buf = vec![0u8; data.len() + RELAY_OVERHEAD];
+        if let Some(t) = self
+            .server
+            .handle_peer(self.now, relay, peer, data, &mut buf)
+        {
+            self.relayed.push(Out::ToClient {
+                five_tuple: t.five_tuple,
+                data: buf[..t.len].to_vec(),
+            });
+        }
+    }
+
+    /// A message from a client, its relayed payload (if any) kept for [`outputs`].
+    fn client(&mut self, ft: FiveTuple, bytes: &[u8]) {
+        if let Some(t) = self.server.handle_client(self.now, ft, bytes) {
+            self.relayed.push(Out::ToPeer {
+                relay: t.relay,
+                peer: t.peer,
+                data: t.payload.to_vec(),
+            });
+        }
     }
 
     /// Sends `bytes` and returns what came out, granting relay sockets as a driver would.
-    fn send(&mut self, ft: FiveTuple, bytes: &[u8]) -> Vec<Output> {
-        self.server.handle_client(self.now, ft, bytes);
-        let mut out = Vec::new();
-        while let Some(o) = self.server.poll_output() {
-            if let Output::AllocateRelay(r) = o {
+    fn send(&mut self, ft: FiveTuple, bytes: &[u8]) -> Vec<Out> {
+        self.client(ft, bytes);
+        let mut out = std::mem::take(&mut self.relayed);
+        while let Some(o) = self.server.poll_output().map(Out::from) {
+            if let Out::AllocateRelay(r) = o {
                 let port = self.next_port;
                 self.next_port += 2;
                 let relay = Relay {
@@ -84,7 +144,7 @@ impl Harness {
                     reservation_token: None,
                 };
                 self.server.relay_allocated(self.now, r.id, Ok(relay));
-                out.push(Output::AllocateRelay(r));
+                out.push(Out::AllocateRelay(r));
             } else {
                 out.push(o);
             }
@@ -109,11 +169,11 @@ fn client(port: u16, user: &str, password: &str) -> Client {
 }
 
 /// The single message sent to the client among `outs`.
-fn reply(outs: &[Output]) -> Vec<u8> {
+fn reply(outs: &[Out]) -> Vec<u8> {
     let msgs: Vec<&Vec<u8>> = outs
         .iter()
         .filter_map(|o| match o {
-            Output::ToClient { data, .. } => Some(data),
+            Out::ToClient { data, .. } => Some(data),
             _ => None,
         })
         .collect();
@@ -237,7 +297,7 @@ fn no_credentials_401_and_no_state() {
         "RFC 8489 §9.2 nonce cookie"
     );
     assert!(m.get::<PasswordAlgorithms>().unwrap().is_some());
-    assert!(!outs.iter().any(|o| matches!(o, Output::AllocateRelay(_))));
+    assert!(!outs.iter().any(|o| matches!(o, Out::AllocateRelay(_))));
     assert_eq!(h.server.allocation_count(), 0);
     assert_eq!(
         h.server.poll_timeout(),
@@ -421,7 +481,7 @@ fn stuck_relay_requests_time_out_with_508_and_closed_streams_end_allocations() {
     let req = c.request(Method::ALLOCATE, tid, |b| {
         b.add(&RequestedTransport::UDP).unwrap();
     });
-    h.server.handle_client(h.now, c.ft, &req);
+    h.client(c.ft, &req);
     assert!(matches!(
         h.server.poll_output(),
         Some(Output::AllocateRelay(_))
@@ -438,7 +498,7 @@ fn stuck_relay_requests_time_out_with_508_and_closed_streams_end_allocations() {
     t.ft.transport = Transport::Tcp;
     let relay = t.allocate(&mut h);
     h.server.connection_closed(t.ft);
-    assert_eq!(h.outputs(), vec![Output::ReleaseRelay { relay }]);
+    assert_eq!(h.outputs(), vec![Out::ReleaseRelay { relay }]);
     assert_eq!(h.server.allocation_count(), 0);
 }
 
@@ -559,7 +619,7 @@ fn relay_exhaustion_508_and_quotas_486() {
     let req = c.request(Method::ALLOCATE, tid, |b| {
         b.add(&RequestedTransport::UDP).unwrap();
     });
-    h.server.handle_client(h.now, c.ft, &req);
+    h.client(c.ft, &req);
     let Some(Output::AllocateRelay(r)) = h.server.poll_output() else {
         panic!("asks for a relay")
     };
@@ -602,7 +662,7 @@ fn permissions_send_data_and_channels() {
     );
     assert_eq!(
         h.send(c.ft, &send(b"hello")),
-        vec![Output::ToPeer {
+        vec![Out::ToPeer {
             relay,
             peer,
             data: b"hello".to_vec()
@@ -610,7 +670,7 @@ fn permissions_send_data_and_channels() {
     );
 
     // From the peer: a Data indication.
-    h.server.handle_peer(h.now, relay, peer, b"pong");
+    h.peer(relay, peer, b"pong");
     let msg = reply(&h.outputs());
     let m = Message::parse(&msg).unwrap();
     assert_eq!(
@@ -623,7 +683,7 @@ fn permissions_send_data_and_channels() {
     );
     assert_eq!(m.get::<Data>().unwrap(), Some(Data(b"pong")));
     // From a peer without permission: nothing.
-    h.server.handle_peer(h.now, relay, a("9.9.9.9:1"), b"spam");
+    h.peer(relay, a("9.9.9.9:1"), b"spam");
     assert!(h.outputs().is_empty());
 
     // Channels: range, one channel per peer, one peer per channel.
@@ -682,8 +742,7 @@ fn permissions_send_data_and_channels() {
         })),
         None
     );
-    h.server
-        .handle_peer(h.now, relay, other, b"via new permission");
+    h.peer(relay, other, b"via new permission");
     assert_eq!(
         ChannelData::parse(&reply(&h.outputs())).unwrap().channel(),
         0x4010
@@ -693,7 +752,7 @@ fn permissions_send_data_and_channels() {
     let n = ChannelData::build(0x4000, b"via channel", false, &mut cd).unwrap();
     assert_eq!(
         h.send(c.ft, &cd[..n]),
-        vec![Output::ToPeer {
+        vec![Out::ToPeer {
             relay,
             peer,
             data: b"via channel".to_vec()
@@ -701,7 +760,7 @@ fn permissions_send_data_and_channels() {
     );
     let n = ChannelData::build(0x4005, b"unbound", false, &mut cd).unwrap();
     assert!(h.send(c.ft, &cd[..n]).is_empty());
-    h.server.handle_peer(h.now, relay, peer, b"back");
+    h.peer(relay, peer, b"back");
     let msg = reply(&h.outputs());
     let cd = ChannelData::parse(&msg).unwrap();
     assert_eq!((cd.channel(), cd.data()), (0x4000, &b"back"[..]));
@@ -717,7 +776,7 @@ fn refresh_zero_deletes_and_expiry() {
         b.add(&Lifetime(0)).unwrap();
     });
     let outs = h.send(c.ft, &req);
-    assert!(outs.contains(&Output::ReleaseRelay { relay }), "{outs:?}");
+    assert!(outs.contains(&Out::ReleaseRelay { relay }), "{outs:?}");
     assert_eq!(
         Message::parse(&reply(&outs))
             .unwrap()
@@ -732,7 +791,7 @@ fn refresh_zero_deletes_and_expiry() {
     let deadline = h.server.poll_timeout().unwrap();
     assert_eq!(deadline, h.now + Duration::from_secs(600));
     h.server.handle_timeout(deadline);
-    assert_eq!(h.outputs(), vec![Output::ReleaseRelay { relay: relay2 }]);
+    assert_eq!(h.outputs(), vec![Out::ReleaseRelay { relay: relay2 }]);
     assert_eq!(h.server.allocation_count(), 0);
     assert_eq!(h.server.stats().allocations_deleted, 2);
 }
@@ -813,7 +872,7 @@ fn peer_policy_attack_list() {
             Some(403),
             "{p}"
         );
-        h.server.handle_peer(h.now, relay, peer, b"x");
+        h.peer(relay, peer, b"x");
     }
     for p in v6 {
         // An IPv4 relay: IPv6 peers are a family mismatch (443) before policy even applies;
@@ -927,16 +986,16 @@ fn max_bps_limits_each_allocation() {
     );
     // 1000 bytes per second, both directions together: four 300-byte packets, the fourth over.
     for _ in 0..3 {
-        h.server.handle_peer(h.now, relay, peer, &[0; 300]);
+        h.peer(relay, peer, &[0; 300]);
     }
-    h.server.handle_peer(h.now, relay, peer, &[0; 300]);
+    h.peer(relay, peer, &[0; 300]);
     let delivered = h.outputs().len();
     assert_eq!(delivered, 3);
     assert_eq!(h.server.stats().dropped_bandwidth, 1);
     // Half a second later 500 more bytes are allowed.
     h.now += Duration::from_millis(500);
-    h.server.handle_peer(h.now, relay, peer, &[0; 400]);
-    h.server.handle_peer(h.now, relay, peer, &[0; 400]);
+    h.peer(relay, peer, &[0; 400]);
+    h.peer(relay, peer, &[0; 400]);
     assert_eq!(h.outputs().len(), 1);
     assert_eq!(h.server.stats().dropped_bandwidth, 2);
 }

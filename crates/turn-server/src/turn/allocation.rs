@@ -176,3 +176,64 @@ impl Allocation {
         self.channels.retain(|c| c.expires + reserve > now);
     }
 }
+
+/// The live allocations, reachable by 5-tuple (client side) and by relayed address (peer
+/// side) with one hash look-up each: both maps name a slot of one slab.
+#[derive(Debug, Default)]
+pub(super) struct Allocations {
+    slots: Vec<Option<Allocation>>,
+    free: Vec<u32>,
+    by_tuple: std::collections::HashMap<FiveTuple, u32>,
+    by_relay: std::collections::HashMap<SocketAddr, u32>,
+}
+
+impl Allocations {
+    pub(super) fn len(&self) -> usize {
+        self.by_tuple.len()
+    }
+
+    pub(super) fn get(&self, ft: &FiveTuple) -> Option<&Allocation> {
+        let &i = self.by_tuple.get(ft)?;
+        self.slots[i as usize].as_ref()
+    }
+
+    pub(super) fn get_mut(&mut self, ft: &FiveTuple) -> Option<&mut Allocation> {
+        let &i = self.by_tuple.get(ft)?;
+        self.slots[i as usize].as_mut()
+    }
+
+    pub(super) fn by_relay_mut(&mut self, relay: &SocketAddr) -> Option<&mut Allocation> {
+        let &i = self.by_relay.get(relay)?;
+        self.slots[i as usize].as_mut()
+    }
+
+    /// Stores `a`; the caller has checked its 5-tuple and relay are free.
+    pub(super) fn insert(&mut self, a: Allocation) {
+        let i = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(None);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.by_tuple.insert(a.five_tuple, i);
+        self.by_relay.insert(a.relay, i);
+        self.slots[i as usize] = Some(a);
+    }
+
+    pub(super) fn remove(&mut self, ft: &FiveTuple) -> Option<Allocation> {
+        let i = self.by_tuple.remove(ft)?;
+        let a = self.slots[i as usize].take()?;
+        self.by_relay.remove(&a.relay);
+        self.free.push(i);
+        Some(a)
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = &Allocation> {
+        self.slots.iter().flatten()
+    }
+
+    pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Allocation> {
+        self.slots.iter_mut().flatten()
+    }
+}

@@ -21,12 +21,13 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use allocation::Allocations;
 pub use allocation::{Allocation, Budget, ChannelBinding, FiveTuple, Permission, Transport};
 
 use crate::auth::{Nonces, RestSecrets, Users};
 use crate::peer_policy::PeerPolicy;
 use crate::stun::{StunServer, StunServerConfig};
-use stun_codec::attr::{AddressFamily, Data, XorPeerAddress};
+use stun_codec::attr::{AddressFamily, Data, DontFragment, XorPeerAddress};
 use stun_codec::{
     demux, ChannelData, Class, Message, MessageBuilder, MessageType, Method, PacketKind,
     TransactionId,
@@ -138,15 +139,6 @@ pub enum Output {
         /// The message.
         data: Vec<u8>,
     },
-    /// Send a datagram from a relayed address to a peer.
-    ToPeer {
-        /// The relayed address to send from.
-        relay: SocketAddr,
-        /// The peer.
-        peer: SocketAddr,
-        /// The payload.
-        data: Vec<u8>,
-    },
     /// Bind a relay socket and answer with [`TurnServer::relay_allocated`].
     AllocateRelay(RelayRequest),
     /// Close a relay socket.
@@ -155,6 +147,36 @@ pub enum Output {
         relay: SocketAddr,
     },
 }
+
+/// A relayed datagram for a peer, from [`TurnServer::handle_client`]: send `payload` from the
+/// relayed address `relay` to `peer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerTransmit<'a> {
+    /// The relayed address to send from.
+    pub relay: SocketAddr,
+    /// The peer.
+    pub peer: SocketAddr,
+    /// The application data (borrowed from the client's message).
+    pub payload: &'a [u8],
+    /// The Send indication carried DONT-FRAGMENT (RFC 8656 §11.2): set DF on this datagram.
+    pub dont_fragment: bool,
+}
+
+/// A relayed datagram for a client, from [`TurnServer::handle_peer`]: send the first `len`
+/// bytes of the caller's buffer to the client on `five_tuple`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientTransmit {
+    /// The client's 5-tuple.
+    pub five_tuple: FiveTuple,
+    /// The length of the ChannelData message or Data indication in the buffer.
+    pub len: usize,
+}
+
+/// How many bytes a ChannelData message or Data indication adds to a peer's datagram at most:
+/// the STUN header, XOR-PEER-ADDRESS for IPv6, the DATA header and padding (20 + 24 + 4 + 3),
+/// rounded up. Buffers passed to [`TurnServer::handle_peer`] need this much room beyond the
+/// datagram.
+pub const RELAY_OVERHEAD: usize = 64;
 
 /// Counters for metrics. Bounded label sets only: no per-user values.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -187,6 +209,8 @@ pub struct TurnStats {
     pub dropped_no_permission: u64,
     /// Packets dropped because the allocation exceeded `max_bps`.
     pub dropped_bandwidth: u64,
+    /// Peer datagrams dropped because the caller's buffer could not hold their message.
+    pub dropped_too_big: u64,
 }
 
 /// An Allocate waiting for its relay socket.
@@ -215,8 +239,7 @@ pub struct TurnServer {
     limiter: limiter::ChallengeLimiter,
     epoch: Instant,
     epoch_unix: u64,
-    allocations: HashMap<FiveTuple, Allocation>,
-    by_relay: HashMap<SocketAddr, FiveTuple>,
+    allocations: Allocations,
     per_user: HashMap<String, usize>,
     pending: HashMap<u64, Pending>,
     next_id: u64,
@@ -261,8 +284,7 @@ impl TurnServer {
             rest,
             epoch: now,
             epoch_unix: unix_now,
-            allocations: HashMap::new(),
-            by_relay: HashMap::new(),
+            allocations: Allocations::default(),
             per_user: HashMap::new(),
             pending: HashMap::new(),
             next_id: 0,
@@ -296,26 +318,53 @@ impl TurnServer {
         self.epoch_unix + now.saturating_duration_since(self.epoch).as_secs()
     }
 
-    /// A message or ChannelData from a client on `five_tuple`.
-    pub fn handle_client(&mut self, now: Instant, five_tuple: FiveTuple, data: &[u8]) {
+    /// A message or ChannelData from a client on `five_tuple`. A relayed packet (ChannelData
+    /// or a Send indication's DATA) comes back at once, borrowing its payload from `data`, for
+    /// the driver to send from the relayed address: nothing is copied or allocated for it.
+    /// Everything else (responses, relay socket requests) is queued for
+    /// [`poll_output`](Self::poll_output).
+    pub fn handle_client<'a>(
+        &mut self,
+        now: Instant,
+        five_tuple: FiveTuple,
+        data: &'a [u8],
+    ) -> Option<PeerTransmit<'a>> {
         match demux(data) {
-            PacketKind::ChannelData => self.channel_data_from_client(now, five_tuple, data),
-            _ => {
-                let Ok(msg) = Message::parse(data) else {
-                    return;
+            PacketKind::ChannelData => {
+                let cd = ChannelData::parse(data).ok()?;
+                let a = self.allocations.get_mut(&five_tuple);
+                let Some(a) = a.filter(|a| a.expires > now) else {
+                    self.stats.dropped_no_permission += 1;
+                    return None;
                 };
-                self.message_from_client(now, five_tuple, &msg, data);
+                let Some(peer) = a.channel(cd.channel(), now).map(|c| c.peer) else {
+                    self.stats.dropped_no_permission += 1;
+                    return None;
+                };
+                relay_to_peer(
+                    a,
+                    &self.config,
+                    &mut self.stats,
+                    now,
+                    peer,
+                    cd.data(),
+                    false,
+                )
+            }
+            _ => {
+                let msg = Message::parse(data).ok()?;
+                self.message_from_client(now, five_tuple, &msg, data)
             }
         }
     }
 
-    fn message_from_client(
+    fn message_from_client<'a>(
         &mut self,
         now: Instant,
         five_tuple: FiveTuple,
-        msg: &Message<'_>,
+        msg: &Message<'a>,
         data: &[u8],
-    ) {
+    ) -> Option<PeerTransmit<'a>> {
         let mt = msg.message_type();
         match (mt.method, mt.class) {
             (Method::BINDING, _) => {
@@ -341,139 +390,92 @@ impl TurnServer {
                     });
                 }
                 self.buf = buf;
+                None
             }
             (Method::SEND, Class::Indication) => self.send_indication(now, five_tuple, msg),
-            (_, Class::Request) => self.request(now, five_tuple, msg),
-            _ => {}
+            (_, Class::Request) => {
+                self.request(now, five_tuple, msg);
+                None
+            }
+            _ => None,
         }
     }
 
-    fn send_indication(&mut self, now: Instant, five_tuple: FiveTuple, msg: &Message<'_>) {
+    /// RFC 8656 §11.2: a Send indication without XOR-PEER-ADDRESS or DATA, or with a
+    /// comprehension-required attribute the server does not process, is discarded.
+    fn send_indication<'a>(
+        &mut self,
+        now: Instant,
+        five_tuple: FiveTuple,
+        msg: &Message<'a>,
+    ) -> Option<PeerTransmit<'a>> {
+        if msg
+            .unknown_comprehension_required(request::understood)
+            .next()
+            .is_some()
+        {
+            return None;
+        }
         let (Ok(Some(XorPeerAddress(peer))), Ok(Some(Data(data)))) =
             (msg.get::<XorPeerAddress>(), msg.get::<Data>())
         else {
-            return;
+            return None;
         };
-        self.relay_to_peer(now, five_tuple, peer, data);
-    }
-
-    fn channel_data_from_client(&mut self, now: Instant, five_tuple: FiveTuple, data: &[u8]) {
-        let Ok(cd) = ChannelData::parse(data) else {
-            return;
-        };
-        let peer = self
-            .live(five_tuple, now)
-            .and_then(|a| a.channel(cd.channel(), now))
-            .map(|c| c.peer);
-        match peer {
-            Some(peer) => self.relay_to_peer(now, five_tuple, peer, cd.data()),
-            None => self.stats.dropped_no_permission += 1,
-        }
-    }
-
-    /// The checks every relayed packet passes, either way: a live allocation, a peer the
-    /// policy allows, a permission for it, room in the bandwidth budget. Drops are counted here.
-    fn may_relay(
-        &mut self,
-        five_tuple: FiveTuple,
-        peer: SocketAddr,
-        bytes: usize,
-        now: Instant,
-    ) -> bool {
-        let Some(permitted) = self
-            .live(five_tuple, now)
-            .map(|a| a.permits(peer.ip(), now))
-        else {
+        let df = matches!(msg.get::<DontFragment>(), Ok(Some(_)));
+        let a = self.allocations.get_mut(&five_tuple);
+        let Some(a) = a.filter(|a| a.expires > now) else {
             self.stats.dropped_no_permission += 1;
-            return false;
+            return None;
         };
-        if self.config.peer_policy.check(peer.ip()).is_err() {
-            self.stats.dropped_peer_policy += 1;
-            return false;
-        }
-        if !permitted {
-            self.stats.dropped_no_permission += 1;
-            return false;
-        }
-        let budget = &mut self.allocations.get_mut(&five_tuple).expect("live").budget;
-        if !budget.take(bytes, now) {
-            self.stats.dropped_bandwidth += 1;
-            return false;
-        }
-        true
+        relay_to_peer(a, &self.config, &mut self.stats, now, peer, data, df)
     }
 
-    /// Client → peer (Send indication or ChannelData).
-    fn relay_to_peer(
+    /// A datagram from `peer` arrived on the relayed address `relay`. If it may be relayed,
+    /// the ChannelData message or Data indication carrying it is written to `out` (which must
+    /// have [`RELAY_OVERHEAD`] bytes more than `data`) and returned: one look-up, no
+    /// allocation.
+    pub fn handle_peer(
         &mut self,
         now: Instant,
-        five_tuple: FiveTuple,
+        relay: SocketAddr,
         peer: SocketAddr,
         data: &[u8],
-    ) {
-        if !self.may_relay(five_tuple, peer, data.len(), now) {
-            return;
-        }
-        let relay = self.allocations[&five_tuple].relay;
-        self.stats.packets_to_peers += 1;
-        self.stats.bytes_to_peers += data.len() as u64;
-        self.out.push_back(Output::ToPeer {
-            relay,
-            peer,
-            data: data.to_vec(),
-        });
-    }
-
-    /// A datagram from `peer` arrived on the relayed address `relay`.
-    pub fn handle_peer(&mut self, now: Instant, relay: SocketAddr, peer: SocketAddr, data: &[u8]) {
-        let Some(five_tuple) = self.by_relay.get(&relay).copied() else {
+        out: &mut [u8],
+    ) -> Option<ClientTransmit> {
+        let Some(a) = self.allocations.by_relay_mut(&relay) else {
             self.stats.dropped_no_permission += 1;
-            return;
+            return None;
         };
-        if !self.may_relay(five_tuple, peer, data.len(), now) {
-            return;
+        let five_tuple = a.five_tuple;
+        if a.expires <= now {
+            // Gone (RFC 8656 §7); the timer deletes it.
+            self.stats.dropped_no_permission += 1;
+            return None;
         }
-        let alloc = &self.allocations[&five_tuple];
-        let message = match alloc.channel_for_peer(peer, now) {
-            Some(c) => {
-                let pad = five_tuple.transport.is_stream();
-                let mut out = vec![0u8; 4 + data.len() + 3];
-                match ChannelData::build(c.channel, data, pad, &mut out) {
-                    Ok(n) => {
-                        out.truncate(n);
-                        out
-                    }
-                    Err(_) => return,
-                }
-            }
+        if !may_relay(a, &self.config, &mut self.stats, peer, data.len(), now) {
+            return None;
+        }
+        let len = match a.channel_for_peer(peer, now) {
+            Some(c) => ChannelData::build(c.channel, data, five_tuple.transport.is_stream(), out)
+                .map_err(|_| ()),
             None => {
-                let mut out = vec![0u8; 20 + 24 + 4 + data.len() + 3];
                 let tid = TransactionId(data_indication_tid(self.next_id, now, self.epoch));
                 self.next_id += 1;
-                let built = (|| {
-                    let mut b = MessageBuilder::new(
-                        &mut out,
-                        MessageType::new(Method::DATA, Class::Indication),
-                        tid,
-                    )?;
-                    b.add(&XorPeerAddress(peer))?.add(&Data(data))?;
-                    Ok::<usize, stun_codec::BuildError>(b.finish().len())
-                })();
-                match built {
-                    Ok(n) => {
-                        out.truncate(n);
-                        out
-                    }
-                    Err(_) => return,
-                }
+                MessageBuilder::new(out, MessageType::new(Method::DATA, Class::Indication), tid)
+                    .and_then(|mut b| {
+                        b.add(&XorPeerAddress(peer))?.add(&Data(data))?;
+                        Ok(b.finish().len())
+                    })
+                    .map_err(|_: stun_codec::BuildError| ())
             }
+        };
+        let Ok(len) = len else {
+            self.stats.dropped_too_big += 1;
+            return None;
         };
         self.stats.packets_to_clients += 1;
         self.stats.bytes_to_clients += data.len() as u64;
-        self.out.push_back(Output::ToClient {
-            five_tuple,
-            data: message,
-        });
+        Some(ClientTransmit { five_tuple, len })
     }
 
     /// The driver's answer to [`Output::AllocateRelay`].
@@ -505,7 +507,7 @@ impl TurnServer {
     /// When [`handle_timeout`](Self::handle_timeout) should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.allocations
-            .values()
+            .iter()
             .map(|a| a.next_expiry(CHANNEL_RESERVE))
             .chain(self.pending.values().map(|p| p.queued + PENDING_TIMEOUT))
             .min()
@@ -520,6 +522,7 @@ impl TurnServer {
             .is_some_and(|a| a.expires <= now)
         {
             self.delete(&five_tuple);
+            return None;
         }
         self.allocations.get_mut(&five_tuple)
     }
@@ -537,13 +540,13 @@ impl TurnServer {
         let expired: Vec<FiveTuple> = self
             .allocations
             .iter()
-            .filter(|(_, a)| a.expires <= now)
-            .map(|(t, _)| *t)
+            .filter(|a| a.expires <= now)
+            .map(|a| a.five_tuple)
             .collect();
         for t in expired {
             self.delete(&t);
         }
-        for a in self.allocations.values_mut() {
+        for a in self.allocations.iter_mut() {
             a.expire(now, CHANNEL_RESERVE);
         }
         // Allocates whose relay socket never came: 508, and forget them.
@@ -569,7 +572,6 @@ impl TurnServer {
 
     fn delete(&mut self, five_tuple: &FiveTuple) {
         if let Some(a) = self.allocations.remove(five_tuple) {
-            self.by_relay.remove(&a.relay);
             let user = quota_key(&a.username);
             if let Some(n) = self.per_user.get_mut(user) {
                 *n -= 1;
@@ -589,6 +591,54 @@ impl TurnServer {
             AddressFamily::V6
         }
     }
+}
+
+/// The checks every relayed packet passes, either way, on a live allocation: a peer the policy
+/// allows, a permission for it, room in the bandwidth budget. Drops are counted here.
+fn may_relay(
+    a: &mut Allocation,
+    config: &TurnConfig,
+    stats: &mut TurnStats,
+    peer: SocketAddr,
+    bytes: usize,
+    now: Instant,
+) -> bool {
+    if config.peer_policy.check(peer.ip()).is_err() {
+        stats.dropped_peer_policy += 1;
+        return false;
+    }
+    if !a.permits(peer.ip(), now) {
+        stats.dropped_no_permission += 1;
+        return false;
+    }
+    if !a.budget.take(bytes, now) {
+        stats.dropped_bandwidth += 1;
+        return false;
+    }
+    true
+}
+
+/// Client → peer (Send indication or ChannelData) on a live allocation.
+fn relay_to_peer<'a>(
+    a: &mut Allocation,
+    config: &TurnConfig,
+    stats: &mut TurnStats,
+    now: Instant,
+    peer: SocketAddr,
+    payload: &'a [u8],
+    dont_fragment: bool,
+) -> Option<PeerTransmit<'a>> {
+    if !may_relay(a, config, stats, peer, payload.len(), now) {
+        return None;
+    }
+    stats.packets_to_peers += 1;
+    stats.bytes_to_peers += payload.len() as u64;
+    Some(PeerTransmit {
+        relay: a.relay,
+        peer,
+        payload,
+        dont_fragment,
+    })
 }
 
 /// Whom an allocation counts against for `user_quota`: the user part of a TURN REST username

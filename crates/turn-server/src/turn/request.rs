@@ -37,7 +37,7 @@ type Auth = Option<(String, Integrity)>;
 /// The comprehension-required attributes a TURN request may carry and this server processes.
 /// Known to the codec but meaningless here — RFC 5780's CHANGE-REQUEST, RESPONSE-PORT, PADDING,
 /// ICE's PRIORITY and USE-CANDIDATE, RFC 6062's CONNECTION-ID — get 420 like unknown ones.
-fn understood(t: AttributeType) -> bool {
+pub(super) fn understood(t: AttributeType) -> bool {
     t.is_known()
         && ![
             AttributeType::CHANGE_REQUEST,
@@ -446,21 +446,17 @@ impl TurnServer {
             .per_user
             .entry(quota_key(&p.username).to_owned())
             .or_insert(0) += 1;
-        self.by_relay.insert(relay.addr, ft);
-        self.allocations.insert(
-            ft,
-            Allocation {
-                five_tuple: ft,
-                relay: relay.addr,
-                username: p.username,
-                expires: now + lifetime,
-                created_by: p.tid,
-                response,
-                permissions: Vec::new(),
-                channels: Vec::new(),
-                budget: Budget::new(self.config.max_bps),
-            },
-        );
+        self.allocations.insert(Allocation {
+            five_tuple: ft,
+            relay: relay.addr,
+            username: p.username,
+            expires: now + lifetime,
+            created_by: p.tid,
+            response,
+            permissions: Vec::new(),
+            channels: Vec::new(),
+            budget: Budget::new(self.config.max_bps),
+        });
         self.stats.allocations_created += 1;
     }
 
