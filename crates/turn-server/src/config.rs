@@ -71,7 +71,105 @@ pub struct ServerConfig {
     pub prometheus_port: u16,
     /// `max-allocate-lifetime` in seconds (default 3600).
     pub max_allocate_lifetime: u64,
+    /// `workers`: threads, each with its own core, listeners (SO_REUSEPORT) and share of the
+    /// relay port range (default 1).
+    pub workers: usize,
+    /// `stream-idle-timeout` in seconds: a TCP or TLS connection without an allocation that
+    /// sends nothing this long is closed (default 30).
+    pub stream_idle_timeout: u64,
+    /// `max-stream-connections`: TCP and TLS connections open at once, per worker; beyond,
+    /// new ones are closed at once (default 16384).
+    pub max_stream_connections: usize,
+    /// `log-json`: log JSON lines instead of text.
+    pub log_json: bool,
 }
+
+/// What a key takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyValue {
+    /// A bare flag (`key`, or `key=0|1|yes|no|true|false|on|off` in a file).
+    Flag,
+    /// A value is required; the string names it in help.
+    Required(&'static str),
+    /// A value may follow.
+    Optional(&'static str),
+}
+
+/// One configuration key, which is also the command-line flag `--key`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    /// The name, as coturn spells it.
+    pub name: &'static str,
+    /// coturn's one-letter flag, if it has one.
+    pub short: Option<char>,
+    /// What it takes.
+    pub value: KeyValue,
+    /// Whether it may be given several times (each adds a value).
+    pub repeatable: bool,
+    /// A valid example value (for tests and docs).
+    pub example: &'static str,
+    /// One line of help.
+    pub help: &'static str,
+}
+
+const fn key(
+    name: &'static str,
+    short: Option<char>,
+    value: KeyValue,
+    repeatable: bool,
+    example: &'static str,
+    help: &'static str,
+) -> Key {
+    Key {
+        name,
+        short,
+        value,
+        repeatable,
+        example,
+        help,
+    }
+}
+
+use KeyValue::{Flag, Optional, Required};
+
+/// Every key [`ServerConfig::apply`] understands, in the order `--help` lists them.
+#[rustfmt::skip]
+pub const KEYS: &[Key] = &[
+    key("listening-port", Some('p'), Required("PORT"), false, "3478", "UDP and TCP port for STUN and TURN [3478]"),
+    key("tls-listening-port", None, Required("PORT"), false, "5349", "TLS port for TURN [5349]"),
+    key("listening-ip", Some('L'), Required("IP"), true, "127.0.0.1", "address to listen on (repeatable) [all]"),
+    key("relay-ip", Some('E'), Required("IP"), true, "127.0.0.1", "address to relay from (repeatable) [listening addresses, else the host's first]"),
+    key("external-ip", Some('X'), Required("IP[/PRIVATE]"), true, "203.0.113.5/10.0.0.5", "public address advertised for relays; PUBLIC/PRIVATE maps one relay address"),
+    key("min-port", None, Required("PORT"), false, "49152", "lowest relay port [49152]"),
+    key("max-port", None, Required("PORT"), false, "65535", "highest relay port [65535]"),
+    key("realm", Some('r'), Required("REALM"), false, "example.org", "authentication realm [turn]"),
+    key("lt-cred-mech", Some('a'), Flag, false, "", "long-term credentials (always on)"),
+    key("user", Some('u'), Required("NAME:PASSWORD"), true, "alice:secret", "a static user (repeatable)"),
+    key("use-auth-secret", None, Flag, false, "", "accept TURN REST API credentials"),
+    key("static-auth-secret", None, Required("SECRET"), true, "s3cret", "a REST API secret (repeatable, for rotation)"),
+    key("denied-peer-ip", None, Required("RANGE"), true, "203.0.113.0-203.0.113.255", "deny peers in this range or CIDR (repeatable)"),
+    key("allowed-peer-ip", None, Required("RANGE"), true, "10.0.0.0/8", "allow peers in this range or CIDR whatever else says (repeatable)"),
+    key("allow-loopback-peers", None, Flag, false, "", "allow 127.0.0.0/8 and ::1 as peers (testing only)"),
+    key("no-multicast-peers", None, Flag, false, "", "deny multicast peers (always on)"),
+    key("no-udp", None, Flag, false, "", "no UDP listener"),
+    key("no-tcp", None, Flag, false, "", "no TCP listener"),
+    key("no-tls", None, Flag, false, "", "no TLS listener"),
+    key("total-quota", None, Required("N"), false, "1000", "allocations in all, 0 for unlimited [0]"),
+    key("user-quota", None, Required("N"), false, "10", "allocations per user, 0 for unlimited [0]"),
+    key("max-bps", None, Required("BYTES"), false, "125000", "bytes per second per allocation, 0 for unlimited [0]"),
+    key("cert", None, Required("FILE"), false, "/etc/turn/cert.pem", "TLS certificate chain (PEM)"),
+    key("pkey", None, Required("FILE"), false, "/etc/turn/key.pem", "TLS private key (PEM)"),
+    key("fingerprint", Some('f'), Flag, false, "", "FINGERPRINT in every message"),
+    key("stale-nonce", None, Optional("SECONDS"), false, "600", "nonce lifetime [600]"),
+    key("log-file", Some('l'), Required("FILE"), false, "/var/log/turn.log", "log to this file [standard error]"),
+    key("prometheus", None, Flag, false, "", "serve Prometheus metrics on /metrics"),
+    key("prometheus-port", None, Required("PORT"), false, "9641", "metrics port [9641]"),
+    key("max-allocate-lifetime", None, Required("SECONDS"), false, "3600", "longest allocation lifetime [3600]"),
+    key("workers", None, Required("N"), false, "2", "worker threads [1]"),
+    key("stream-idle-timeout", None, Required("SECONDS"), false, "30", "close TCP/TLS connections without an allocation after this much silence [30]"),
+    key("max-stream-connections", None, Required("N"), false, "16384", "TCP and TLS connections per worker [16384]"),
+    key("log-json", None, Flag, false, "", "log JSON lines"),
+];
 
 impl Default for ServerConfig {
     fn default() -> ServerConfig {
@@ -106,6 +204,10 @@ impl Default for ServerConfig {
             prometheus: false,
             prometheus_port: 9641,
             max_allocate_lifetime: 3600,
+            workers: 1,
+            stream_idle_timeout: 30,
+            max_stream_connections: 16384,
+            log_json: false,
         }
     }
 }
@@ -141,6 +243,14 @@ impl ServerConfig {
     /// Parses `turnserver.conf` text on top of the defaults.
     pub fn parse(text: &str) -> Result<ServerConfig, ConfigError> {
         let mut c = ServerConfig::default();
+        c.apply_text(text)?;
+        c.check()?;
+        Ok(c)
+    }
+
+    /// Applies the lines of a `turnserver.conf` (without [`check`](Self::check)ing the
+    /// result, so command-line flags can still follow).
+    pub fn apply_text(&mut self, text: &str) -> Result<(), ConfigError> {
         for (i, raw) in text.lines().enumerate() {
             // `#` starts a comment at the start of a line or after a blank, so a password may
             // still contain one.
@@ -157,10 +267,9 @@ impl ServerConfig {
                 None => (line, None),
             };
             let key = key.trim_start_matches("--");
-            c.apply(i + 1, key, value)?;
+            self.apply(i + 1, key, value)?;
         }
-        c.check()?;
-        Ok(c)
+        Ok(())
     }
 
     /// Applies one `key[=value]` (from a file line or a command-line flag).
@@ -254,6 +363,10 @@ impl ServerConfig {
             "prometheus" => self.prometheus = flag()?,
             "prometheus-port" => self.prometheus_port = port(need()?)?,
             "max-allocate-lifetime" => self.max_allocate_lifetime = number(need()?)?,
+            "workers" => self.workers = number(need()?)? as usize,
+            "stream-idle-timeout" => self.stream_idle_timeout = number(need()?)?,
+            "max-stream-connections" => self.max_stream_connections = number(need()?)? as usize,
+            "log-json" => self.log_json = flag()?,
             _ => {
                 return Err(ConfigError::UnknownKey {
                     line,
@@ -285,6 +398,24 @@ impl ServerConfig {
         if self.stale_nonce == 0 {
             return Err(ConfigError::Inconsistent(
                 "stale-nonce must be positive".into(),
+            ));
+        }
+        if self.workers == 0 || self.workers > 256 {
+            return Err(ConfigError::Inconsistent(format!(
+                "workers must be 1 to 256, not {}",
+                self.workers
+            )));
+        }
+        let ports = usize::from(self.max_port - self.min_port) + 1;
+        if ports < 2 * self.workers {
+            return Err(ConfigError::Inconsistent(format!(
+                "the relay port range {}-{} is too small for {} workers",
+                self.min_port, self.max_port, self.workers
+            )));
+        }
+        if self.stream_idle_timeout == 0 {
+            return Err(ConfigError::Inconsistent(
+                "stream-idle-timeout must be positive".into(),
             ));
         }
         if self.no_udp && self.no_tcp && self.no_tls {
@@ -365,6 +496,26 @@ mod tests {
             (c.total_quota, c.user_quota, c.max_bps, c.stale_nonce),
             (100, 10, 125000, 300)
         );
+    }
+
+    #[test]
+    fn every_listed_key_is_understood() {
+        for k in KEYS {
+            let mut c = ServerConfig::default();
+            let value = match k.value {
+                KeyValue::Flag => None,
+                _ => Some(k.example),
+            };
+            c.apply(1, k.name, value)
+                .unwrap_or_else(|e| panic!("{}: {e}", k.name));
+            if k.value == KeyValue::Flag {
+                c.apply(1, k.name, Some("no")).unwrap();
+            }
+        }
+        let mut names: Vec<_> = KEYS.iter().map(|k| k.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), KEYS.len(), "a key listed twice");
     }
 
     #[test]

@@ -34,3 +34,8 @@ pub mod config;
 pub mod peer_policy;
 pub mod stun;
 pub mod turn;
+
+#[cfg(feature = "driver")]
+pub mod cli;
+#[cfg(feature = "driver")]
+pub mod driver;

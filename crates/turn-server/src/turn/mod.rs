@@ -304,6 +304,27 @@ impl TurnServer {
         self.allocations.len()
     }
 
+    /// Live permissions and channel bindings over all allocations (walks them all: call it
+    /// for metrics, not per packet).
+    pub fn permission_and_channel_counts(&self, now: Instant) -> (usize, usize) {
+        self.allocations.iter().fold((0, 0), |(p, c), a| {
+            (
+                p + a.permissions.iter().filter(|x| x.expires > now).count(),
+                c + a.channels.iter().filter(|x| x.expires > now).count(),
+            )
+        })
+    }
+
+    /// The 5-tuple of the allocation on relayed address `relay`.
+    pub fn owner_of(&self, relay: SocketAddr) -> Option<FiveTuple> {
+        self.allocations.by_relay(&relay).map(|a| a.five_tuple)
+    }
+
+    /// The Binding server's counters.
+    pub fn stun_stats(&self) -> crate::stun::StunStats {
+        self.stun.stats()
+    }
+
     /// The allocation of a 5-tuple.
     pub fn allocation(&self, five_tuple: &FiveTuple) -> Option<&Allocation> {
         self.allocations.get(five_tuple)

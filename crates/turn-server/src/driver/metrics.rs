@@ -1,0 +1,274 @@
+//! Prometheus metrics: the workers' counters summed, in the text exposition format, served on
+//! `GET /metrics`. Label sets are fixed (direction, reason): nothing per user or per client.
+
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::stun::StunStats;
+use crate::turn::TurnStats;
+
+/// What the driver itself counts, per worker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DriverStats {
+    /// TCP and TLS connections open now.
+    pub stream_connections: u64,
+    /// Connections closed at once because `max-stream-connections` were open.
+    pub stream_rejected: u64,
+    /// Connections closed for sending nothing within `stream-idle-timeout`.
+    pub stream_idle_closed: u64,
+    /// Streams closed because they were not STUN/ChannelData framing.
+    pub stream_framing_errors: u64,
+    /// TLS handshakes that failed or timed out.
+    pub tls_handshake_failures: u64,
+    /// Datagrams the OS would not send (buffer full, unreachable).
+    pub send_errors: u64,
+    /// Messages dropped because a stream's write queue was full.
+    pub stream_queue_full: u64,
+    /// Relay sockets that could not be bound (answered 508).
+    pub relay_bind_failures: u64,
+}
+
+/// One worker's figures at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The TURN core's counters.
+    pub turn: TurnStats,
+    /// The Binding server's counters.
+    pub stun: StunStats,
+    /// The driver's counters.
+    pub driver: DriverStats,
+    /// Live allocations.
+    pub allocations: u64,
+    /// Live permissions.
+    pub permissions: u64,
+    /// Live channel bindings.
+    pub channels: u64,
+}
+
+/// The workers' latest snapshots, one slot each.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    slots: Arc<Mutex<Vec<Snapshot>>>,
+}
+
+impl Metrics {
+    pub(crate) fn new(workers: usize) -> Metrics {
+        Metrics {
+            slots: Arc::new(Mutex::new(vec![Snapshot::default(); workers])),
+        }
+    }
+
+    pub(crate) fn publish(&self, worker: usize, s: Snapshot) {
+        if let Ok(mut slots) = self.slots.lock() {
+            slots[worker] = s;
+        }
+    }
+
+    /// The sum over workers.
+    pub fn total(&self) -> Snapshot {
+        let slots = self.slots.lock().map(|s| s.clone()).unwrap_or_default();
+        let mut t = Snapshot::default();
+        for s in &slots {
+            let (a, b) = (&mut t.turn, &s.turn);
+            a.allocations_created += b.allocations_created;
+            a.allocations_deleted += b.allocations_deleted;
+            a.auth_unauthenticated += b.auth_unauthenticated;
+            a.auth_wrong_credentials += b.auth_wrong_credentials;
+            a.auth_stale_nonce += b.auth_stale_nonce;
+            a.challenges_rate_limited += b.challenges_rate_limited;
+            a.bad_requests += b.bad_requests;
+            a.packets_to_peers += b.packets_to_peers;
+            a.bytes_to_peers += b.bytes_to_peers;
+            a.packets_to_clients += b.packets_to_clients;
+            a.bytes_to_clients += b.bytes_to_clients;
+            a.dropped_peer_policy += b.dropped_peer_policy;
+            a.dropped_no_permission += b.dropped_no_permission;
+            a.dropped_bandwidth += b.dropped_bandwidth;
+            a.dropped_too_big += b.dropped_too_big;
+            t.stun.success += s.stun.success;
+            t.stun.errors += s.stun.errors;
+            t.stun.dropped += s.stun.dropped;
+            let (a, b) = (&mut t.driver, &s.driver);
+            a.stream_connections += b.stream_connections;
+            a.stream_rejected += b.stream_rejected;
+            a.stream_idle_closed += b.stream_idle_closed;
+            a.stream_framing_errors += b.stream_framing_errors;
+            a.tls_handshake_failures += b.tls_handshake_failures;
+            a.send_errors += b.send_errors;
+            a.stream_queue_full += b.stream_queue_full;
+            a.relay_bind_failures += b.relay_bind_failures;
+            t.allocations += s.allocations;
+            t.permissions += s.permissions;
+            t.channels += s.channels;
+        }
+        t
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let s = self.total();
+        let mut o = String::new();
+        let mut one = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, v) in samples {
+                let _ = writeln!(o, "{name}{labels} {v}");
+            }
+        };
+        let t = &s.turn;
+        let d = &s.driver;
+        one(
+            "turn_allocations",
+            "gauge",
+            "Live allocations.",
+            &[("", s.allocations)],
+        );
+        one(
+            "turn_permissions",
+            "gauge",
+            "Live permissions.",
+            &[("", s.permissions)],
+        );
+        one(
+            "turn_channels",
+            "gauge",
+            "Live channel bindings.",
+            &[("", s.channels)],
+        );
+        one(
+            "turn_stream_connections",
+            "gauge",
+            "Open TCP and TLS connections.",
+            &[("", d.stream_connections)],
+        );
+        one(
+            "turn_allocations_created_total",
+            "counter",
+            "Allocations made.",
+            &[("", t.allocations_created)],
+        );
+        one(
+            "turn_allocations_deleted_total",
+            "counter",
+            "Allocations ended (expired, deleted, or their connection closed).",
+            &[("", t.allocations_deleted)],
+        );
+        one(
+            "turn_relayed_packets_total",
+            "counter",
+            "Packets relayed.",
+            &[
+                ("{direction=\"to_peer\"}", t.packets_to_peers),
+                ("{direction=\"to_client\"}", t.packets_to_clients),
+            ],
+        );
+        one(
+            "turn_relayed_bytes_total",
+            "counter",
+            "Application bytes relayed.",
+            &[
+                ("{direction=\"to_peer\"}", t.bytes_to_peers),
+                ("{direction=\"to_client\"}", t.bytes_to_clients),
+            ],
+        );
+        one(
+            "turn_auth_failures_total",
+            "counter",
+            "Requests refused by authentication.",
+            &[
+                ("{reason=\"no_credentials\"}", t.auth_unauthenticated),
+                ("{reason=\"wrong_credentials\"}", t.auth_wrong_credentials),
+                ("{reason=\"stale_nonce\"}", t.auth_stale_nonce),
+                ("{reason=\"rate_limited\"}", t.challenges_rate_limited),
+            ],
+        );
+        one(
+            "turn_bad_requests_total",
+            "counter",
+            "Requests answered 400.",
+            &[("", t.bad_requests)],
+        );
+        one(
+            "turn_dropped_packets_total",
+            "counter",
+            "Packets not relayed.",
+            &[
+                ("{reason=\"peer_policy\"}", t.dropped_peer_policy),
+                ("{reason=\"no_permission\"}", t.dropped_no_permission),
+                ("{reason=\"bandwidth\"}", t.dropped_bandwidth),
+                ("{reason=\"too_big\"}", t.dropped_too_big),
+                ("{reason=\"send_error\"}", d.send_errors),
+                ("{reason=\"stream_queue_full\"}", d.stream_queue_full),
+            ],
+        );
+        one(
+            "turn_relay_bind_failures_total",
+            "counter",
+            "Relay sockets that could not be bound (508).",
+            &[("", d.relay_bind_failures)],
+        );
+        one(
+            "turn_stream_closed_total",
+            "counter",
+            "TCP and TLS connections closed by the server.",
+            &[
+                ("{reason=\"limit\"}", d.stream_rejected),
+                ("{reason=\"idle\"}", d.stream_idle_closed),
+                ("{reason=\"framing\"}", d.stream_framing_errors),
+                ("{reason=\"tls_handshake\"}", d.tls_handshake_failures),
+            ],
+        );
+        one(
+            "stun_binding_total",
+            "counter",
+            "Binding requests.",
+            &[
+                ("{result=\"success\"}", s.stun.success),
+                ("{result=\"error\"}", s.stun.errors),
+                ("{result=\"dropped\"}", s.stun.dropped),
+            ],
+        );
+        o
+    }
+}
+
+/// Serves `metrics` on `listener` until the task is dropped: `GET /metrics` gets the text,
+/// anything else 404. One request per connection, 8 KB and 5 s at most to send it.
+pub(crate) async fn serve(listener: TcpListener, metrics: Metrics) {
+    loop {
+        let Ok((mut conn, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut req = Vec::with_capacity(512);
+            let mut buf = [0u8; 1024];
+            let read = tokio::time::timeout(Duration::from_secs(5), async {
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 8192 {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return false,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                true
+            })
+            .await;
+            if read != Ok(true) {
+                return;
+            }
+            let response = if req.starts_with(b"GET /metrics ") || req.starts_with(b"GET / ") {
+                let body = metrics.render();
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into()
+            };
+            let _ = conn.write_all(response.as_bytes()).await;
+        });
+    }
+}

@@ -1,0 +1,491 @@
+//! The tokio driver: sockets, timers and threads around the sans-IO core, and nothing else.
+//!
+//! Each worker is one thread with a single-threaded runtime that owns one [`TurnServer`], its
+//! own UDP and TCP listeners on the shared ports (`SO_REUSEPORT`: the kernel keeps each client
+//! on one worker), its relay sockets from its own slice of the port range, and its streams.
+//! Nothing is shared between workers on the packet path: no lock, no channel, no allocation
+//! per relayed packet. The workers meet only once a second, to publish their counters for
+//! the metrics.
+//!
+//! ```text
+//! UDP listener ─┐                         ┌─> UDP listener (to clients)
+//! TCP/TLS conn ─┼─> TurnServer (per worker)┼─> stream write queue (to clients)
+//! relay socket ─┘   handle_client/peer    └─> relay socket (to peers)
+//!                   poll_output: AllocateRelay → PortPool → relay_allocated
+//! ```
+
+mod metrics;
+mod ports;
+mod stream;
+mod worker;
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub use metrics::{DriverStats, Metrics, Snapshot};
+pub use ports::{RelayIp, RESERVATION_LIFETIME};
+
+use crate::auth::{RestSecrets, Users};
+use crate::config::ServerConfig;
+use crate::peer_policy::PeerPolicy;
+use crate::turn::TurnConfig;
+
+/// Everything a running server needs, resolved from a [`ServerConfig`] (or built directly by
+/// tests, with port 0 for ephemeral listeners).
+#[derive(Clone)]
+pub struct Settings {
+    /// UDP listeners (STUN and TURN).
+    pub udp: Vec<SocketAddr>,
+    /// TCP listeners.
+    pub tcp: Vec<SocketAddr>,
+    /// TLS listeners (used only with `tls`).
+    pub tls_listen: Vec<SocketAddr>,
+    /// The TLS configuration (certificate and key).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Where relays bind, and what they advertise.
+    pub relay_ips: Vec<RelayIp>,
+    /// The relay port range, inclusive.
+    pub ports: (u16, u16),
+    /// Worker threads.
+    pub workers: usize,
+    /// A stream without an allocation is closed after this much silence.
+    pub stream_idle_timeout: Duration,
+    /// A TLS handshake must finish within this.
+    pub handshake_timeout: Duration,
+    /// Streams open at once, per worker.
+    pub max_stream_connections: usize,
+    /// The TURN core's configuration (its quotas are split between workers).
+    pub turn: TurnConfig,
+    /// Static users.
+    pub users: Users,
+    /// REST API secrets.
+    pub rest: RestSecrets,
+    /// The nonce key, from a CSPRNG; the same for every worker.
+    pub nonce_key: [u8; 32],
+    /// Where to serve metrics.
+    pub metrics: Option<SocketAddr>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("udp", &self.udp)
+            .field("tcp", &self.tcp)
+            .field("tls_listen", &self.tls_listen)
+            .field("relay_ips", &self.relay_ips)
+            .field("ports", &self.ports)
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the server cannot start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SetupError {
+    /// The certificate or key file.
+    #[error("TLS: {path}: {reason}")]
+    Tls {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A static user's password cannot be used (SASLprep).
+    #[error("user {user:?}: {reason}")]
+    User {
+        /// The user.
+        user: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// No address to relay from in a family that is listened on.
+    #[error("no relay address")]
+    NoRelayAddress,
+    /// A socket could not be bound.
+    #[error("{addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Something else of the OS.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// The host's addresses (for the peer policy, and relay addresses by default).
+fn host_addresses() -> Vec<IpAddr> {
+    if_addrs::get_if_addrs()
+        .map(|l| l.into_iter().map(|i| i.ip()).collect())
+        .unwrap_or_default()
+}
+
+fn is_link_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => a.is_link_local(),
+        IpAddr::V6(a) => (a.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}
+
+impl Settings {
+    /// Resolves `config`: listeners, relay and advertised addresses, the peer policy with the
+    /// server's own addresses, the TLS certificate, the users.
+    pub fn from_config(c: &ServerConfig) -> Result<Settings, SetupError> {
+        let listen: Vec<IpAddr> = if c.listening_ips.is_empty() {
+            vec![
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+            ]
+        } else {
+            c.listening_ips.clone()
+        };
+        let at = |port: u16| -> Vec<SocketAddr> {
+            listen.iter().map(|ip| SocketAddr::new(*ip, port)).collect()
+        };
+        let host = host_addresses();
+        // Relay addresses: configured, else the specific listening ones, else the host's
+        // first usable address of each family (loopback when there is nothing else).
+        let mut binds: Vec<IpAddr> = if !c.relay_ips.is_empty() {
+            c.relay_ips.clone()
+        } else {
+            listen
+                .iter()
+                .copied()
+                .filter(|ip| !ip.is_unspecified())
+                .collect()
+        };
+        if binds.is_empty() {
+            for v4 in [true, false] {
+                let usable = |ip: &&IpAddr| ip.is_ipv4() == v4 && !is_link_local(**ip);
+                let pick = host
+                    .iter()
+                    .filter(usable)
+                    .find(|ip| !ip.is_loopback())
+                    .or_else(|| host.iter().filter(usable).find(|ip| ip.is_loopback()));
+                if let Some(ip) = pick {
+                    binds.push(*ip);
+                }
+            }
+        }
+        if binds.is_empty() {
+            return Err(SetupError::NoRelayAddress);
+        }
+        let relay_ips: Vec<RelayIp> = binds
+            .iter()
+            .map(|&bind| {
+                // `external-ip=public/private` maps one address; a lone `external-ip=public`
+                // applies to every relay address of its family.
+                let advertise = c
+                    .external_ips
+                    .iter()
+                    .find(|(_, private)| *private == Some(bind))
+                    .or_else(|| {
+                        c.external_ips.iter().find(|(public, private)| {
+                            private.is_none() && public.is_ipv4() == bind.is_ipv4()
+                        })
+                    })
+                    .map_or(bind, |(public, _)| *public);
+                RelayIp { bind, advertise }
+            })
+            .collect();
+
+        let mut server_addresses: Vec<IpAddr> = host;
+        server_addresses.extend(listen.iter().copied().filter(|ip| !ip.is_unspecified()));
+        server_addresses.extend(relay_ips.iter().flat_map(|r| [r.bind, r.advertise]));
+        server_addresses.extend(c.external_ips.iter().map(|(p, _)| *p));
+        if c.allow_loopback_peers {
+            // Local testing relays between loopback addresses, the server's own included.
+            server_addresses.retain(|ip| !ip.is_loopback());
+        }
+        server_addresses.sort();
+        server_addresses.dedup();
+        let peer_policy = PeerPolicy {
+            allowed: c.allowed_peer_ips.clone(),
+            denied: c.denied_peer_ips.clone(),
+            allow_loopback: c.allow_loopback_peers,
+            server_addresses,
+        };
+
+        let mut users = Users::default();
+        for (name, password) in &c.users {
+            users
+                .add(name, &c.realm, password)
+                .map_err(|e| SetupError::User {
+                    user: name.clone(),
+                    reason: e.to_string(),
+                })?;
+        }
+        let rest = if c.use_auth_secret {
+            RestSecrets::new(&c.static_auth_secrets)
+        } else {
+            RestSecrets::default()
+        };
+
+        let tls = match (&c.cert, &c.pkey, c.no_tls) {
+            (Some(cert), Some(key), false) => Some(tls_config(cert, key)?),
+            _ => None,
+        };
+
+        let turn = TurnConfig {
+            realm: c.realm.clone(),
+            software: Some(concat!("nat-traversal turnserver ", env!("CARGO_PKG_VERSION")).into()),
+            max_lifetime: Duration::from_secs(c.max_allocate_lifetime.max(600)),
+            nonce_lifetime: Duration::from_secs(c.stale_nonce),
+            user_quota: c.user_quota,
+            total_quota: c.total_quota,
+            peer_policy,
+            relay_families: ports::PortPool::families(&relay_ips),
+            max_bps: c.max_bps,
+            ..TurnConfig::default()
+        };
+        let mut nonce_key = [0u8; 32];
+        rand::Rng::fill(&mut rand::rngs::OsRng, &mut nonce_key);
+        Ok(Settings {
+            udp: if c.no_udp {
+                vec![]
+            } else {
+                at(c.listening_port)
+            },
+            tcp: if c.no_tcp {
+                vec![]
+            } else {
+                at(c.listening_port)
+            },
+            tls_listen: if tls.is_some() {
+                at(c.tls_listening_port)
+            } else {
+                vec![]
+            },
+            tls,
+            relay_ips,
+            ports: (c.min_port, c.max_port),
+            workers: c.workers,
+            stream_idle_timeout: Duration::from_secs(c.stream_idle_timeout),
+            handshake_timeout: Duration::from_secs(10),
+            max_stream_connections: c.max_stream_connections,
+            turn,
+            users,
+            rest,
+            nonce_key,
+            metrics: c.prometheus.then(|| {
+                SocketAddr::new(
+                    c.listening_ips
+                        .first()
+                        .copied()
+                        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                    c.prometheus_port,
+                )
+            }),
+        })
+    }
+}
+
+/// A rustls server configuration (TLS 1.2 and 1.3, ring) from PEM files.
+pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, SetupError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let err = |path: &Path, reason: String| SetupError::Tls {
+        path: path.display().to_string(),
+        reason,
+    };
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| err(cert, e.to_string()))?;
+    if certs.is_empty() {
+        return Err(err(cert, "no certificate in the file".into()));
+    }
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| err(key, e.to_string()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| err(cert, e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key_der)
+        .map_err(|e| err(key, e.to_string()))?;
+    Ok(Arc::new(config))
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    udp: Vec<SocketAddr>,
+    tcp: Vec<SocketAddr>,
+    tls: Vec<SocketAddr>,
+    metrics_addr: Option<SocketAddr>,
+    metrics: Metrics,
+    stop: tokio::sync::watch::Sender<bool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds every listener (so errors come out here, before anything runs) and starts the
+    /// workers.
+    pub fn start(settings: Settings) -> Result<Server, SetupError> {
+        let workers = settings.workers.max(1);
+        let reuse = workers > 1;
+        // Bind every listener once per worker; port 0 is resolved by the first bind and
+        // reused by the others.
+        let mut per_worker: Vec<worker::Sockets> =
+            (0..workers).map(|_| worker::Sockets::default()).collect();
+        let mut bound = (Vec::new(), Vec::new(), Vec::new());
+        for &addr in &settings.udp {
+            let Some(first) = bind_optional(addr, |a| worker::bind_udp(a, reuse))? else {
+                continue;
+            };
+            let local = first.local_addr()?;
+            bound.0.push(local);
+            per_worker[0].udp.push(first);
+            for w in per_worker.iter_mut().skip(1) {
+                w.udp.push(
+                    worker::bind_udp(local, reuse).map_err(|source| SetupError::Bind {
+                        addr: local,
+                        source,
+                    })?,
+                );
+            }
+        }
+        for (list, tls, out) in [
+            (&settings.tcp, false, &mut bound.1),
+            (&settings.tls_listen, true, &mut bound.2),
+        ] {
+            for &addr in list {
+                let Some(first) = bind_optional(addr, |a| worker::bind_tcp(a, reuse))? else {
+                    continue;
+                };
+                let local = first.local_addr()?;
+                out.push(local);
+                per_worker[0].tcp.push((first, tls));
+                for w in per_worker.iter_mut().skip(1) {
+                    w.tcp.push((
+                        worker::bind_tcp(local, reuse).map_err(|source| SetupError::Bind {
+                            addr: local,
+                            source,
+                        })?,
+                        tls,
+                    ));
+                }
+            }
+        }
+        let metrics = Metrics::new(workers);
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let mut threads = Vec::new();
+        let metrics_addr = match settings.metrics {
+            Some(addr) => {
+                let l = std::net::TcpListener::bind(addr)
+                    .map_err(|source| SetupError::Bind { addr, source })?;
+                l.set_nonblocking(true)?;
+                let local = l.local_addr()?;
+                let m = metrics.clone();
+                let mut rx = stop_rx.clone();
+                threads.push(std::thread::Builder::new().name("metrics".into()).spawn(
+                    move || {
+                        let rt = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                            .expect("runtime");
+                        rt.block_on(async move {
+                            let Ok(l) = tokio::net::TcpListener::from_std(l) else {
+                                return;
+                            };
+                            tokio::select! {
+                                _ = metrics::serve(l, m) => {}
+                                _ = rx.changed() => {}
+                            }
+                        });
+                    },
+                )?);
+                Some(local)
+            }
+            None => None,
+        };
+        // Each worker gets an even-aligned slice of the port range.
+        let (min, max) = settings.ports;
+        let span = u32::from(max - min) + 1;
+        let share = (span / workers as u32) & !1;
+        for (i, sockets) in per_worker.into_iter().enumerate() {
+            let lo = min as u32 + share * i as u32;
+            let hi = if i + 1 == workers {
+                max as u32
+            } else {
+                lo + share - 1
+            };
+            let mut s = settings.clone();
+            s.ports = (lo as u16, hi as u16);
+            // Quotas are kept per worker: split the total, keep the per-user figure (a user's
+            // allocations from several addresses may land on several workers).
+            if s.turn.total_quota > 0 {
+                s.turn.total_quota = s.turn.total_quota.div_ceil(workers);
+            }
+            let m = metrics.clone();
+            let rx = stop_rx.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("worker-{i}"))
+                    .spawn(move || worker::run(i, s, sockets, m, rx))?,
+            );
+        }
+        Ok(Server {
+            udp: bound.0,
+            tcp: bound.1,
+            tls: bound.2,
+            metrics_addr,
+            metrics,
+            stop,
+            threads,
+        })
+    }
+
+    /// The bound UDP listeners.
+    pub fn udp_addrs(&self) -> &[SocketAddr] {
+        &self.udp
+    }
+
+    /// The bound TCP listeners.
+    pub fn tcp_addrs(&self) -> &[SocketAddr] {
+        &self.tcp
+    }
+
+    /// The bound TLS listeners.
+    pub fn tls_addrs(&self) -> &[SocketAddr] {
+        &self.tls
+    }
+
+    /// The metrics listener, if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// The workers' counters (published once a second, and when a worker stops).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Stops the workers, closing every socket, and waits for them.
+    pub fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Binds `addr`; an IPv6 wildcard on a host without IPv6 is skipped, not fatal.
+fn bind_optional<T>(
+    addr: SocketAddr,
+    bind: impl Fn(SocketAddr) -> io::Result<T>,
+) -> Result<Option<T>, SetupError> {
+    match bind(addr) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if addr.is_ipv6() && addr.ip().is_unspecified() => {
+            tracing::warn!(%addr, error = %e, "no IPv6 listener");
+            Ok(None)
+        }
+        Err(source) => Err(SetupError::Bind { addr, source }),
+    }
+}

@@ -1,0 +1,269 @@
+//! Relay sockets: UDP ports bound in the configured range (RFC 8656 §7.2), even ports and
+//! reservations of the next port for EVEN-PORT with R, and never one port for two allocations
+//! (the pool holds every socket it hands out until it is released).
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use stun_codec::attr::AddressFamily;
+
+use crate::turn::{RelayError, RelayRequest};
+
+/// How long a port reserved by EVEN-PORT with R stays reserved (RFC 8656 §7.2:
+/// "approximately 30 seconds").
+pub const RESERVATION_LIFETIME: Duration = Duration::from_secs(30);
+
+/// An address relays bind to, and the address clients are told (different behind a NAT:
+/// coturn's `external-ip=public/private`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayIp {
+    /// The local address sockets bind to.
+    pub bind: IpAddr,
+    /// The address put in XOR-RELAYED-ADDRESS.
+    pub advertise: IpAddr,
+}
+
+/// A bound relay socket.
+#[derive(Debug)]
+pub(crate) struct Bound {
+    pub socket: UdpSocket,
+    /// The address the socket is bound to.
+    pub local: SocketAddr,
+    /// The address clients see.
+    pub advertised: SocketAddr,
+    /// With `reserve_next`: the token for port + 1.
+    pub token: Option<u64>,
+}
+
+#[derive(Debug)]
+struct Reserved {
+    socket: UdpSocket,
+    ip: RelayIp,
+    expires: Instant,
+}
+
+/// The ports of one worker.
+#[derive(Debug)]
+pub(crate) struct PortPool {
+    ips: Vec<RelayIp>,
+    min: u16,
+    max: u16,
+    /// Ports this pool holds (handed out or reserved), per bind address.
+    held: HashSet<SocketAddr>,
+    reserved: HashMap<u64, Reserved>,
+}
+
+impl PortPool {
+    pub fn new(ips: Vec<RelayIp>, min: u16, max: u16) -> PortPool {
+        PortPool {
+            ips,
+            min,
+            max,
+            held: HashSet::new(),
+            reserved: HashMap::new(),
+        }
+    }
+
+    /// The families the pool can relay.
+    pub fn families(ips: &[RelayIp]) -> Vec<AddressFamily> {
+        let mut f = Vec::new();
+        if ips.iter().any(|i| i.bind.is_ipv4()) {
+            f.push(AddressFamily::V4);
+        }
+        if ips.iter().any(|i| i.bind.is_ipv6()) {
+            f.push(AddressFamily::V6);
+        }
+        f
+    }
+
+    /// Binds a socket for `req`.
+    pub fn bind(&mut self, req: &RelayRequest, now: Instant) -> Result<Bound, RelayError> {
+        if let Some(token) = req.reservation {
+            let r = self
+                .reserved
+                .remove(&token)
+                .filter(|r| r.expires > now)
+                .ok_or(RelayError::UnknownReservation)?;
+            let local = r.socket.local_addr().map_err(|_| RelayError::Exhausted)?;
+            return Ok(Bound {
+                advertised: SocketAddr::new(r.ip.advertise, local.port()),
+                socket: r.socket,
+                local,
+                token: None,
+            });
+        }
+        let want_v4 = req.family == AddressFamily::V4;
+        let ip = *self
+            .ips
+            .iter()
+            .find(|i| i.bind.is_ipv4() == want_v4)
+            .ok_or(RelayError::Exhausted)?;
+        let even = req.even_port || req.reserve_next;
+        let span = u32::from(self.max - self.min) + 1;
+        // A random start (RFC 8656 §7.2, RFC 6056): relayed ports are not predictable.
+        let start = rand::thread_rng().gen_range(0..span);
+        for i in 0..span {
+            let port = (self.min as u32 + (start + i) % span) as u16;
+            if even && port % 2 != 0 {
+                continue;
+            }
+            if req.reserve_next && port == self.max {
+                continue;
+            }
+            let addr = SocketAddr::new(ip.bind, port);
+            if self.held.contains(&addr) {
+                continue;
+            }
+            let Ok(socket) = UdpSocket::bind(addr) else {
+                continue; // taken by another program
+            };
+            if socket.set_nonblocking(true).is_err() {
+                continue;
+            }
+            let mut token = None;
+            if req.reserve_next {
+                let next = SocketAddr::new(ip.bind, port + 1);
+                if self.held.contains(&next) {
+                    continue;
+                }
+                let Ok(reserved) = UdpSocket::bind(next) else {
+                    continue;
+                };
+                if reserved.set_nonblocking(true).is_err() {
+                    continue;
+                }
+                let t = loop {
+                    let t: u64 = rand::random();
+                    if !self.reserved.contains_key(&t) {
+                        break t;
+                    }
+                };
+                self.held.insert(next);
+                self.reserved.insert(
+                    t,
+                    Reserved {
+                        socket: reserved,
+                        ip,
+                        expires: now + RESERVATION_LIFETIME,
+                    },
+                );
+                token = Some(t);
+            }
+            self.held.insert(addr);
+            return Ok(Bound {
+                socket,
+                local: addr,
+                advertised: SocketAddr::new(ip.advertise, port),
+                token,
+            });
+        }
+        Err(RelayError::Exhausted)
+    }
+
+    /// Gives a port back (its socket is closed by the caller).
+    pub fn release(&mut self, local: SocketAddr) {
+        self.held.remove(&local);
+    }
+
+    /// Ends reservations that were not claimed in time.
+    pub fn sweep(&mut self, now: Instant) {
+        let held = &mut self.held;
+        self.reserved.retain(|_, r| {
+            let keep = r.expires > now;
+            if !keep {
+                if let Ok(a) = r.socket.local_addr() {
+                    held.remove(&a);
+                }
+            }
+            keep
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(even: bool, reserve: bool, token: Option<u64>) -> RelayRequest {
+        RelayRequest {
+            id: 0,
+            family: AddressFamily::V4,
+            even_port: even,
+            reserve_next: reserve,
+            reservation: token,
+            dont_fragment: false,
+        }
+    }
+
+    /// A free range of `n` ports on loopback, found by binding.
+    fn pool(n: u16) -> PortPool {
+        let lo = "127.0.0.1".parse().unwrap();
+        let ip = RelayIp {
+            bind: lo,
+            advertise: "203.0.113.9".parse().unwrap(),
+        };
+        'search: for base in (40_000..60_000).step_by(64) {
+            for p in base..base + n {
+                if UdpSocket::bind((lo, p)).is_err() {
+                    continue 'search;
+                }
+            }
+            return PortPool::new(vec![ip], base, base + n - 1);
+        }
+        panic!("no free range")
+    }
+
+    #[test]
+    fn never_one_port_twice_and_exhaustion() {
+        let mut p = pool(4);
+        let now = Instant::now();
+        let mut ports = HashSet::new();
+        let mut keep = Vec::new();
+        for _ in 0..4 {
+            let b = p.bind(&req(false, false, None), now).unwrap();
+            assert_eq!(b.advertised.ip(), "203.0.113.9".parse::<IpAddr>().unwrap());
+            assert_eq!(b.advertised.port(), b.local.port());
+            assert!(ports.insert(b.local.port()), "port handed out twice");
+            keep.push(b);
+        }
+        assert_eq!(
+            p.bind(&req(false, false, None), now).unwrap_err(),
+            RelayError::Exhausted
+        );
+        let first = keep.remove(0);
+        p.release(first.local);
+        drop(first);
+        assert!(p.bind(&req(false, false, None), now).is_ok());
+    }
+
+    #[test]
+    fn even_ports_and_reservations() {
+        let mut p = pool(8);
+        let now = Instant::now();
+        let a = p.bind(&req(true, true, None), now).unwrap();
+        assert_eq!(a.local.port() % 2, 0);
+        let token = a.token.expect("a reservation token");
+        // The reserved port is not handed out to others.
+        let mut others = Vec::new();
+        while let Ok(b) = p.bind(&req(false, false, None), now) {
+            assert_ne!(b.local.port(), a.local.port() + 1);
+            others.push(b);
+        }
+        let b = p.bind(&req(false, false, Some(token)), now).unwrap();
+        assert_eq!(b.local.port(), a.local.port() + 1);
+        assert_eq!(
+            p.bind(&req(false, false, Some(token)), now).unwrap_err(),
+            RelayError::UnknownReservation
+        );
+        // An unclaimed reservation lapses.
+        let mut p = pool(8);
+        let a = p.bind(&req(true, true, None), now).unwrap();
+        p.sweep(now + RESERVATION_LIFETIME);
+        assert_eq!(
+            p.bind(&req(false, false, a.token), now).unwrap_err(),
+            RelayError::UnknownReservation
+        );
+    }
+}

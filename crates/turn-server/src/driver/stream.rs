@@ -1,0 +1,182 @@
+//! TCP and TLS connections from clients: STUN and ChannelData frames split out of the byte
+//! stream (RFC 8656 §12.5), a write queue per connection, and the timeouts that keep idle or
+//! hostile connections from holding memory: a TLS handshake has `handshake_timeout`, a
+//! connection without an allocation `stream_idle_timeout` of silence, and nothing is buffered
+//! for a connection before it sends its first byte.
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+use stun_codec::StreamFramer;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tracing::debug;
+
+use super::worker::Shared;
+use crate::turn::{FiveTuple, Transport};
+
+/// The server's side of one connection: what is waiting to be written.
+#[derive(Debug, Default)]
+pub(super) struct StreamConn {
+    pending: RefCell<Vec<u8>>,
+    wake: Notify,
+    closing: Cell<bool>,
+}
+
+impl StreamConn {
+    /// Queues a frame; false (and dropped) if `limit` bytes are already waiting.
+    pub fn queue(&self, data: &[u8], limit: usize) -> bool {
+        let mut p = self.pending.borrow_mut();
+        if p.len() + data.len() > limit {
+            return false;
+        }
+        p.extend_from_slice(data);
+        drop(p);
+        self.wake.notify_one();
+        true
+    }
+
+    /// Asks the connection's task to close it.
+    pub fn close(&self) {
+        self.closing.set(true);
+        self.wake.notify_one();
+    }
+}
+
+/// Accepts connections on one listener.
+pub(super) async fn accept_task(
+    shared: Shared,
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
+    loop {
+        let (tcp, client) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of descriptors or similar: back off briefly instead of spinning.
+                debug!(error = %e, "accept");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        {
+            let mut w = shared.borrow_mut();
+            if w.stats.stream_connections as usize >= w.settings.max_stream_connections {
+                w.stats.stream_rejected += 1;
+                continue; // dropped: closed at once
+            }
+            w.stats.stream_connections += 1;
+        }
+        tokio::task::spawn_local(serve(shared.clone(), tcp, client, tls.clone()));
+    }
+}
+
+async fn serve(
+    shared: Shared,
+    tcp: TcpStream,
+    client: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
+    let _ = tcp.set_nodelay(true);
+    let (idle, handshake) = {
+        let w = shared.borrow();
+        (w.settings.stream_idle_timeout, w.settings.handshake_timeout)
+    };
+    if let Ok(server) = tcp.local_addr() {
+        let transport = if tls.is_some() {
+            Transport::Tls
+        } else {
+            Transport::Tcp
+        };
+        let ft = FiveTuple {
+            transport,
+            client,
+            server,
+        };
+        match tls {
+            None => {
+                // Hold no buffer until the client sends something.
+                if tokio::time::timeout(idle, tcp.readable()).await.is_ok() {
+                    run(&shared, tcp, ft).await;
+                } else {
+                    shared.borrow_mut().stats.stream_idle_closed += 1;
+                }
+            }
+            Some(acceptor) => match tokio::time::timeout(handshake, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => run(&shared, stream, ft).await,
+                _ => shared.borrow_mut().stats.tls_handshake_failures += 1,
+            },
+        }
+    }
+    shared.borrow_mut().stats.stream_connections -= 1;
+}
+
+/// Reads frames into the core and writes queued frames out until the connection ends.
+async fn run<S: AsyncRead + AsyncWrite + Unpin>(shared: &Shared, mut stream: S, ft: FiveTuple) {
+    let conn = Rc::new(StreamConn::default());
+    let idle = {
+        let mut w = shared.borrow_mut();
+        w.streams.insert(ft, conn.clone());
+        w.settings.stream_idle_timeout
+    };
+    let span = tracing::debug_span!("stream", client = %ft.client, transport = ?ft.transport);
+    let _enter = span.enter();
+    let mut framer = StreamFramer::new();
+    let mut rbuf = vec![0u8; 4096];
+    let mut wbuf = Vec::new();
+    let mut last = Instant::now();
+    'conn: loop {
+        tokio::select! {
+            r = stream.read(&mut rbuf) => {
+                let n = match r {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                last = Instant::now();
+                framer.push(&rbuf[..n]);
+                loop {
+                    match framer.next_frame() {
+                        Ok(Some((_, frame))) => {
+                            shared.borrow_mut().receive_from_client(shared, last, ft, frame);
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            debug!(error = %e, "closing");
+                            shared.borrow_mut().stats.stream_framing_errors += 1;
+                            break 'conn;
+                        }
+                    }
+                }
+            }
+            _ = conn.wake.notified() => {
+                if conn.closing.get() {
+                    break;
+                }
+                std::mem::swap(&mut wbuf, &mut *conn.pending.borrow_mut());
+                if stream.write_all(&wbuf).await.is_err() {
+                    break;
+                }
+                wbuf.clear();
+            }
+            _ = tokio::time::sleep_until((last + idle).into()) => {
+                // Silence: fine while an allocation lives (it has its own lifetime), else
+                // the connection goes.
+                if shared.borrow().core.allocation(&ft).is_some() {
+                    last = Instant::now();
+                } else {
+                    shared.borrow_mut().stats.stream_idle_closed += 1;
+                    break;
+                }
+            }
+        }
+    }
+    let _ = stream.shutdown().await;
+    let now = Instant::now();
+    let mut w = shared.borrow_mut();
+    w.streams.remove(&ft);
+    w.core.connection_closed(ft);
+    w.drain(shared, now);
+}

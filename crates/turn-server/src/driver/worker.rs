@@ -1,0 +1,355 @@
+//! One worker: a single-threaded runtime around one [`TurnServer`]. Every task of the worker
+//! reaches the core through one `Rc<RefCell<_>>`, borrowed only between awaits, so the
+//! packet path takes no lock.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use super::metrics::{DriverStats, Metrics, Snapshot};
+use super::ports::PortPool;
+use super::stream::{self, StreamConn};
+use super::Settings;
+use crate::stun::StunServerConfig;
+use crate::turn::{FiveTuple, Output, PeerTransmit, Relay, Transport, TurnServer, RELAY_OVERHEAD};
+
+/// The listeners one worker owns.
+#[derive(Debug, Default)]
+pub(super) struct Sockets {
+    pub udp: Vec<std::net::UdpSocket>,
+    /// TCP listeners, and whether each speaks TLS.
+    pub tcp: Vec<(std::net::TcpListener, bool)>,
+}
+
+pub(super) fn bind_udp(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::UdpSocket> {
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    if reuse_port {
+        s.set_reuse_port(true)?;
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    Ok(s.into())
+}
+
+pub(super) fn bind_tcp(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_reuse_address(true)?;
+    if reuse_port {
+        s.set_reuse_port(true)?;
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    Ok(s.into())
+}
+
+struct RelaySocket {
+    socket: Rc<UdpSocket>,
+    local: SocketAddr,
+    task: JoinHandle<()>,
+    /// The allocation it serves (its stream is closed with it).
+    owner: FiveTuple,
+}
+
+/// The state every task of the worker shares.
+pub(super) struct Worker {
+    pub core: TurnServer,
+    udp: HashMap<SocketAddr, Rc<UdpSocket>>,
+    relays: HashMap<SocketAddr, RelaySocket>,
+    pub streams: HashMap<FiveTuple, Rc<StreamConn>>,
+    ports: PortPool,
+    /// Scratch for messages to clients built from peer datagrams.
+    out: Vec<u8>,
+    pub stats: DriverStats,
+    pub settings: Settings,
+}
+
+pub(super) type Shared = Rc<RefCell<Worker>>;
+
+/// How much a stream's write queue may hold before messages to it are dropped.
+const STREAM_QUEUE_LIMIT: usize = 256 * 1024;
+
+impl Worker {
+    /// A relayed datagram to a peer.
+    fn send_to_peer(&mut self, t: PeerTransmit<'_>) {
+        let Some(r) = self.relays.get(&t.relay) else {
+            return;
+        };
+        if r.socket.try_send_to(t.payload, t.peer).is_err() {
+            self.stats.send_errors += 1;
+        }
+    }
+
+    /// A message to a client: a datagram from its listener, or a frame queued on its stream.
+    pub fn send_to_client(&mut self, ft: FiveTuple, data: &[u8]) {
+        match ft.transport {
+            Transport::Udp => {
+                let Some(s) = self.udp.get(&ft.server) else {
+                    return;
+                };
+                if s.try_send_to(data, ft.client).is_err() {
+                    self.stats.send_errors += 1;
+                }
+            }
+            Transport::Tcp | Transport::Tls => {
+                let Some(c) = self.streams.get(&ft) else {
+                    return;
+                };
+                if !c.queue(data, STREAM_QUEUE_LIMIT) {
+                    self.stats.stream_queue_full += 1;
+                }
+            }
+        }
+    }
+
+    /// Input from a client; `now` is the time it arrived.
+    pub fn receive_from_client(&mut self, shared: &Shared, now: Instant, ft: FiveTuple, data: &[u8]) {
+        if let Some(t) = self.core.handle_client(now, ft, data) {
+            self.send_to_peer(t);
+        }
+        self.drain(shared, now);
+    }
+
+    /// Does what the core asked: sends, binds and releases relay sockets.
+    pub fn drain(&mut self, shared: &Shared, now: Instant) {
+        while let Some(o) = self.core.poll_output() {
+            match o {
+                Output::ToClient { five_tuple, data } => self.send_to_client(five_tuple, &data),
+                Output::AllocateRelay(req) => {
+                    let result = self.ports.bind(&req, now).and_then(|b| {
+                        let socket = UdpSocket::from_std(b.socket)
+                            .map_err(|_| crate::turn::RelayError::Exhausted)?;
+                        Ok((Rc::new(socket), b.local, b.advertised, b.token))
+                    });
+                    match result {
+                        Ok((socket, local, advertised, token)) => {
+                            let task = tokio::task::spawn_local(relay_task(
+                                shared.clone(),
+                                socket.clone(),
+                                advertised,
+                            ));
+                            self.relays.insert(
+                                advertised,
+                                RelaySocket {
+                                    socket,
+                                    local,
+                                    task,
+                                    owner: FiveTuple {
+                                        transport: Transport::Udp,
+                                        client: advertised,
+                                        server: advertised,
+                                    },
+                                },
+                            );
+                            self.core.relay_allocated(
+                                now,
+                                req.id,
+                                Ok(Relay {
+                                    addr: advertised,
+                                    reservation_token: token,
+                                }),
+                            );
+                            // The core now knows the allocation's owner.
+                            if let (Some(r), Some(ft)) = (
+                                self.relays.get_mut(&advertised),
+                                self.core.owner_of(advertised),
+                            ) {
+                                r.owner = ft;
+                            }
+                            debug!(relay = %advertised, "relay bound");
+                        }
+                        Err(e) => {
+                            self.stats.relay_bind_failures += 1;
+                            warn!(?e, "no relay socket");
+                            self.core.relay_allocated(now, req.id, Err(e));
+                        }
+                    }
+                }
+                Output::ReleaseRelay { relay } => {
+                    if let Some(r) = self.relays.remove(&relay) {
+                        r.task.abort();
+                        self.ports.release(r.local);
+                        debug!(%relay, "relay released");
+                        // A stream's allocation ended: so does the stream (RFC 8656 §7).
+                        if r.owner.transport.is_stream() {
+                            if let Some(c) = self.streams.get(&r.owner) {
+                                c.close();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn snapshot(&self, now: Instant) -> Snapshot {
+        let (permissions, channels) = self.core.permission_and_channel_counts(now);
+        Snapshot {
+            turn: self.core.stats(),
+            stun: self.core.stun_stats(),
+            driver: self.stats,
+            allocations: self.core.allocation_count() as u64,
+            permissions: permissions as u64,
+            channels: channels as u64,
+        }
+    }
+}
+
+/// Datagrams from peers to one relayed address.
+async fn relay_task(shared: Shared, socket: Rc<UdpSocket>, relay: SocketAddr) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
+            continue;
+        };
+        let now = Instant::now();
+        let mut guard = shared.borrow_mut();
+        let w = &mut *guard;
+        let mut out = std::mem::take(&mut w.out);
+        if let Some(t) = w.core.handle_peer(now, relay, peer, &buf[..n], &mut out) {
+            w.send_to_client(t.five_tuple, &out[..t.len]);
+        }
+        w.out = out;
+    }
+}
+
+/// Datagrams from clients on one UDP listener.
+async fn udp_task(shared: Shared, socket: Rc<UdpSocket>, local: SocketAddr) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let Ok((n, client)) = socket.recv_from(&mut buf).await else {
+            continue; // e.g. ICMP errors reported on the socket
+        };
+        let ft = FiveTuple {
+            transport: Transport::Udp,
+            client,
+            server: local,
+        };
+        shared
+            .borrow_mut()
+            .receive_from_client(&shared, Instant::now(), ft, &buf[..n]);
+    }
+}
+
+/// Timers: the core's expiries, port reservations, and the metrics snapshot, once a second.
+async fn tick_task(shared: Shared, index: usize, metrics: Metrics) {
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        interval.tick().await;
+        let now = Instant::now();
+        let mut w = shared.borrow_mut();
+        if w.core.poll_timeout().is_some_and(|t| t <= now) {
+            w.core.handle_timeout(now);
+            w.drain(&shared, now);
+        }
+        w.ports.sweep(now);
+        metrics.publish(index, w.snapshot(now));
+    }
+}
+
+/// Runs worker `index` until `stop` says so.
+pub(super) fn run(
+    index: usize,
+    settings: Settings,
+    sockets: Sockets,
+    metrics: Metrics,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "worker runtime");
+            return;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        let now = Instant::now();
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let primary = sockets
+            .udp
+            .first()
+            .and_then(|s| s.local_addr().ok())
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let core = TurnServer::new(
+            settings.turn.clone(),
+            StunServerConfig {
+                software: settings.turn.software.clone(),
+                ..StunServerConfig::new(primary)
+            },
+            settings.users.clone(),
+            settings.rest.clone(),
+            settings.nonce_key,
+            now,
+            unix,
+        );
+        let ports = PortPool::new(
+            settings.relay_ips.clone(),
+            settings.ports.0,
+            settings.ports.1,
+        );
+        let shared: Shared = Rc::new(RefCell::new(Worker {
+            core,
+            udp: HashMap::new(),
+            relays: HashMap::new(),
+            streams: HashMap::new(),
+            ports,
+            out: vec![0u8; 65_536 + RELAY_OVERHEAD],
+            stats: DriverStats::default(),
+            settings: settings.clone(),
+        }));
+        for s in sockets.udp {
+            let Ok(socket) = UdpSocket::from_std(s) else {
+                continue;
+            };
+            let Ok(addr) = socket.local_addr() else {
+                continue;
+            };
+            let socket = Rc::new(socket);
+            shared.borrow_mut().udp.insert(addr, socket.clone());
+            tokio::task::spawn_local(udp_task(shared.clone(), socket, addr));
+            info!(worker = index, %addr, "listening on UDP");
+        }
+        for (l, tls) in sockets.tcp {
+            let Ok(listener) = tokio::net::TcpListener::from_std(l) else {
+                continue;
+            };
+            let acceptor = if tls {
+                match &settings.tls {
+                    Some(c) => Some(tokio_rustls::TlsAcceptor::from(c.clone())),
+                    None => continue,
+                }
+            } else {
+                None
+            };
+            if let Ok(addr) = listener.local_addr() {
+                info!(worker = index, %addr, tls, "listening on TCP");
+            }
+            tokio::task::spawn_local(stream::accept_task(shared.clone(), listener, acceptor));
+        }
+        tokio::task::spawn_local(tick_task(shared.clone(), index, metrics.clone()));
+        let _ = stop.wait_for(|s| *s).await;
+        let now = Instant::now();
+        metrics.publish(index, shared.borrow().snapshot(now));
+        info!(worker = index, "stopped");
+    });
+}
