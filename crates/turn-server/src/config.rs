@@ -69,6 +69,8 @@ pub struct ServerConfig {
     pub prometheus: bool,
     /// `prometheus-port` (default 9641, as coturn).
     pub prometheus_port: u16,
+    /// `prometheus-address` (default 127.0.0.1: metrics are not public unless asked).
+    pub prometheus_address: IpAddr,
     /// `max-allocate-lifetime` in seconds (default 3600).
     pub max_allocate_lifetime: u64,
     /// `workers`: threads, each with its own core, listeners (SO_REUSEPORT) and share of the
@@ -138,7 +140,7 @@ pub const KEYS: &[Key] = &[
     key("listening-port", Some('p'), Required("PORT"), false, "3478", "UDP and TCP port for STUN and TURN [3478]"),
     key("tls-listening-port", None, Required("PORT"), false, "5349", "TLS port for TURN [5349]"),
     key("listening-ip", Some('L'), Required("IP"), true, "127.0.0.1", "address to listen on (repeatable) [all]"),
-    key("relay-ip", Some('E'), Required("IP"), true, "127.0.0.1", "address to relay from (repeatable) [listening addresses, else the host's first]"),
+    key("relay-ip", Some('E'), Required("IP"), true, "127.0.0.1", "address to relay from, one per family is used (repeatable) [listening addresses, else the host's first]"),
     key("external-ip", Some('X'), Required("IP[/PRIVATE]"), true, "203.0.113.5/10.0.0.5", "public address advertised for relays; PUBLIC/PRIVATE maps one relay address"),
     key("min-port", None, Required("PORT"), false, "49152", "lowest relay port [49152]"),
     key("max-port", None, Required("PORT"), false, "65535", "highest relay port [65535]"),
@@ -159,12 +161,13 @@ pub const KEYS: &[Key] = &[
     key("max-bps", None, Required("BYTES"), false, "125000", "bytes per second per allocation, 0 for unlimited [0]"),
     key("cert", None, Required("FILE"), false, "/etc/turn/cert.pem", "TLS certificate chain (PEM)"),
     key("pkey", None, Required("FILE"), false, "/etc/turn/key.pem", "TLS private key (PEM)"),
-    key("fingerprint", Some('f'), Flag, false, "", "FINGERPRINT in every message"),
+    key("fingerprint", Some('f'), Flag, false, "", "FINGERPRINT in every TURN response (always when the request has one)"),
     key("stale-nonce", None, Optional("SECONDS"), false, "600", "nonce lifetime [600]"),
     key("log-file", Some('l'), Required("FILE"), false, "/var/log/turn.log", "log to this file [standard error]"),
     key("prometheus", None, Flag, false, "", "serve Prometheus metrics on /metrics"),
     key("prometheus-port", None, Required("PORT"), false, "9641", "metrics port [9641]"),
-    key("max-allocate-lifetime", None, Required("SECONDS"), false, "3600", "longest allocation lifetime [3600]"),
+    key("prometheus-address", None, Required("IP"), false, "0.0.0.0", "metrics address [127.0.0.1]"),
+    key("max-allocate-lifetime", None, Required("SECONDS"), false, "3600", "longest allocation lifetime, at least 600 [3600]"),
     key("workers", None, Required("N"), false, "2", "worker threads [1]"),
     key("stream-idle-timeout", None, Required("SECONDS"), false, "30", "close TCP/TLS connections without an allocation after this much silence [30]"),
     key("max-stream-connections", None, Required("N"), false, "16384", "TCP and TLS connections per worker [16384]"),
@@ -203,6 +206,7 @@ impl Default for ServerConfig {
             log_file: None,
             prometheus: false,
             prometheus_port: 9641,
+            prometheus_address: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
             max_allocate_lifetime: 3600,
             workers: 1,
             stream_idle_timeout: 30,
@@ -362,6 +366,7 @@ impl ServerConfig {
             "log-file" => self.log_file = Some(PathBuf::from(need()?)),
             "prometheus" => self.prometheus = flag()?,
             "prometheus-port" => self.prometheus_port = port(need()?)?,
+            "prometheus-address" => self.prometheus_address = ip(need()?)?,
             "max-allocate-lifetime" => self.max_allocate_lifetime = number(need()?)?,
             "workers" => self.workers = number(need()?)? as usize,
             "stream-idle-timeout" => self.stream_idle_timeout = number(need()?)?,
@@ -384,6 +389,13 @@ impl ServerConfig {
                 "min-port {} is above max-port {}",
                 self.min_port, self.max_port
             )));
+        }
+        if !self.use_auth_secret && !self.static_auth_secrets.is_empty() {
+            return Err(ConfigError::Inconsistent(
+                "static-auth-secret is given without use-auth-secret, which would leave REST \
+                 credentials off: add use-auth-secret"
+                    .into(),
+            ));
         }
         if self.use_auth_secret && self.static_auth_secrets.is_empty() {
             return Err(ConfigError::Inconsistent(

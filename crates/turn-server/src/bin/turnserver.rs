@@ -56,7 +56,12 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let relay = settings.relay_ips.first().map(|r| r.advertise);
+    // Where clients reach the server: a specific listening address, else the relay address.
+    let host = config
+        .listening_ips
+        .first()
+        .copied()
+        .or_else(|| settings.relay_ips.first().map(|r| r.advertise));
     let server = match Server::start(settings) {
         Ok(s) => s,
         Err(e) => {
@@ -74,7 +79,7 @@ fn main() -> ExitCode {
         "turnserver running"
     );
     if let Some(secret) = generated {
-        print_generated(&secret, relay, &config);
+        print_generated(&secret, host, &config);
     }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -95,9 +100,17 @@ fn main() -> ExitCode {
                     return;
                 }
             };
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        loop {
+            tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break }
+                _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: shutting down"); break }
+                // coturn's log rotation sends SIGHUP: keep running (the log file is appended to
+                // by path on each open; use copytruncate rotation).
+                Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                    tracing::info!("SIGHUP: nothing to reload; still running");
+                }
+            }
         }
     });
     let metrics = server.metrics().clone();
@@ -129,12 +142,20 @@ fn print_generated(
         None => "127.0.0.1".into(),
     };
     let port = config.listening_port;
+    let mut urls = vec![format!("\"stun:{host}:{port}\"")];
+    if !config.no_udp {
+        urls.push(format!("\"turn:{host}:{port}?transport=udp\""));
+    }
+    if !config.no_tcp {
+        urls.push(format!("\"turn:{host}:{port}?transport=tcp\""));
+    }
+    let urls = urls.join(", ");
     println!(
         "\nNo credentials were configured: TURN REST API credentials are on, with this secret \
-         (shown once; pass it as --static-auth-secret to keep it):\n\n  {secret}\n\n\
+         (shown once; pass --use-auth-secret --static-auth-secret=<it> to keep it):\n\n  {secret}\n\n\
          An application server gives each client a username `<expiry unix time>:<user>` and the \
          credential base64(HMAC-SHA1(secret, username)). One valid for 24 hours:\n\n\
-         iceServers: [{{\n    \"urls\": [\"stun:{host}:{port}\", \"turn:{host}:{port}?transport=udp\", \"turn:{host}:{port}?transport=tcp\"],\n    \
+         iceServers: [{{\n    \"urls\": [{urls}],\n    \
          \"username\": \"{username}\",\n    \"credential\": \"{credential}\"\n}}]\n"
     );
 }

@@ -16,6 +16,9 @@ use crate::turn::TurnStats;
 pub struct DriverStats {
     /// TCP and TLS connections open now.
     pub stream_connections: u64,
+    /// The most connections open at once so far (per worker; summed over workers it is an
+    /// upper bound of the server's peak).
+    pub stream_connections_peak: u64,
     /// Connections closed at once because `max-stream-connections` were open.
     pub stream_rejected: u64,
     /// Connections closed for sending nothing within `stream-idle-timeout`.
@@ -94,6 +97,7 @@ impl Metrics {
             t.stun.dropped += s.stun.dropped;
             let (a, b) = (&mut t.driver, &s.driver);
             a.stream_connections += b.stream_connections;
+            a.stream_connections_peak += b.stream_connections_peak;
             a.stream_rejected += b.stream_rejected;
             a.stream_idle_closed += b.stream_idle_closed;
             a.stream_framing_errors += b.stream_framing_errors;
@@ -143,6 +147,12 @@ impl Metrics {
             "gauge",
             "Open TCP and TLS connections.",
             &[("", d.stream_connections)],
+        );
+        one(
+            "turn_stream_connections_peak",
+            "gauge",
+            "Most TCP and TLS connections open at once (summed over workers).",
+            &[("", d.stream_connections_peak)],
         );
         one(
             "turn_allocations_created_total",
@@ -235,8 +245,8 @@ impl Metrics {
     }
 }
 
-/// Serves `metrics` on `listener` until the task is dropped: `GET /metrics` gets the text,
-/// anything else 404. One request per connection, 8 KB and 5 s at most to send it.
+/// Serves `metrics` on `listener` until the task is dropped: `GET /metrics` (or `GET /`) gets
+/// the text, anything else 404. One request per connection, 8 KB and 5 s at most to send it.
 pub(crate) async fn serve(listener: TcpListener, metrics: Metrics) {
     loop {
         let Ok((mut conn, _)) = listener.accept().await else {

@@ -106,6 +106,9 @@ pub enum SetupError {
     /// No address to relay from in a family that is listened on.
     #[error("no relay address")]
     NoRelayAddress,
+    /// Nothing to listen on (every transport off, or TLS without a certificate).
+    #[error("no listener: UDP and TCP are off, and TLS needs cert and pkey")]
+    NoListener,
     /// A socket could not be bound.
     #[error("{addr}: {source}")]
     Bind {
@@ -242,6 +245,7 @@ impl Settings {
             peer_policy,
             relay_families: ports::PortPool::families(&relay_ips),
             max_bps: c.max_bps,
+            fingerprint: c.fingerprint,
             ..TurnConfig::default()
         };
         let mut nonce_key = [0u8; 32];
@@ -273,15 +277,9 @@ impl Settings {
             users,
             rest,
             nonce_key,
-            metrics: c.prometheus.then(|| {
-                SocketAddr::new(
-                    c.listening_ips
-                        .first()
-                        .copied()
-                        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-                    c.prometheus_port,
-                )
-            }),
+            metrics: c
+                .prometheus
+                .then(|| SocketAddr::new(c.prometheus_address, c.prometheus_port)),
         })
     }
 }
@@ -371,6 +369,9 @@ impl Server {
                     ));
                 }
             }
+        }
+        if bound.0.is_empty() && bound.1.is_empty() && bound.2.is_empty() {
+            return Err(SetupError::NoListener);
         }
         let metrics = Metrics::new(workers);
         let (stop, stop_rx) = tokio::sync::watch::channel(false);

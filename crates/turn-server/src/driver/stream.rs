@@ -69,6 +69,10 @@ pub(super) async fn accept_task(
                 continue; // dropped: closed at once
             }
             w.stats.stream_connections += 1;
+            w.stats.stream_connections_peak = w
+                .stats
+                .stream_connections_peak
+                .max(w.stats.stream_connections);
         }
         tokio::task::spawn_local(serve(shared.clone(), tcp, client, tls.clone()));
     }

@@ -89,7 +89,7 @@ impl Worker {
         let Some(r) = self.relays.get(&t.relay) else {
             return;
         };
-        if r.socket.try_send_to(t.payload, t.peer).is_err() {
+        if send_datagram(&r.socket, t.payload, t.peer).is_err() {
             self.stats.send_errors += 1;
         }
     }
@@ -101,7 +101,7 @@ impl Worker {
                 let Some(s) = self.udp.get(&ft.server) else {
                     return;
                 };
-                if s.try_send_to(data, ft.client).is_err() {
+                if send_datagram(s, data, ft.client).is_err() {
                     self.stats.send_errors += 1;
                 }
             }
@@ -117,7 +117,13 @@ impl Worker {
     }
 
     /// Input from a client; `now` is the time it arrived.
-    pub fn receive_from_client(&mut self, shared: &Shared, now: Instant, ft: FiveTuple, data: &[u8]) {
+    pub fn receive_from_client(
+        &mut self,
+        shared: &Shared,
+        now: Instant,
+        ft: FiveTuple,
+        data: &[u8],
+    ) {
         if let Some(t) = self.core.handle_client(now, ft, data) {
             self.send_to_peer(t);
         }
@@ -207,6 +213,13 @@ impl Worker {
             channels: channels as u64,
         }
     }
+}
+
+/// Sends one datagram now, or fails (the datagram is dropped, as UDP may). A plain
+/// non-blocking `sendto`: tokio's `try_send_to` would refuse until its reactor has seen the
+/// socket writable once, which a relay socket bound a moment ago has not.
+fn send_datagram(socket: &UdpSocket, data: &[u8], to: SocketAddr) -> io::Result<usize> {
+    socket2::SockRef::from(socket).send_to(data, &to.into())
 }
 
 /// Datagrams from peers to one relayed address.

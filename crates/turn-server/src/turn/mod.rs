@@ -65,6 +65,9 @@ pub struct TurnConfig {
     /// Bandwidth per allocation in bytes per second, both directions together (coturn's
     /// `max-bps`); 0 for unlimited. Packets beyond it are dropped.
     pub max_bps: u64,
+    /// FINGERPRINT in every response (coturn's `fingerprint`), not only when the request has
+    /// one.
+    pub fingerprint: bool,
     /// 401/438 answers per second per source address (beyond, requests are dropped).
     pub challenge_rate: u32,
     /// Burst of 401/438 answers a source may get at once.
@@ -88,6 +91,7 @@ impl Default for TurnConfig {
             peer_policy: PeerPolicy::default(),
             relay_families: vec![AddressFamily::V4, AddressFamily::V6],
             max_bps: 0,
+            fingerprint: false,
             challenge_rate: 10,
             challenge_burst: 20,
         }

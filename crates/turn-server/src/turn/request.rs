@@ -262,6 +262,7 @@ impl TurnServer {
         fp: bool,
         add: impl FnOnce(&mut MessageBuilder<'_>) -> Result<(), BuildError>,
     ) -> Option<Vec<u8>> {
+        let fp = fp || self.config.fingerprint;
         let software = self.config.software.clone();
         let mut buf = std::mem::take(&mut self.buf);
         let built = (|| {

@@ -1,0 +1,243 @@
+//! Standard clients from coturn (Debian package `coturn`, which `.ci/run` installs) against our
+//! binaries: `turnutils_uclient` relays through `turnserver` over UDP and TCP, with long-term
+//! credentials and with the TURN REST secret, losing nothing; `turnutils_stunclient` gets its
+//! reflexive address from both binaries; `turnutils_natdiscovery` finds no NAT behind
+//! loopback through `stunserver` in RFC 5780 mode (127.0.0.1 and 127.0.0.2).
+//!
+//! Without the tools these tests fail under `CI=true` and are skipped (with a message)
+//! elsewhere, so `cargo test` works on a machine with only the Rust toolchain.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::process::Command;
+
+use common::*;
+
+/// Whether the coturn tools are here; under CI their absence is a failure.
+fn tools() -> bool {
+    let here = [
+        "turnutils_uclient",
+        "turnutils_peer",
+        "turnutils_stunclient",
+        "turnutils_natdiscovery",
+    ]
+    .iter()
+    .all(|t| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if !here {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "coturn's turnutils_* are missing: .ci/run must `apt-get install -y coturn`"
+        );
+        eprintln!("skipped: coturn's turnutils_* are not installed (apt-get install coturn)");
+    }
+    here
+}
+
+/// `turnutils_peer` (a UDP echo server), ready once it has echoed a probe.
+fn echo_peer() -> (Running, u16) {
+    let port = free_port();
+    let p = port.to_string();
+    let mut child = std::process::Command::new("turnutils_peer")
+        .args(["-L", "127.0.0.1", "-p", &p])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe
+        .set_read_timeout(Some(std::time::Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let start = std::time::Instant::now();
+    loop {
+        probe.send_to(b"ping", ("127.0.0.1", port)).unwrap();
+        if probe.recv_from(&mut buf).is_ok() {
+            break;
+        }
+        if start.elapsed() > LIMIT {
+            let _ = child.kill();
+            panic!("turnutils_peer did not answer");
+        }
+    }
+    let running = Running {
+        child,
+        log: Default::default(),
+    };
+    (running, port)
+}
+
+fn turnserver(extra: &[&str]) -> (Running, u16) {
+    let port = free_port();
+    let p = port.to_string();
+    let (lo, hi) = free_ports(200);
+    let (lo, hi) = (lo.to_string(), hi.to_string());
+    let mut args = vec![
+        "-L",
+        "127.0.0.1",
+        "-p",
+        &p,
+        "-r",
+        "example.org",
+        "--allow-loopback-peers",
+        "--min-port",
+        &lo,
+        "--max-port",
+        &hi,
+    ];
+    args.extend_from_slice(extra);
+    (
+        spawn(
+            env!("CARGO_BIN_EXE_turnserver"),
+            &args,
+            "turnserver running",
+        ),
+        port,
+    )
+}
+
+/// Runs uclient and checks that every message came back.
+fn uclient(server_port: u16, peer_port: u16, args: &[&str]) {
+    let (sp, pp) = (server_port.to_string(), peer_port.to_string());
+    let mut all = vec![
+        "-s",
+        "-n",
+        "30",
+        "-m",
+        "4",
+        "-l",
+        "170",
+        "-e",
+        "127.0.0.1",
+        "-r",
+        &pp,
+        "-p",
+        &sp,
+    ];
+    all.extend_from_slice(args);
+    all.push("127.0.0.1");
+    let out = Command::new("turnutils_uclient")
+        .args(&all)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let totals = text
+        .lines()
+        .find(|l| l.contains("start_mclient: tot_send_msgs="))
+        .unwrap_or_else(|| panic!("uclient {all:?} did not finish:\n{text}"));
+    let nums: Vec<u64> = totals
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let (sent, received) = (nums[nums.len() - 2], nums[nums.len() - 1]);
+    assert_eq!(sent, 4 * 30, "{totals}");
+    assert_eq!(received, sent, "{totals}");
+    assert!(
+        text.contains("Total lost packets 0 ("),
+        "uclient {all:?} lost packets:\n{text}"
+    );
+}
+
+#[test]
+fn uclient_long_term_credentials_udp_and_tcp() {
+    if !tools() {
+        return;
+    }
+    let (_peer, peer_port) = echo_peer();
+    let (_server, port) = turnserver(&["-u", "alice:secret"]);
+    uclient(port, peer_port, &["-u", "alice", "-w", "secret"]);
+    uclient(port, peer_port, &["-t", "-u", "alice", "-w", "secret"]);
+}
+
+#[test]
+fn uclient_rest_secret_udp_and_tcp() {
+    if !tools() {
+        return;
+    }
+    let (_peer, peer_port) = echo_peer();
+    let (_server, port) = turnserver(&["--use-auth-secret", "--static-auth-secret", "north"]);
+    uclient(port, peer_port, &["-W", "north", "-u", "restuser"]);
+    uclient(port, peer_port, &["-t", "-W", "north", "-u", "restuser"]);
+}
+
+fn stunclient(port: u16, args: &[&str]) -> String {
+    let p = port.to_string();
+    let mut all = vec!["-p", &p];
+    all.extend_from_slice(args);
+    all.push("127.0.0.1");
+    let out = Command::new("turnutils_stunclient")
+        .args(&all)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("UDP reflexive addr: 127.0.0.1:"), "{text}");
+    text
+}
+
+#[test]
+fn stunclient_against_both_binaries() {
+    if !tools() {
+        return;
+    }
+    let (_server, port) = turnserver(&["-u", "alice:secret"]);
+    stunclient(port, &[]);
+    let (port, alt) = (free_port(), free_port());
+    let primary = format!("127.0.0.1:{port}");
+    let alternate = format!("127.0.0.2:{alt}");
+    let _stun = spawn(
+        env!("CARGO_BIN_EXE_stunserver"),
+        &["--primary", &primary, "--alternate", &alternate],
+        "stunserver running",
+    );
+    let plain = stunclient(port, &[]);
+    assert!(plain.contains("127.0.0.1"), "{plain}");
+    // RFC 5780 mode: OTHER-ADDRESS and RESPONSE-ORIGIN.
+    let rfc5780 = stunclient(port, &["-f"]);
+    assert!(
+        rfc5780.contains(&format!("Other addr: : {alternate}")),
+        "{rfc5780}"
+    );
+    assert!(
+        rfc5780.contains(&format!("Response origin: : {primary}")),
+        "{rfc5780}"
+    );
+}
+
+#[test]
+fn natdiscovery_finds_no_nat_on_loopback() {
+    if !tools() {
+        return;
+    }
+    let (port, alt) = (free_port(), free_port());
+    let primary = format!("127.0.0.1:{port}");
+    let alternate = format!("127.0.0.2:{alt}");
+    let _stun = spawn(
+        env!("CARGO_BIN_EXE_stunserver"),
+        &["--primary", &primary, "--alternate", &alternate],
+        "stunserver running",
+    );
+    let p = port.to_string();
+    let out = Command::new("turnutils_natdiscovery")
+        .args(["-m", "-f", "-p", &p, "127.0.0.1"])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    // Loopback has no NAT: both behaviours are endpoint-independent.
+    assert!(
+        text.contains("NAT with Endpoint Independent Mapping!"),
+        "{text}"
+    );
+    assert!(
+        text.contains("NAT with Endpoint Independent Filtering!"),
+        "{text}"
+    );
+}
