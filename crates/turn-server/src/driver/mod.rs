@@ -1,6 +1,6 @@
 //! The tokio driver: sockets, timers and threads around the sans-IO core, and nothing else.
 //!
-//! Each worker is one thread with a single-threaded runtime that owns one [`TurnServer`], its
+//! Each worker is one thread with a single-threaded runtime that owns one [`TurnServer`](crate::turn::TurnServer), its
 //! own UDP and TCP listeners on the shared ports (`SO_REUSEPORT`: the kernel keeps each client
 //! on one worker), its relay sockets from its own slice of the port range, and its streams.
 //! Nothing is shared between workers on the packet path: no lock, no channel, no allocation

@@ -1,4 +1,4 @@
-//! One worker: a single-threaded runtime around one [`TurnServer`]. Every task of the worker
+//! One worker: a single-threaded runtime around one [`TurnServer`](crate::turn::TurnServer). Every task of the worker
 //! reaches the core through one `Rc<RefCell<_>>`, borrowed only between awaits, so the
 //! packet path takes no lock.
 

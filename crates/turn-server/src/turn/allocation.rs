@@ -119,6 +119,16 @@ impl Budget {
     }
 }
 
+/// Pushes without the doubling growth: most allocations hold one or two permissions and
+/// channels, and a first push would reserve room for four (the lists are capped at 64, so the
+/// extra copies are bounded).
+pub(super) fn push_exact<T>(v: &mut Vec<T>, item: T) {
+    if v.len() == v.capacity() {
+        v.reserve_exact(1);
+    }
+    v.push(item);
+}
+
 impl Allocation {
     /// Whether `peer` has an unexpired permission.
     pub fn permits(&self, peer: IpAddr, now: Instant) -> bool {
@@ -137,10 +147,13 @@ impl Allocation {
         if self.permissions.len() >= max {
             return false;
         }
-        self.permissions.push(Permission {
-            peer,
-            expires: until,
-        });
+        push_exact(
+            &mut self.permissions,
+            Permission {
+                peer,
+                expires: until,
+            },
+        );
         true
     }
 

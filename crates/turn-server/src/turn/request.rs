@@ -603,11 +603,14 @@ impl TurnServer {
                 {
                     return Err(508);
                 }
-                a.channels.push(ChannelBinding {
-                    channel,
-                    peer,
-                    expires: until,
-                });
+                super::allocation::push_exact(
+                    &mut a.channels,
+                    ChannelBinding {
+                        channel,
+                        peer,
+                        expires: until,
+                    },
+                );
             }
         }
         let until = now + self.config.permission_lifetime;
