@@ -39,6 +39,26 @@ fn tools() -> bool {
     here
 }
 
+/// Runs a coturn tool; its standard output and error together, and whether it succeeded.
+fn run(tool: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(tool).args(args).output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+/// `stunserver` in RFC 5780 mode on 127.0.0.1 and 127.0.0.2; its process, primary and alternate.
+fn stunserver_5780() -> (Running, String, String) {
+    let primary = format!("127.0.0.1:{}", free_port());
+    let alternate = format!("127.0.0.2:{}", free_port());
+    let running = spawn(
+        env!("CARGO_BIN_EXE_stunserver"),
+        &["--primary", &primary, "--alternate", &alternate],
+        "stunserver running",
+    );
+    (running, primary, alternate)
+}
+
 /// `turnutils_peer` (a UDP echo server), ready once it has echoed a probe.
 fn echo_peer() -> (Running, u16) {
     let port = free_port();
@@ -121,12 +141,7 @@ fn uclient(server_port: u16, peer_port: u16, args: &[&str]) {
     ];
     all.extend_from_slice(args);
     all.push("127.0.0.1");
-    let out = Command::new("turnutils_uclient")
-        .args(&all)
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let (_, text) = run("turnutils_uclient", &all);
     let totals = text
         .lines()
         .find(|l| l.contains("start_mclient: tot_send_msgs="))
@@ -171,15 +186,15 @@ fn stunclient(port: u16, args: &[&str]) -> String {
     let mut all = vec!["-p", &p];
     all.extend_from_slice(args);
     all.push("127.0.0.1");
-    let out = Command::new("turnutils_stunclient")
-        .args(&all)
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{text}");
+    let (ok, text) = run("turnutils_stunclient", &all);
+    assert!(ok, "{text}");
     assert!(text.contains("UDP reflexive addr: 127.0.0.1:"), "{text}");
     text
+}
+
+/// The port of an `IP:PORT`.
+fn port_of(addr: &str) -> u16 {
+    addr.rsplit_once(':').unwrap().1.parse().unwrap()
 }
 
 #[test]
@@ -189,18 +204,11 @@ fn stunclient_against_both_binaries() {
     }
     let (_server, port) = turnserver(&["-u", "alice:secret"]);
     stunclient(port, &[]);
-    let (port, alt) = (free_port(), free_port());
-    let primary = format!("127.0.0.1:{port}");
-    let alternate = format!("127.0.0.2:{alt}");
-    let _stun = spawn(
-        env!("CARGO_BIN_EXE_stunserver"),
-        &["--primary", &primary, "--alternate", &alternate],
-        "stunserver running",
-    );
-    let plain = stunclient(port, &[]);
+    let (_stun, primary, alternate) = stunserver_5780();
+    let plain = stunclient(port_of(&primary), &[]);
     assert!(plain.contains("127.0.0.1"), "{plain}");
     // RFC 5780 mode: OTHER-ADDRESS and RESPONSE-ORIGIN.
-    let rfc5780 = stunclient(port, &["-f"]);
+    let rfc5780 = stunclient(port_of(&primary), &["-f"]);
     assert!(
         rfc5780.contains(&format!("Other addr: : {alternate}")),
         "{rfc5780}"
@@ -216,21 +224,12 @@ fn natdiscovery_finds_no_nat_on_loopback() {
     if !tools() {
         return;
     }
-    let (port, alt) = (free_port(), free_port());
-    let primary = format!("127.0.0.1:{port}");
-    let alternate = format!("127.0.0.2:{alt}");
-    let _stun = spawn(
-        env!("CARGO_BIN_EXE_stunserver"),
-        &["--primary", &primary, "--alternate", &alternate],
-        "stunserver running",
+    let (_stun, primary, _) = stunserver_5780();
+    let p = port_of(&primary).to_string();
+    let (_, text) = run(
+        "turnutils_natdiscovery",
+        &["-m", "-f", "-p", &p, "127.0.0.1"],
     );
-    let p = port.to_string();
-    let out = Command::new("turnutils_natdiscovery")
-        .args(["-m", "-f", "-p", &p, "127.0.0.1"])
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     // Loopback has no NAT: both behaviours are endpoint-independent.
     assert!(
         text.contains("NAT with Endpoint Independent Mapping!"),

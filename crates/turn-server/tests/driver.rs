@@ -20,7 +20,7 @@ fn peer() -> (UdpSocket, SocketAddr) {
     (s, a)
 }
 
-fn exchange(mut c: Client) {
+fn exchange(mut c: Client) -> SocketAddr {
     let relay = c.allocate();
     assert_eq!(relay.ip().to_string(), "127.0.0.1");
     let (p, peer) = peer();
@@ -58,6 +58,7 @@ fn exchange(mut c: Client) {
         let cd = ChannelData::parse(&m).unwrap();
         assert_eq!((cd.channel(), cd.data()), (0x4001, payload));
     }
+    relay
 }
 
 #[test]
@@ -243,4 +244,36 @@ fn metrics_endpoint() {
         assert!(body.contains(name), "{name} missing");
     }
     server.shutdown();
+}
+
+/// Two workers share the ports (SO_REUSEPORT); each client stays on one worker, and each
+/// worker relays from its own half of the port range.
+#[test]
+fn two_workers() {
+    let mut s = settings(None);
+    s.workers = 2;
+    let (lo, hi) = s.ports;
+    let server = Server::start(s).unwrap();
+    // Worker 0 takes an even number of ports, half the range; worker 1 the rest.
+    let span = u32::from(hi - lo) + 1;
+    let half = lo + ((span / 2) & !1) as u16;
+    let mut halves = HashSet::new();
+    for i in 0..24 {
+        let conn = if i % 2 == 0 {
+            Conn::udp(server.udp_addrs()[0])
+        } else {
+            Conn::tcp(server.tcp_addrs()[0])
+        };
+        let relay = exchange(Client::new(conn, "alice", "secret"));
+        assert!((lo..=hi).contains(&relay.port()));
+        halves.insert(relay.port() < half);
+    }
+    let metrics = server.metrics().clone();
+    server.shutdown();
+    let t = metrics.total();
+    assert_eq!(t.turn.allocations_created, 24);
+    assert_eq!(t.turn.packets_to_peers, 96);
+    // 24 clients on two workers: both are used unless the kernel's hash put every
+    // one of them on one side (a chance of 2 in 16 million).
+    assert_eq!(halves.len(), 2, "one worker took every client");
 }
