@@ -425,9 +425,9 @@ impl ServerConfig {
                 self.min_port, self.max_port, self.workers
             )));
         }
-        if self.stream_idle_timeout == 0 {
+        if self.stream_idle_timeout == 0 || self.stream_idle_timeout > 86_400 {
             return Err(ConfigError::Inconsistent(
-                "stream-idle-timeout must be positive".into(),
+                "stream-idle-timeout must be 1 to 86400 seconds".into(),
             ));
         }
         if self.no_udp && self.no_tcp && self.no_tls {

@@ -96,6 +96,29 @@ fn relays_over_udp_tcp_and_tls() {
     assert_eq!(t.turn.packets_to_clients, 16);
 }
 
+/// Over TCP, Refresh with LIFETIME 0 ends the allocation and with it the connection, but the
+/// response is written first.
+#[test]
+fn refresh_zero_over_tcp_is_answered_then_closed() {
+    let server = Server::start(settings(None)).unwrap();
+    let mut c = Client::new(Conn::tcp(server.tcp_addrs()[0]), "alice", "secret");
+    c.allocate();
+    let r = c.call(Method::REFRESH, &|b| {
+        b.add(&Lifetime(0)).unwrap();
+    });
+    assert_eq!(error_code(&r), None);
+    let Conn::Tcp(s, _) = &mut c.conn else {
+        unreachable!()
+    };
+    let mut b = [0u8; 16];
+    assert_eq!(
+        s.read(&mut b).unwrap(),
+        0,
+        "the connection ends with its allocation"
+    );
+    server.shutdown();
+}
+
 #[test]
 fn wrong_password_and_the_peer_policy() {
     let server = Server::start(settings(None)).unwrap();
@@ -133,6 +156,7 @@ fn garbage_on_every_listener() {
             0x00, 0x01, 0x00, 0x08, 0x21, 0x12, 0xA4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
         ],
         vec![0x40, 0x00, 0xFF, 0xFF, 1, 2],
+        vec![0xFF, 0x00, 0x00, 0x04, 1, 2, 3, 4],
         vec![0xFF; 1500],
         (0..=255).collect(),
     ];

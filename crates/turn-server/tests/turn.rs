@@ -461,6 +461,20 @@ fn additional_address_family_and_unprocessed_attributes() {
         Some(420),
         "PRIORITY means nothing to a TURN server"
     );
+    // RFC 8656 §7.2: a server that cannot set DF treats DONT-FRAGMENT as unknown.
+    let resp = c.call(&mut h, Method::ALLOCATE, |b| {
+        b.add(&RequestedTransport::UDP).unwrap();
+        b.add(&DontFragment).unwrap();
+    });
+    assert_eq!(code(&resp), Some(420));
+    assert_eq!(
+        Message::parse(&resp)
+            .unwrap()
+            .get::<UnknownAttributes>()
+            .unwrap()
+            .map(|u| u.iter().collect::<Vec<_>>()),
+        Some(vec![AttributeType::DONT_FRAGMENT])
+    );
     // A dual request: IPv4 granted, IPv6 refused with ADDRESS-ERROR-CODE 440.
     let resp = c.call(&mut h, Method::ALLOCATE, |b| {
         b.add(&RequestedTransport::UDP).unwrap();

@@ -106,6 +106,16 @@ pub enum SetupError {
     /// No address to relay from in a family that is listened on.
     #[error("no relay address")]
     NoRelayAddress,
+    /// The relay port range cannot serve the workers.
+    #[error("relay ports {min}-{max} cannot give {workers} workers two ports each")]
+    PortRange {
+        /// Lowest port.
+        min: u16,
+        /// Highest port.
+        max: u16,
+        /// Workers.
+        workers: usize,
+    },
     /// Nothing to listen on (every transport off, or TLS without a certificate).
     #[error("no listener: UDP and TCP are off, and TLS needs cert and pkey")]
     NoListener,
@@ -326,6 +336,10 @@ impl Server {
     /// workers.
     pub fn start(settings: Settings) -> Result<Server, SetupError> {
         let workers = settings.workers.max(1);
+        let (min, max) = settings.ports;
+        if min == 0 || min > max || u32::from(max - min) + 1 < 2 * workers as u32 {
+            return Err(SetupError::PortRange { min, max, workers });
+        }
         let reuse = workers > 1;
         // Bind every listener once per worker; port 0 is resolved by the first bind and
         // reused by the others.
@@ -406,7 +420,6 @@ impl Server {
             None => None,
         };
         // Each worker gets an even-aligned slice of the port range.
-        let (min, max) = settings.ports;
         let span = u32::from(max - min) + 1;
         let share = (span / workers as u32) & !1;
         for (i, sockets) in per_worker.into_iter().enumerate() {

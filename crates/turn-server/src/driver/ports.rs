@@ -84,9 +84,18 @@ impl PortPool {
             let r = self
                 .reserved
                 .remove(&token)
-                .filter(|r| r.expires > now)
                 .ok_or(RelayError::UnknownReservation)?;
-            let local = r.socket.local_addr().map_err(|_| RelayError::Exhausted)?;
+            let local = r.socket.local_addr();
+            let local = match local {
+                Ok(local) if r.expires > now => local,
+                _ => {
+                    // Lapsed (the sweep had not come yet) or unusable: the port goes back.
+                    if let Ok(a) = local {
+                        self.held.remove(&a);
+                    }
+                    return Err(RelayError::UnknownReservation);
+                }
+            };
             return Ok(Bound {
                 advertised: SocketAddr::new(r.ip.advertise, local.port()),
                 socket: r.socket,
@@ -193,7 +202,6 @@ mod tests {
             even_port: even,
             reserve_next: reserve,
             reservation: token,
-            dont_fragment: false,
         }
     }
 

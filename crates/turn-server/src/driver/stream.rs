@@ -156,14 +156,21 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(shared: &Shared, mut stream: S, 
                 }
             }
             _ = conn.wake.notified() => {
+                // Write what is queued (a closing connection still gets its last answers, e.g.
+                // the response to a Refresh with LIFETIME 0), but never wait on a client that
+                // does not read for longer than the idle timeout.
+                std::mem::swap(&mut wbuf, &mut *conn.pending.borrow_mut());
+                match tokio::time::timeout(idle, stream.write_all(&wbuf)).await {
+                    Ok(Ok(())) => {}
+                    _ => break,
+                }
+                wbuf.clear();
+                if wbuf.capacity() > 64 * 1024 {
+                    wbuf = Vec::new();
+                }
                 if conn.closing.get() {
                     break;
                 }
-                std::mem::swap(&mut wbuf, &mut *conn.pending.borrow_mut());
-                if stream.write_all(&wbuf).await.is_err() {
-                    break;
-                }
-                wbuf.clear();
             }
             _ = tokio::time::sleep_until((last + idle).into()) => {
                 // Silence: fine while an allocation lives (it has its own lifetime), else
@@ -177,7 +184,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(shared: &Shared, mut stream: S, 
             }
         }
     }
-    let _ = stream.shutdown().await;
+    let _ = tokio::time::timeout(idle, stream.shutdown()).await;
     let now = Instant::now();
     let mut w = shared.borrow_mut();
     w.streams.remove(&ft);

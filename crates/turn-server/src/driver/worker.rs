@@ -74,6 +74,8 @@ pub(super) struct Worker {
     ports: PortPool,
     /// Scratch for messages to clients built from peer datagrams.
     out: Vec<u8>,
+    /// Scratch for datagrams from peers.
+    inbuf: Vec<u8>,
     pub stats: DriverStats,
     pub settings: Settings,
 }
@@ -137,9 +139,12 @@ impl Worker {
                 Output::ToClient { five_tuple, data } => self.send_to_client(five_tuple, &data),
                 Output::AllocateRelay(req) => {
                     let result = self.ports.bind(&req, now).and_then(|b| {
-                        let socket = UdpSocket::from_std(b.socket)
-                            .map_err(|_| crate::turn::RelayError::Exhausted)?;
-                        Ok((Rc::new(socket), b.local, b.advertised, b.token))
+                        let local = b.local;
+                        let socket = UdpSocket::from_std(b.socket).map_err(|_| {
+                            self.ports.release(local);
+                            crate::turn::RelayError::Exhausted
+                        })?;
+                        Ok((Rc::new(socket), local, b.advertised, b.token))
                     });
                     match result {
                         Ok((socket, local, advertised, token)) => {
@@ -222,21 +227,33 @@ fn send_datagram(socket: &UdpSocket, data: &[u8], to: SocketAddr) -> io::Result<
     socket2::SockRef::from(socket).send_to(data, &to.into())
 }
 
-/// Datagrams from peers to one relayed address.
+/// Datagrams from peers to one relayed address, read into the worker's one receive buffer
+/// (tasks of a worker never run at once), so an allocation costs no buffer of its own.
 async fn relay_task(shared: Shared, socket: Rc<UdpSocket>, relay: SocketAddr) {
-    let mut buf = vec![0u8; 65_536];
     loop {
-        let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
-            continue;
-        };
-        let now = Instant::now();
-        let mut guard = shared.borrow_mut();
-        let w = &mut *guard;
-        let mut out = std::mem::take(&mut w.out);
-        if let Some(t) = w.core.handle_peer(now, relay, peer, &buf[..n], &mut out) {
-            w.send_to_client(t.five_tuple, &out[..t.len]);
+        if socket.readable().await.is_err() {
+            return;
         }
-        w.out = out;
+        {
+            let now = Instant::now();
+            let mut guard = shared.borrow_mut();
+            let w = &mut *guard;
+            let mut inbuf = std::mem::take(&mut w.inbuf);
+            let mut out = std::mem::take(&mut w.out);
+            // Drain what is queued; `WouldBlock` clears the readiness and the loop waits again.
+            for _ in 0..64 {
+                let Ok((n, peer)) = socket.try_recv_from(&mut inbuf) else {
+                    break;
+                };
+                if let Some(t) = w.core.handle_peer(now, relay, peer, &inbuf[..n], &mut out) {
+                    w.send_to_client(t.five_tuple, &out[..t.len]);
+                }
+            }
+            w.inbuf = inbuf;
+            w.out = out;
+        }
+        // Let the other sockets have a turn after a burst.
+        tokio::task::yield_now().await;
     }
 }
 
@@ -327,6 +344,7 @@ pub(super) fn run(
             streams: HashMap::new(),
             ports,
             out: vec![0u8; 65_536 + RELAY_OVERHEAD],
+            inbuf: vec![0u8; 65_536],
             stats: DriverStats::default(),
             settings: settings.clone(),
         }));

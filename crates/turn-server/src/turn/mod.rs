@@ -27,7 +27,7 @@ pub use allocation::{Allocation, Budget, ChannelBinding, FiveTuple, Permission, 
 use crate::auth::{Nonces, RestSecrets, Users};
 use crate::peer_policy::PeerPolicy;
 use crate::stun::{StunServer, StunServerConfig};
-use stun_codec::attr::{AddressFamily, Data, DontFragment, XorPeerAddress};
+use stun_codec::attr::{AddressFamily, Data, XorPeerAddress};
 use stun_codec::{
     demux, ChannelData, Class, Message, MessageBuilder, MessageType, Method, PacketKind,
     TransactionId,
@@ -111,8 +111,6 @@ pub struct RelayRequest {
     pub reserve_next: bool,
     /// RESERVATION-TOKEN: use the port reserved under this token.
     pub reservation: Option<u64>,
-    /// DONT-FRAGMENT: set DF on packets to peers.
-    pub dont_fragment: bool,
 }
 
 /// Why the driver could not bind a relay socket.
@@ -162,8 +160,6 @@ pub struct PeerTransmit<'a> {
     pub peer: SocketAddr,
     /// The application data (borrowed from the client's message).
     pub payload: &'a [u8],
-    /// The Send indication carried DONT-FRAGMENT (RFC 8656 §11.2): set DF on this datagram.
-    pub dont_fragment: bool,
 }
 
 /// A relayed datagram for a client, from [`TurnServer::handle_peer`]: send the first `len`
@@ -366,15 +362,7 @@ impl TurnServer {
                     self.stats.dropped_no_permission += 1;
                     return None;
                 };
-                relay_to_peer(
-                    a,
-                    &self.config,
-                    &mut self.stats,
-                    now,
-                    peer,
-                    cd.data(),
-                    false,
-                )
+                relay_to_peer(a, &self.config, &mut self.stats, now, peer, cd.data())
             }
             _ => {
                 let msg = Message::parse(data).ok()?;
@@ -446,13 +434,12 @@ impl TurnServer {
         else {
             return None;
         };
-        let df = matches!(msg.get::<DontFragment>(), Ok(Some(_)));
         let a = self.allocations.get_mut(&five_tuple);
         let Some(a) = a.filter(|a| a.expires > now) else {
             self.stats.dropped_no_permission += 1;
             return None;
         };
-        relay_to_peer(a, &self.config, &mut self.stats, now, peer, data, df)
+        relay_to_peer(a, &self.config, &mut self.stats, now, peer, data)
     }
 
     /// A datagram from `peer` arrived on the relayed address `relay`. If it may be relayed,
@@ -651,7 +638,6 @@ fn relay_to_peer<'a>(
     now: Instant,
     peer: SocketAddr,
     payload: &'a [u8],
-    dont_fragment: bool,
 ) -> Option<PeerTransmit<'a>> {
     if !may_relay(a, config, stats, peer, payload.len(), now) {
         return None;
@@ -662,7 +648,6 @@ fn relay_to_peer<'a>(
         relay: a.relay,
         peer,
         payload,
-        dont_fragment,
     })
 }
 

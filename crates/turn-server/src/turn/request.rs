@@ -6,10 +6,9 @@ use std::time::{Duration, Instant};
 
 use stun_codec::attr::{
     reason_phrase, AdditionalAddressFamily, AddressErrorCode, AddressFamily, AttributeType,
-    ChannelNumber, DontFragment, ErrorCode, EvenPort, Lifetime, Nonce, PasswordAlgorithm,
-    PasswordAlgorithms, Realm, RequestedAddressFamily, RequestedTransport, ReservationToken,
-    Software, UnknownAttributes, UserHash, Username, XorMappedAddress, XorPeerAddress,
-    XorRelayedAddress,
+    ChannelNumber, ErrorCode, EvenPort, Lifetime, Nonce, PasswordAlgorithm, PasswordAlgorithms,
+    Realm, RequestedAddressFamily, RequestedTransport, ReservationToken, Software,
+    UnknownAttributes, UserHash, Username, XorMappedAddress, XorPeerAddress, XorRelayedAddress,
 };
 use stun_codec::{
     AttributeError, BuildError, Class, IntegrityKey, Message, MessageBuilder, MessageType, Method,
@@ -35,8 +34,10 @@ pub(super) struct Integrity {
 type Auth = Option<(String, Integrity)>;
 
 /// The comprehension-required attributes a TURN request may carry and this server processes.
-/// Known to the codec but meaningless here — RFC 5780's CHANGE-REQUEST, RESPONSE-PORT, PADDING,
-/// ICE's PRIORITY and USE-CANDIDATE, RFC 6062's CONNECTION-ID — get 420 like unknown ones.
+/// Known to the codec but not processed here — RFC 5780's CHANGE-REQUEST, RESPONSE-PORT,
+/// PADDING, ICE's PRIORITY and USE-CANDIDATE, RFC 6062's CONNECTION-ID, and DONT-FRAGMENT
+/// (RFC 8656 §7.2, §11.2) — get 420 like unknown ones (a Send indication carrying one is
+/// discarded).
 pub(super) fn understood(t: AttributeType) -> bool {
     t.is_known()
         && ![
@@ -46,6 +47,9 @@ pub(super) fn understood(t: AttributeType) -> bool {
             AttributeType::PRIORITY,
             AttributeType::USE_CANDIDATE,
             AttributeType::CONNECTION_ID,
+            // RFC 8656 §7.2: a server that cannot set DF treats DONT-FRAGMENT as unknown
+            // (420); the driver sends with the kernel's own path-MTU setting, so it does.
+            AttributeType::DONT_FRAGMENT,
         ]
         .contains(&t)
 }
@@ -406,7 +410,6 @@ impl TurnServer {
             even_port: even.is_some(),
             reserve_next: even.is_some_and(|e| e.reserve),
             reservation: token.map(|t| t.0),
-            dont_fragment: matches!(msg.get::<DontFragment>(), Ok(Some(_))),
         }));
         Ok(())
     }
