@@ -1013,3 +1013,34 @@ fn max_bps_limits_each_allocation() {
     assert_eq!(h.outputs().len(), 1);
     assert_eq!(h.server.stats().dropped_bandwidth, 2);
 }
+
+/// The budget refills from time however finely it is sliced: packets every 100 µs (each
+/// worth a tenth of a byte of refill at 1000 B/s) still get the configured rate, not just the
+/// first second's burst.
+#[test]
+fn max_bps_holds_under_frequent_small_packets() {
+    let mut h = Harness::with(
+        TurnConfig {
+            max_bps: 1000,
+            ..TurnConfig::default()
+        },
+        RestSecrets::default(),
+    );
+    let mut c = client(4001, "alice", "secret");
+    let relay = c.allocate(&mut h);
+    let peer = a(PEER);
+    assert_eq!(
+        code(&c.call(&mut h, Method::CREATE_PERMISSION, |b| {
+            b.add(&XorPeerAddress(peer)).unwrap();
+        })),
+        None
+    );
+    // 2 s of 1-byte datagrams every 100 µs: 1000 bytes of burst, then 1000 bytes a second.
+    let mut delivered = 0;
+    for _ in 0..20_000 {
+        h.now += Duration::from_micros(100);
+        h.peer(relay, peer, &[0]);
+        delivered += h.outputs().len();
+    }
+    assert!((2990..=3000).contains(&delivered), "{delivered} delivered");
+}

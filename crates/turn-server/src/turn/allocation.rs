@@ -5,6 +5,8 @@ use std::time::Instant;
 
 use stun_codec::TransactionId;
 
+use super::bucket::TokenBucket;
+
 /// How a client reaches the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Transport {
@@ -74,49 +76,8 @@ pub struct Allocation {
     pub permissions: Vec<Permission>,
     /// The bound channels.
     pub channels: Vec<ChannelBinding>,
-    /// Bandwidth budget (`max-bps`), shared by both directions.
-    pub budget: Budget,
-}
-
-/// A token bucket of bytes: `rate` bytes per second, bursts of one second's worth.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Budget {
-    /// Bytes per second; 0 for unlimited.
-    pub rate: u64,
-    /// Bytes available now.
-    tokens: u64,
-    last: Option<Instant>,
-}
-
-impl Budget {
-    /// A budget of `rate` bytes per second (0: unlimited).
-    pub fn new(rate: u64) -> Budget {
-        Budget {
-            rate,
-            tokens: rate,
-            last: None,
-        }
-    }
-
-    /// Takes `bytes` from the budget if it has them.
-    pub fn take(&mut self, bytes: usize, now: Instant) -> bool {
-        if self.rate == 0 {
-            return true;
-        }
-        if let Some(last) = self.last {
-            let elapsed = now.saturating_duration_since(last);
-            let refill = (elapsed.as_nanos() * u128::from(self.rate) / 1_000_000_000) as u64;
-            self.tokens = self.tokens.saturating_add(refill).min(self.rate);
-        }
-        self.last = Some(now);
-        let bytes = bytes as u64;
-        if self.tokens >= bytes {
-            self.tokens -= bytes;
-            true
-        } else {
-            false
-        }
-    }
+    /// Bandwidth budget in bytes (`max-bps`), shared by both directions; `None`: unlimited.
+    pub budget: Option<TokenBucket>,
 }
 
 /// Pushes without the doubling growth: most allocations hold one or two permissions and

@@ -10,39 +10,24 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::IpAddr;
 use std::time::Instant;
 
-const BUCKETS: usize = 4096;
+use super::bucket::TokenBucket;
 
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    /// Thousandths of an answer.
-    tokens: u64,
-    last: Option<Instant>,
-}
+const BUCKETS: usize = 4096;
 
 /// Token buckets for challenge answers, one per hashed source IP.
 #[derive(Debug)]
 pub(super) struct ChallengeLimiter {
     key: [u8; 16],
-    rate: u64,
-    burst: u64,
-    buckets: Box<[Bucket]>,
+    buckets: Box<[TokenBucket]>,
 }
 
 impl ChallengeLimiter {
     /// `rate` answers per second per source, bursts of `burst`; `key` from the server secret.
     pub(super) fn new(key: [u8; 16], rate: u32, burst: u32) -> ChallengeLimiter {
+        let bucket = TokenBucket::new(u64::from(rate), u64::from(burst.max(1)));
         ChallengeLimiter {
             key,
-            rate: u64::from(rate),
-            burst: u64::from(burst.max(1)) * 1000,
-            buckets: vec![
-                Bucket {
-                    tokens: 0,
-                    last: None
-                };
-                BUCKETS
-            ]
-            .into_boxed_slice(),
+            buckets: vec![bucket; BUCKETS].into_boxed_slice(),
         }
     }
 
@@ -50,22 +35,7 @@ impl ChallengeLimiter {
     pub(super) fn allow(&mut self, source: IpAddr, now: Instant) -> bool {
         let mut h = DefaultHasher::new();
         (self.key, source).hash(&mut h);
-        let b = &mut self.buckets[(h.finish() % BUCKETS as u64) as usize];
-        let refill = match b.last {
-            None => self.burst,
-            Some(t) => {
-                let ms = now.saturating_duration_since(t).as_millis() as u64;
-                ms.saturating_mul(self.rate)
-            }
-        };
-        b.tokens = b.tokens.saturating_add(refill).min(self.burst);
-        b.last = Some(now);
-        if b.tokens >= 1000 {
-            b.tokens -= 1000;
-            true
-        } else {
-            false
-        }
+        self.buckets[(h.finish() % BUCKETS as u64) as usize].take(1, now)
     }
 }
 

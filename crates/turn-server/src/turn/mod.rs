@@ -14,6 +14,7 @@
 //! allocation past its lifetime is gone (437) even before its timer fires.
 
 mod allocation;
+mod bucket;
 mod limiter;
 mod request;
 
@@ -22,7 +23,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use allocation::Allocations;
-pub use allocation::{Allocation, Budget, ChannelBinding, FiveTuple, Permission, Transport};
+pub use allocation::{Allocation, ChannelBinding, FiveTuple, Permission, Transport};
+pub use bucket::TokenBucket;
 
 use crate::auth::{Nonces, RestSecrets, Users};
 use crate::peer_policy::PeerPolicy;
@@ -623,7 +625,10 @@ fn may_relay(
         stats.dropped_no_permission += 1;
         return false;
     }
-    if !a.budget.take(bytes, now) {
+    if a.budget
+        .as_mut()
+        .is_some_and(|b| !b.take(bytes as u64, now))
+    {
         stats.dropped_bandwidth += 1;
         return false;
     }

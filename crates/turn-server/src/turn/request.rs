@@ -16,7 +16,7 @@ use stun_codec::{
 };
 
 use super::{
-    quota_key, Allocation, Budget, ChannelBinding, FiveTuple, Output, Pending, Relay, RelayRequest,
+    quota_key, Allocation, ChannelBinding, FiveTuple, Output, Pending, Relay, RelayRequest,
     TurnServer,
 };
 use crate::auth::{NonceError, UserKeys, PASSWORD_ALGORITHMS};
@@ -459,7 +459,9 @@ impl TurnServer {
             response,
             permissions: Vec::new(),
             channels: Vec::new(),
-            budget: Budget::new(self.config.max_bps),
+            // One second's worth of burst.
+            budget: (self.config.max_bps > 0)
+                .then(|| super::TokenBucket::new(self.config.max_bps, self.config.max_bps)),
         });
         self.stats.allocations_created += 1;
     }
