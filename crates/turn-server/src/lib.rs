@@ -32,6 +32,7 @@
 pub mod auth;
 pub mod config;
 pub mod peer_policy;
+mod response;
 pub mod stun;
 pub mod turn;
 

@@ -8,10 +8,12 @@
 use std::net::SocketAddr;
 
 use stun_codec::attr::{
-    AttributeType, ChangeRequest, ErrorCode, MappedAddress, OtherAddress, Padding, ResponseOrigin,
-    ResponsePort, Software, UnknownAttributes, XorMappedAddress,
+    AttributeType, ChangeRequest, MappedAddress, OtherAddress, Padding, ResponseOrigin,
+    ResponsePort, UnknownAttributes, XorMappedAddress,
 };
-use stun_codec::{BuildError, Class, Message, MessageBuilder, MessageType, Method, TransactionId};
+use stun_codec::{Class, Message, Method, TransactionId};
+
+use crate::response::{self, Finish};
 
 /// Configuration of a [`StunServer`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,29 +220,30 @@ impl StunServer {
                 to = SocketAddr::new(to.ip(), p);
             }
         }
-        let built = (|| -> Result<usize, BuildError> {
-            let mut b = MessageBuilder::new(
-                out,
-                MessageType::new(Method::BINDING, Class::SuccessResponse),
-                tid,
-            )?;
-            b.add(&XorMappedAddress(remote))?;
-            b.add(&MappedAddress(remote))?;
-            if let Some(other) = other {
-                b.add(&OtherAddress(other))?;
-                b.add(&ResponseOrigin(from))?;
-                if let Some(p) = padding {
-                    b.add(&p)?;
+        let finish = Finish {
+            software: self.config.software.as_deref(),
+            integrity: None,
+            fingerprint: with_fp,
+        };
+        let built = response::build(
+            out,
+            Method::BINDING,
+            Class::SuccessResponse,
+            tid,
+            finish,
+            |b| {
+                b.add(&XorMappedAddress(remote))?;
+                b.add(&MappedAddress(remote))?;
+                if let Some(other) = other {
+                    b.add(&OtherAddress(other))?;
+                    b.add(&ResponseOrigin(from))?;
+                    if let Some(p) = padding {
+                        b.add(&p)?;
+                    }
                 }
-            }
-            if let Some(s) = &self.config.software {
-                b.add(&Software(s))?;
-            }
-            if with_fp {
-                b.add_fingerprint()?;
-            }
-            Ok(b.finish().len())
-        })();
+                Ok(())
+            },
+        );
         // The answer does not fit (a PADDING larger than the buffer): say so rather than drop.
         let Ok(len) = built else {
             return self.reject(out, mt.method, tid, 400, None, with_fp, (local, remote));
@@ -264,21 +267,17 @@ impl StunServer {
         with_fp: bool,
         (local, remote): (SocketAddr, SocketAddr),
     ) -> Option<Reply> {
-        let len = (|| -> Result<usize, BuildError> {
-            let mut b =
-                MessageBuilder::new(out, MessageType::new(method, Class::ErrorResponse), tid)?;
-            b.add(&ErrorCode::new(code))?;
+        let finish = Finish {
+            software: self.config.software.as_deref(),
+            integrity: None,
+            fingerprint: with_fp,
+        };
+        let len = response::error(out, method, tid, code, finish, |b| {
             if let Some(list) = unknown {
                 b.add(&UnknownAttributes::new(list))?;
             }
-            if let Some(s) = &self.config.software {
-                b.add(&Software(s))?;
-            }
-            if with_fp {
-                b.add_fingerprint()?;
-            }
-            Ok(b.finish().len())
-        })()
+            Ok(())
+        })
         .ok()?;
         self.stats.errors += 1;
         Some(Reply {

@@ -7,12 +7,11 @@ use std::time::{Duration, Instant};
 use stun_codec::attr::{
     reason_phrase, AdditionalAddressFamily, AddressErrorCode, AddressFamily, AttributeType,
     ChannelNumber, ErrorCode, EvenPort, Lifetime, Nonce, PasswordAlgorithm, PasswordAlgorithms,
-    Realm, RequestedAddressFamily, RequestedTransport, ReservationToken, Software,
-    UnknownAttributes, UserHash, Username, XorMappedAddress, XorPeerAddress, XorRelayedAddress,
+    Realm, RequestedAddressFamily, RequestedTransport, ReservationToken, UnknownAttributes,
+    UserHash, Username, XorMappedAddress, XorPeerAddress, XorRelayedAddress,
 };
 use stun_codec::{
-    AttributeError, BuildError, Class, IntegrityKey, Message, MessageBuilder, MessageType, Method,
-    TransactionId,
+    AttributeError, BuildError, Class, IntegrityKey, Message, MessageBuilder, Method, TransactionId,
 };
 
 use super::{
@@ -20,6 +19,7 @@ use super::{
     TurnServer,
 };
 use crate::auth::{NonceError, UserKeys, PASSWORD_ALGORITHMS};
+use crate::response::{self, Finish};
 
 /// How a request was authenticated, so its response is protected the same way.
 #[derive(Debug, Clone)]
@@ -266,29 +266,14 @@ impl TurnServer {
         fp: bool,
         add: impl FnOnce(&mut MessageBuilder<'_>) -> Result<(), BuildError>,
     ) -> Option<Vec<u8>> {
-        let fp = fp || self.config.fingerprint;
-        let software = self.config.software.clone();
         let mut buf = std::mem::take(&mut self.buf);
-        let built = (|| {
-            let mut b = MessageBuilder::new(&mut buf, MessageType::new(method, class), tid)?;
-            add(&mut b)?;
-            if let Some(s) = &software {
-                b.add(&Software(s))?;
-            }
-            match integrity {
-                Some(Integrity { key, sha256: true }) => {
-                    b.add_message_integrity_sha256(key)?;
-                }
-                Some(Integrity { key, sha256: false }) => {
-                    b.add_message_integrity(key)?;
-                }
-                None => {}
-            }
-            if fp {
-                b.add_fingerprint()?;
-            }
-            Ok::<Vec<u8>, BuildError>(b.finish().to_vec())
-        })();
+        let finish = Finish {
+            software: self.config.software.as_deref(),
+            integrity: integrity.map(|i| (&i.key, i.sha256)),
+            fingerprint: fp || self.config.fingerprint,
+        };
+        let built =
+            response::build(&mut buf, method, class, tid, finish, add).map(|n| buf[..n].to_vec());
         self.buf = buf;
         let data = built.ok()?;
         self.out.push_back(Output::ToClient {
