@@ -198,6 +198,11 @@ mod tests {
     fn req(even: bool, reserve: bool, token: Option<u64>) -> RelayRequest {
         RelayRequest {
             id: 0,
+            five_tuple: crate::turn::FiveTuple {
+                transport: crate::turn::Transport::Udp,
+                client: "192.0.2.1:1".parse().unwrap(),
+                server: "192.0.2.2:3478".parse().unwrap(),
+            },
             family: AddressFamily::V4,
             even_port: even,
             reserve_next: reserve,

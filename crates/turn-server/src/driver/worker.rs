@@ -148,10 +148,11 @@ impl Worker {
                     });
                     match result {
                         Ok((socket, local, advertised, token)) => {
-                            let task = tokio::task::spawn_local(relay_task(
+                            let task = tokio::task::spawn_local(datagram_task(
                                 shared.clone(),
                                 socket.clone(),
                                 advertised,
+                                from_peer,
                             ));
                             self.relays.insert(
                                 advertised,
@@ -159,11 +160,7 @@ impl Worker {
                                     socket,
                                     local,
                                     task,
-                                    owner: FiveTuple {
-                                        transport: Transport::Udp,
-                                        client: advertised,
-                                        server: advertised,
-                                    },
+                                    owner: req.five_tuple,
                                 },
                             );
                             self.core.relay_allocated(
@@ -174,13 +171,6 @@ impl Worker {
                                     reservation_token: token,
                                 }),
                             );
-                            // The core now knows the allocation's owner.
-                            if let (Some(r), Some(ft)) = (
-                                self.relays.get_mut(&advertised),
-                                self.core.owner_of(advertised),
-                            ) {
-                                r.owner = ft;
-                            }
                             debug!(relay = %advertised, "relay bound");
                         }
                         Err(e) => {
@@ -227,9 +217,47 @@ fn send_datagram(socket: &UdpSocket, data: &[u8], to: SocketAddr) -> io::Result<
     socket2::SockRef::from(socket).send_to(data, &to.into())
 }
 
-/// Datagrams from peers to one relayed address, read into the worker's one receive buffer
-/// (tasks of a worker never run at once), so an allocation costs no buffer of its own.
-async fn relay_task(shared: Shared, socket: Rc<UdpSocket>, relay: SocketAddr) {
+/// What a datagram socket's task does with each datagram: `(worker, shared, now, local
+/// address, sender, bytes)`.
+type Deliver = fn(&mut Worker, &Shared, Instant, SocketAddr, SocketAddr, &[u8]);
+
+/// A client's datagram on a UDP listener.
+fn from_client(
+    w: &mut Worker,
+    shared: &Shared,
+    now: Instant,
+    local: SocketAddr,
+    client: SocketAddr,
+    data: &[u8],
+) {
+    let ft = FiveTuple {
+        transport: Transport::Udp,
+        client,
+        server: local,
+    };
+    w.receive_from_client(shared, now, ft, data);
+}
+
+/// A peer's datagram on a relayed address, wrapped for its client in the worker's buffer.
+fn from_peer(
+    w: &mut Worker,
+    _: &Shared,
+    now: Instant,
+    relay: SocketAddr,
+    peer: SocketAddr,
+    data: &[u8],
+) {
+    let mut out = std::mem::take(&mut w.out);
+    if let Some(t) = w.core.handle_peer(now, relay, peer, data, &mut out) {
+        w.send_to_client(t.five_tuple, &out[..t.len]);
+    }
+    w.out = out;
+}
+
+/// Datagrams on one socket (a listener or a relayed address), read into the worker's one
+/// receive buffer — tasks of a worker never run at once, so no socket needs a buffer of its
+/// own — and handed to `deliver`, at most 64 at a time before the other sockets get a turn.
+async fn datagram_task(shared: Shared, socket: Rc<UdpSocket>, local: SocketAddr, deliver: Deliver) {
     loop {
         if socket.readable().await.is_err() {
             return;
@@ -239,39 +267,17 @@ async fn relay_task(shared: Shared, socket: Rc<UdpSocket>, relay: SocketAddr) {
             let mut guard = shared.borrow_mut();
             let w = &mut *guard;
             let mut inbuf = std::mem::take(&mut w.inbuf);
-            let mut out = std::mem::take(&mut w.out);
-            // Drain what is queued; `WouldBlock` clears the readiness and the loop waits again.
+            // `WouldBlock` clears the readiness and the task waits again. Other errors (an
+            // ICMP error reported on the socket) are consumed by the failed read.
             for _ in 0..64 {
-                let Ok((n, peer)) = socket.try_recv_from(&mut inbuf) else {
+                let Ok((n, from)) = socket.try_recv_from(&mut inbuf) else {
                     break;
                 };
-                if let Some(t) = w.core.handle_peer(now, relay, peer, &inbuf[..n], &mut out) {
-                    w.send_to_client(t.five_tuple, &out[..t.len]);
-                }
+                deliver(w, &shared, now, local, from, &inbuf[..n]);
             }
             w.inbuf = inbuf;
-            w.out = out;
         }
-        // Let the other sockets have a turn after a burst.
         tokio::task::yield_now().await;
-    }
-}
-
-/// Datagrams from clients on one UDP listener.
-async fn udp_task(shared: Shared, socket: Rc<UdpSocket>, local: SocketAddr) {
-    let mut buf = vec![0u8; 65_536];
-    loop {
-        let Ok((n, client)) = socket.recv_from(&mut buf).await else {
-            continue; // e.g. ICMP errors reported on the socket
-        };
-        let ft = FiveTuple {
-            transport: Transport::Udp,
-            client,
-            server: local,
-        };
-        shared
-            .borrow_mut()
-            .receive_from_client(&shared, Instant::now(), ft, &buf[..n]);
     }
 }
 
@@ -357,7 +363,7 @@ pub(super) fn run(
             };
             let socket = Rc::new(socket);
             shared.borrow_mut().udp.insert(addr, socket.clone());
-            tokio::task::spawn_local(udp_task(shared.clone(), socket, addr));
+            tokio::task::spawn_local(datagram_task(shared.clone(), socket, addr, from_client));
             info!(worker = index, %addr, "listening on UDP");
         }
         for (l, tls) in sockets.tcp {

@@ -176,11 +176,6 @@ impl Allocations {
         self.slots[i as usize].as_mut()
     }
 
-    pub(super) fn by_relay(&self, relay: &SocketAddr) -> Option<&Allocation> {
-        let &i = self.by_relay.get(relay)?;
-        self.slots[i as usize].as_ref()
-    }
-
     pub(super) fn by_relay_mut(&mut self, relay: &SocketAddr) -> Option<&mut Allocation> {
         let &i = self.by_relay.get(relay)?;
         self.slots[i as usize].as_mut()

@@ -105,6 +105,9 @@ impl Default for TurnConfig {
 pub struct RelayRequest {
     /// Quote it in [`TurnServer::relay_allocated`].
     pub id: u64,
+    /// The client whose Allocate this is (a stream's allocation ends with its connection, and
+    /// the reverse).
+    pub five_tuple: FiveTuple,
     /// The family of the relayed address.
     pub family: AddressFamily,
     /// EVEN-PORT: the port must be even.
@@ -315,11 +318,6 @@ impl TurnServer {
                 c + a.channels.iter().filter(|x| x.expires > now).count(),
             )
         })
-    }
-
-    /// The 5-tuple of the allocation on relayed address `relay`.
-    pub fn owner_of(&self, relay: SocketAddr) -> Option<FiveTuple> {
-        self.allocations.by_relay(&relay).map(|a| a.five_tuple)
     }
 
     /// The Binding server's counters.

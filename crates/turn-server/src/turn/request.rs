@@ -391,6 +391,7 @@ impl TurnServer {
         );
         self.out.push_back(Output::AllocateRelay(RelayRequest {
             id,
+            five_tuple: ft,
             family,
             even_port: even.is_some(),
             reserve_next: even.is_some_and(|e| e.reserve),
