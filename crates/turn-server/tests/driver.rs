@@ -21,6 +21,10 @@ fn peer() -> (UdpSocket, SocketAddr) {
 }
 
 fn exchange(mut c: Client) -> SocketAddr {
+    exchange_on(&mut c)
+}
+
+fn exchange_on(c: &mut Client) -> SocketAddr {
     let relay = c.allocate();
     assert_eq!(relay.ip().to_string(), "127.0.0.1");
     let (p, peer) = peer();
@@ -80,6 +84,20 @@ fn relays_over_udp_tcp_and_tls() {
         "bob",
         "hunter2",
     ));
+    // TLS 1.2 too (the default client above negotiates 1.3).
+    let mut c = Client::new(
+        Conn::tls(server.tls_addrs()[0], &tls.client_tls12),
+        "bob",
+        "hunter2",
+    );
+    exchange_on(&mut c);
+    let Conn::Tls(s, _) = &c.conn else {
+        unreachable!()
+    };
+    assert_eq!(
+        s.conn.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
     // TURN REST credentials.
     let user = format!("{}:carol", 4_000_000_000u64);
     let password = turn_server::auth::RestSecrets::password(b"north", &user);
@@ -91,9 +109,9 @@ fn relays_over_udp_tcp_and_tls() {
     let metrics = server.metrics().clone();
     server.shutdown();
     let t = metrics.total();
-    assert_eq!(t.turn.allocations_created, 4);
-    assert_eq!(t.turn.packets_to_peers, 16);
-    assert_eq!(t.turn.packets_to_clients, 16);
+    assert_eq!(t.turn.allocations_created, 5);
+    assert_eq!(t.turn.packets_to_peers, 20);
+    assert_eq!(t.turn.packets_to_clients, 20);
 }
 
 /// Over TCP, Refresh with LIFETIME 0 ends the allocation and with it the connection, but the
@@ -144,7 +162,12 @@ fn wrong_password_and_the_peer_policy() {
 #[test]
 fn garbage_on_every_listener() {
     let tls = tls();
-    let server = Server::start(settings(Some(&tls))).unwrap();
+    // Timeouts longer than the client's read limit: a stream must be closed for its bytes,
+    // not for its silence.
+    let mut s = settings(Some(&tls));
+    s.stream_idle_timeout = 3 * LIMIT;
+    s.handshake_timeout = 3 * LIMIT;
+    let server = Server::start(s).unwrap();
     let udp = server.udp_addrs()[0];
     let mut c = Client::new(Conn::udp(udp), "alice", "secret");
     let relay = c.allocate();
@@ -170,16 +193,14 @@ fn garbage_on_every_listener() {
         let mut t = TcpStream::connect(server.tcp_addrs()[0]).unwrap();
         t.set_read_timeout(Some(LIMIT)).unwrap();
         std::io::Write::write_all(&mut t, j).unwrap();
-        let mut b = [0u8; 64];
-        assert_eq!(t.read(&mut b).unwrap_or(0), 0, "closed without an answer");
+        assert_eq!(read_until_closed(&mut t), 0, "closed without an answer");
     }
     // Garbage instead of a TLS handshake: closed.
     let mut t = TcpStream::connect(server.tls_addrs()[0]).unwrap();
     t.set_read_timeout(Some(LIMIT)).unwrap();
     std::io::Write::write_all(&mut t, &[0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5]).unwrap();
-    let mut b = [0u8; 64];
     // rustls may send an alert before closing; then the stream ends.
-    while t.read(&mut b).unwrap_or(0) > 0 {}
+    read_until_closed(&mut t);
     // Still serving.
     let mut fresh = Client::new(Conn::udp(udp), "bob", "hunter2");
     fresh.allocate();

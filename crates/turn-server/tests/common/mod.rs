@@ -26,6 +26,8 @@ pub const LIMIT: Duration = Duration::from_secs(10);
 pub struct Tls {
     pub server: Arc<rustls::ServerConfig>,
     pub client: Arc<rustls::ClientConfig>,
+    /// A client that offers TLS 1.2 only.
+    pub client_tls12: Arc<rustls::ClientConfig>,
 }
 
 pub fn tls() -> Tls {
@@ -43,15 +45,19 @@ pub fn tls() -> Tls {
     std::fs::remove_dir_all(&dir).unwrap();
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.cert.der().clone()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let client = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let client = |versions: &[&'static rustls::SupportedProtocolVersion]| {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let c = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_root_certificates(roots.clone())
+            .with_no_client_auth();
+        Arc::new(c)
+    };
     Tls {
         server,
-        client: Arc::new(client),
+        client: client(rustls::DEFAULT_VERSIONS),
+        client_tls12: client(&[&rustls::version::TLS12]),
     }
 }
 
@@ -404,4 +410,19 @@ pub fn metric(samples: &[(String, u64)], name: &str) -> u64 {
         .find(|(k, _)| k == name)
         .unwrap_or_else(|| panic!("no metric {name}"))
         .1
+}
+
+/// Reads until the peer closes the stream (end of stream or reset); the bytes it sent first.
+/// Fails if the stream stays open for [`LIMIT`].
+pub fn read_until_closed(t: &mut TcpStream) -> usize {
+    let mut b = [0u8; 512];
+    let mut total = 0;
+    loop {
+        match t.read(&mut b) {
+            Ok(0) => return total,
+            Ok(n) => total += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return total,
+            Err(e) => panic!("the stream was not closed: {e}"),
+        }
+    }
 }
