@@ -8,6 +8,7 @@
 //! over 10 ms links. Each packet crosses two links (client → NAT → server and back), so every
 //! hop is one delivery: an arrival at a node, with its link model, routing and NAT translation.
 
+use std::collections::VecDeque;
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -19,7 +20,7 @@ use natsim::{Endpoint, Input, LinkConfig, NatConfig, Output, Preset, Topology};
 struct PingPong {
     local: Vec<SocketAddr>,
     peer: Option<SocketAddr>,
-    out: Vec<Output>,
+    out: VecDeque<Output>,
     answers_left: u64,
 }
 
@@ -27,7 +28,7 @@ impl Endpoint for PingPong {
     fn start(&mut self, _now: Instant) {
         if let Some(peer) = self.peer {
             for l in &self.local {
-                self.out.push(Output::Udp {
+                self.out.push_back(Output::Udp {
                     local: *l,
                     remote: peer,
                     data: vec![0; 100],
@@ -44,7 +45,7 @@ impl Endpoint for PingPong {
         {
             if self.answers_left > 0 {
                 self.answers_left -= 1;
-                self.out.push(Output::Udp {
+                self.out.push_back(Output::Udp {
                     local,
                     remote,
                     data: data.to_vec(),
@@ -54,7 +55,7 @@ impl Endpoint for PingPong {
     }
     fn handle_timeout(&mut self, _now: Instant) {}
     fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop()
+        self.out.pop_front()
     }
     fn poll_timeout(&self) -> Option<Instant> {
         None
@@ -85,7 +86,7 @@ fn run() -> u64 {
                 .map(|i| format!("192.168.1.10:{}", 10_000 + i).parse().unwrap())
                 .collect(),
             peer: Some("198.51.100.1:7".parse().unwrap()),
-            out: Vec::new(),
+            out: VecDeque::new(),
             answers_left: ANSWERS,
         },
     );
@@ -94,7 +95,7 @@ fn run() -> u64 {
         PingPong {
             local: Vec::new(),
             peer: None,
-            out: Vec::new(),
+            out: VecDeque::new(),
             answers_left: ANSWERS,
         },
     );

@@ -2,6 +2,7 @@
 
 #![deny(missing_docs)]
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -15,7 +16,7 @@ use turn_server::turn::{self, FiveTuple, Relay, Transport, TurnServer};
 pub struct StunServerEndpoint {
     core: StunServer,
     locals: Vec<SocketAddr>,
-    out: Vec<Output>,
+    out: VecDeque<Output>,
     buf: Vec<u8>,
 }
 
@@ -26,7 +27,7 @@ impl StunServerEndpoint {
         StunServerEndpoint {
             locals: core.local_addresses(),
             core,
-            out: Vec::new(),
+            out: VecDeque::new(),
             buf: vec![0; 1500],
         }
     }
@@ -60,7 +61,7 @@ impl Endpoint for StunServerEndpoint {
             .core
             .handle_datagram(local, remote, data, &mut self.buf)
         {
-            self.out.push(Output::Udp {
+            self.out.push_back(Output::Udp {
                 local: reply.from,
                 remote: reply.to,
                 data: self.buf[..reply.len].to_vec(),
@@ -71,7 +72,7 @@ impl Endpoint for StunServerEndpoint {
     fn handle_timeout(&mut self, _now: Instant) {}
 
     fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop()
+        self.out.pop_front()
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
@@ -89,7 +90,7 @@ pub struct TurnServerEndpoint {
     relay_ip: std::net::IpAddr,
     next_port: u16,
     relays: Vec<SocketAddr>,
-    out: Vec<Output>,
+    out: VecDeque<Output>,
 }
 
 impl TurnServerEndpoint {
@@ -105,7 +106,7 @@ impl TurnServerEndpoint {
             relay_ip,
             next_port: 49152,
             relays: Vec::new(),
-            out: Vec::new(),
+            out: VecDeque::new(),
         }
     }
 
@@ -117,7 +118,7 @@ impl TurnServerEndpoint {
     fn drain(&mut self, now: Instant) {
         while let Some(o) = self.core.poll_output() {
             match o {
-                turn::Output::ToClient { five_tuple, data } => self.out.push(Output::Udp {
+                turn::Output::ToClient { five_tuple, data } => self.out.push_back(Output::Udp {
                     local: five_tuple.server,
                     remote: five_tuple.client,
                     data,
@@ -155,7 +156,7 @@ impl Endpoint for TurnServerEndpoint {
                 server: local,
             };
             if let Some(t) = self.core.handle_client(now, five_tuple, data) {
-                self.out.push(Output::Udp {
+                self.out.push_back(Output::Udp {
                     local: t.relay,
                     remote: t.peer,
                     data: t.payload.to_vec(),
@@ -165,7 +166,7 @@ impl Endpoint for TurnServerEndpoint {
             let mut buf = vec![0u8; data.len() + turn::RELAY_OVERHEAD];
             if let Some(t) = self.core.handle_peer(now, local, remote, data, &mut buf) {
                 buf.truncate(t.len);
-                self.out.push(Output::Udp {
+                self.out.push_back(Output::Udp {
                     local: t.five_tuple.server,
                     remote: t.five_tuple.client,
                     data: buf,
@@ -181,7 +182,7 @@ impl Endpoint for TurnServerEndpoint {
     }
 
     fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop()
+        self.out.pop_front()
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

@@ -1,6 +1,7 @@
 //! The TURN core hosted on natsim: a client behind a symmetric NAT allocates a relay,
 //! permits a peer, and exchanges data with it through the relay.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -29,7 +30,7 @@ struct Client {
     step: u8,
     relay: Option<SocketAddr>,
     received: Vec<(SocketAddr, Vec<u8>)>,
-    out: Vec<Output>,
+    out: VecDeque<Output>,
 }
 
 impl Client {
@@ -53,7 +54,7 @@ impl Client {
             b.add_message_integrity(&self.key).unwrap();
         }
         b.add_fingerprint().unwrap();
-        self.out.push(Output::Udp {
+        self.out.push_back(Output::Udp {
             local: self.local,
             remote: self.server,
             data: b.finish().to_vec(),
@@ -103,7 +104,7 @@ impl Endpoint for Client {
                     .unwrap()
                     .add(&Data(b"hello peer"))
                     .unwrap();
-                self.out.push(Output::Udp {
+                self.out.push_back(Output::Udp {
                     local: self.local,
                     remote: self.server,
                     data: b.finish().to_vec(),
@@ -120,7 +121,7 @@ impl Endpoint for Client {
 
     fn handle_timeout(&mut self, _now: Instant) {}
     fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop()
+        self.out.pop_front()
     }
     fn poll_timeout(&self) -> Option<Instant> {
         None
@@ -190,7 +191,7 @@ fn relayed_exchange_through_a_symmetric_nat() {
             step: 0,
             relay: None,
             received: Vec::new(),
-            out: Vec::new(),
+            out: VecDeque::new(),
         },
     );
     let took = sim

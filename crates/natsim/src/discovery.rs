@@ -17,6 +17,7 @@
 //! Requests are retransmitted at 100, 200, 400 and 800 ms; a test with no answer 1.5 s after
 //! the last retransmission has failed.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -68,7 +69,7 @@ pub struct NatDiscovery {
     next: Option<Instant>,
     m2: Option<SocketAddr>,
     result: Discovery,
-    out: Vec<Output>,
+    out: VecDeque<Output>,
     counter: u8,
 }
 
@@ -85,7 +86,7 @@ impl NatDiscovery {
             next: None,
             m2: None,
             result: Discovery::default(),
-            out: Vec::new(),
+            out: VecDeque::new(),
             counter: 0,
         }
     }
@@ -148,7 +149,7 @@ impl NatDiscovery {
             Ok::<usize, stun_codec::BuildError>(b.finish().len())
         })()
         .expect("64 bytes hold a Binding request");
-        self.out.push(Output::Udp {
+        self.out.push_back(Output::Udp {
             local: self.local,
             remote: dst,
             data: buf[..len].to_vec(),
@@ -278,7 +279,7 @@ impl Endpoint for NatDiscovery {
     }
 
     fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop()
+        self.out.pop_front()
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

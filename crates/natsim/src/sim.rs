@@ -733,8 +733,12 @@ impl Sim {
     /// the destination on that network, or to the network's gateway.
     fn transmit(&mut self, node: usize, iface: usize, packet: Packet) {
         let network = &self.networks[self.nodes[node].ifaces[iface].network];
-        let target = match network.members.get(&packet.dst.ip()) {
+        let dst = packet.dst.ip();
+        let target = match network.members.get(&dst) {
             Some(&t) => Some(t),
+            // An unassigned address of this network's own prefixes has no owner here, and a
+            // router never sends it out (nor gives it a NAT mapping).
+            None if network.prefixes.iter().any(|p| p.contains(dst)) => None,
             None => network.gateway.filter(|&(g, _)| g != node),
         };
         let Some((to_node, to_iface)) = target else {

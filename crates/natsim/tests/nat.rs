@@ -679,3 +679,20 @@ fn the_mapping_cap_counts_live_mappings_only() {
     let stats = w.sim.nat_stats(w.nat).unwrap();
     assert_eq!((stats.dropped_no_mapping, stats.mappings_expired), (1, 1));
 }
+
+#[test]
+fn an_unassigned_lan_address_is_not_routed_out() {
+    let mut w = world(NatConfig::preset(Preset::FullCone));
+    w.sim.set_endpoint(
+        w.clients[0],
+        Scripted::new().send_at(
+            secs(0),
+            addr(&format!("{CLIENT_A}:5000")),
+            addr("192.168.1.99:7"),
+            b"nobody",
+        ),
+    );
+    w.sim.run_for(secs(1));
+    assert!(w.sim.nat_table(w.nat).is_empty(), "no mapping for it");
+    assert_eq!(w.sim.stats().no_route, 1);
+}
