@@ -52,15 +52,6 @@ fn discover(config: NatConfig) -> Discovery {
         .unwrap()
         .result()
         .clone();
-    assert!(
-        sim.endpoint::<StunServerEndpoint>(server)
-            .unwrap()
-            .core()
-            .stats()
-            .success
-            >= 1
-            || result.udp_blocked
-    );
     result
 }
 

@@ -177,8 +177,7 @@ fn relayed_exchange_through_a_symmetric_nat() {
             "198.51.100.1".parse().unwrap(),
         ),
     );
-    let mut echo = Scripted::new();
-    echo.echo = true;
+    let echo = Scripted::echoing();
     sim.set_endpoint(peer, echo);
     sim.set_endpoint(
         client,

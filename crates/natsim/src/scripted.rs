@@ -1,5 +1,6 @@
 //! Ready-made endpoints for tests: [`Scripted`] sends what it is told when it is told and
-//! records everything it receives; [`Echo`] answers every datagram with its own bytes.
+//! records everything it receives; [`Scripted::echoing`] also answers every datagram with its
+//! own bytes.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -51,6 +52,15 @@ impl Scripted {
     /// An endpoint with nothing to do.
     pub fn new() -> Scripted {
         Scripted::default()
+    }
+
+    /// An endpoint that answers every datagram with the same bytes, from the address it
+    /// arrived on (and records it).
+    pub fn echoing() -> Scripted {
+        Scripted {
+            echo: true,
+            ..Scripted::default()
+        }
     }
 
     /// Adds an action at virtual time `at` (actions must be added in time order).
@@ -183,41 +193,5 @@ impl Endpoint for Scripted {
     fn poll_timeout(&self) -> Option<Instant> {
         let (at, _) = self.script.front()?;
         Some(self.start? + *at)
-    }
-}
-
-/// Answers every datagram with the same bytes, from the address it arrived on.
-#[derive(Debug, Default)]
-pub struct Echo {
-    out: VecDeque<Output>,
-    /// Datagrams answered.
-    pub answered: u64,
-}
-
-impl Endpoint for Echo {
-    fn handle_input(&mut self, _now: Instant, input: Input<'_>) {
-        if let Input::Udp {
-            local,
-            remote,
-            data,
-        } = input
-        {
-            self.answered += 1;
-            self.out.push_back(Output::Udp {
-                local,
-                remote,
-                data: data.to_vec(),
-            });
-        }
-    }
-
-    fn handle_timeout(&mut self, _now: Instant) {}
-
-    fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop_front()
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        None
     }
 }

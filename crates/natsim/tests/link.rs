@@ -138,8 +138,7 @@ fn harsh(seed: u64) -> (u64, Vec<(std::time::Duration, Vec<u8>)>) {
         client = client.send_at(ms(u64::from(i) * 5), from, to, &i.to_be_bytes());
     }
     w.sim.set_endpoint(w.clients[0], client);
-    let mut server = Scripted::new();
-    server.echo = true;
+    let server = Scripted::echoing();
     w.sim.set_endpoint(w.servers[0], server);
     w.sim.run_for(secs(5));
     (w.sim.trace_hash(), arrivals(&w, w.clients[0]))
@@ -228,8 +227,7 @@ fn ipv6_hosts_and_nat66() {
             b"v6",
         ),
     );
-    let mut srv = Scripted::new();
-    srv.echo = true;
+    let srv = Scripted::echoing();
     sim.set_endpoint(server, srv);
     sim.run_for(secs(1));
     let seen = sim.endpoint::<Scripted>(server).unwrap().datagrams();

@@ -3,14 +3,14 @@
 mod common;
 
 use common::*;
-use natsim::scripted::{Echo, Scripted};
+use natsim::scripted::Scripted;
 use natsim::{
     ConnId, LinkConfig, MappingBehavior, NatConfig, Output, Pooling, PortSelection, Preset,
 };
 
 fn echo_servers(w: &mut World) {
     for s in w.servers {
-        w.sim.set_endpoint(s, Echo::default());
+        w.sim.set_endpoint(s, Scripted::echoing());
     }
 }
 
@@ -32,13 +32,12 @@ fn mapping_expires_after_its_lifetime() {
         w.clients[0],
         Scripted::new().send_at(secs(0), client, addr("198.51.100.1:7"), b"hi"),
     );
-    let mut server = Scripted::new().send_at(
+    let server = Scripted::echoing().send_at(
         secs(125),
         addr("198.51.100.1:7"),
         addr("203.0.113.1:5000"),
         b"late",
     );
-    server.echo = true;
     w.sim.set_endpoint(w.servers[0], server);
     w.sim.run_for(secs(1));
     assert_eq!(w.sim.nat_table(w.nat).len(), 1);
@@ -343,8 +342,7 @@ fn hairpinning_between_two_clients_of_one_nat() {
 fn tcp_through_nat() {
     let mut w = world(NatConfig::preset(Preset::PortRestrictedCone));
     let server = addr("198.51.100.1:443");
-    let mut srv = Scripted::new().at(secs(0), Output::TcpListen { port: 443 });
-    srv.echo = true;
+    let srv = Scripted::echoing().at(secs(0), Output::TcpListen { port: 443 });
     w.sim.set_endpoint(w.servers[0], srv);
     let local = addr(&format!("{CLIENT_A}:40000"));
     w.sim.set_endpoint(
@@ -539,8 +537,7 @@ fn nested_nats_translate_twice_and_the_carrier_hairpins() {
     let server = t.host("server", &[(internet, "198.51.100.1")]);
     t.link_all(LinkConfig::with_latency(ms(5)));
     let mut sim = t.build(1).unwrap();
-    let mut srv = Scripted::new();
-    srv.echo = true;
+    let srv = Scripted::echoing();
     sim.set_endpoint(server, srv);
     // Both open a mapping through both NATs; then A sends to B's public (CGN) address, which
     // the CGN hairpins back into the carrier network and nat-b lets in (full cone).

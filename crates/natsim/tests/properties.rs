@@ -55,7 +55,8 @@ proptest! {
     }
 
     /// Under address-and-port-dependent filtering nothing unsolicited gets in: strangers send to
-    /// every external port the client uses; the client hears only from whom it talked to.
+    /// every external port the client uses; the client hears only from whom it talked to (and
+    /// does hear their answers, so a NAT that drops everything fails).
     #[test]
     fn apdf_delivers_nothing_unsolicited(
         contacted in proptest::collection::vec(server_addr(), 1..6),
@@ -81,6 +82,10 @@ proptest! {
             client = client.send_at(ms(0), from, *c, b"hello");
         }
         w.sim.set_endpoint(w.clients[0], client);
+        for &s in &w.servers {
+            let echo = Scripted::echoing();
+            w.sim.set_endpoint(s, echo);
+        }
         w.sim.run_for(ms(100));
         let external: Vec<SocketAddr> = w.sim.nat_table(w.nat).iter().map(|m| m.external).collect();
         // Strangers: any server address and port not contacted, aiming at any external port.
@@ -98,7 +103,8 @@ proptest! {
         }
         w.sim.run_for(secs(1));
         let got = w.sim.endpoint::<Scripted>(w.clients[0]).unwrap().datagrams();
-        prop_assert!(got.is_empty(), "{:?}", got);
+        prop_assert_eq!(got.len(), contacted.len(), "{:?}", got);
+        prop_assert!(got.iter().all(|(_, from, data)| contacted.contains(from) && data == b"hello"), "{:?}", got);
     }
 
     /// Nothing arrives twice unless duplication is on, whatever the loss, jitter and reordering.
@@ -123,6 +129,13 @@ proptest! {
         let got = w.sim.endpoint::<Scripted>(w.servers[0]).unwrap().datagrams();
         let unique: HashSet<Vec<u8>> = got.iter().map(|g| g.2.clone()).collect();
         prop_assert_eq!(unique.len(), got.len());
+        // And every datagram not lost on the way (the client's link, then the NAT's) arrived.
+        let lost: u64 = [(w.clients[0], 0), (w.nat, 0), (w.nat, 1)]
+            .iter()
+            .filter_map(|&(node, iface)| w.sim.link_stats(node, iface))
+            .map(|s| s.lost)
+            .sum();
+        prop_assert_eq!(got.len() as u64 + lost, u64::from(n));
     }
 
     /// With no loss, no jitter, no reordering and no filtering, everything arrives, in the order
