@@ -526,30 +526,40 @@ impl Nat {
             self.stats.blocked += 1;
             return Verdict::Drop;
         }
-        let keys = self
-            .by_external
-            .get(&(proto, p.dst))
-            .cloned()
-            .unwrap_or_default();
         let filtering = self.config.filtering;
         let passes = |m: &Mapping| match filtering {
             FilteringBehavior::EndpointIndependent => true,
             FilteringBehavior::AddressDependent => m.peers.iter().any(|a| a.ip() == p.src.ip()),
             FilteringBehavior::AddressAndPortDependent => m.peers.contains(&p.src),
         };
-        for key in keys {
-            if !self.live(&key, now) {
-                continue;
+        // The live mapping behind this external endpoint that lets the sender in, found
+        // without copying the list of mappings that share the endpoint.
+        let keys = self.by_external.get(&(proto, p.dst));
+        let found = keys.and_then(|keys| {
+            keys.iter().copied().find(|k| {
+                self.mappings
+                    .get(k)
+                    .is_some_and(|m| m.expires > now && passes(m))
+            })
+        });
+        if let Some(key) = found {
+            let m = self.mappings.get_mut(&key).expect("found above");
+            if self.config.inbound_refresh {
+                m.expires = now.saturating_add(self.config.lifetime(proto));
             }
-            let m = self.mappings.get_mut(&key).expect("live");
-            if passes(m) {
-                if self.config.inbound_refresh {
-                    m.expires = now.saturating_add(self.config.lifetime(proto));
-                }
-                p.dst = key.1;
-                self.stats.forwarded_in += 1;
-                return Verdict::In(p);
-            }
+            p.dst = key.1;
+            self.stats.forwarded_in += 1;
+            return Verdict::In(p);
+        }
+        // Dropped: the expired mappings behind the endpoint go now (as `live` does elsewhere).
+        let expired: Vec<MapKey> = keys
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|k| self.mappings.get(k).is_some_and(|m| m.expires <= now))
+            .collect();
+        for key in expired {
+            self.live(&key, now);
         }
         self.stats.filtered += 1;
         Verdict::Drop
