@@ -90,8 +90,7 @@ impl<'a> Message<'a> {
         let mut off = HEADER_LEN;
         let mut rest = &bytes[HEADER_LEN..];
         while let Some((header, after)) = rest.split_first_chunk::<4>() {
-            let attr_type = AttributeType(u16::from_be_bytes([header[0], header[1]]));
-            let len = u16::from_be_bytes([header[2], header[3]]);
+            let (attr_type, len) = attr_header(header);
             let padded_len = padded(usize::from(len));
             let Some(after) = after.get(padded_len..) else {
                 return Err(ParseError::AttributeOverrun {
@@ -349,12 +348,20 @@ impl core::fmt::Debug for Message<'_> {
     }
 }
 
+/// An attribute header: its type and value length (RFC 8489 §14).
+#[inline]
+fn attr_header(h: &[u8; 4]) -> (AttributeType, u16) {
+    (
+        AttributeType(u16::from_be_bytes([h[0], h[1]])),
+        u16::from_be_bytes([h[2], h[3]]),
+    )
+}
+
 /// The attribute whose header is at `off`; `None` if it does not fit (never for a validated
 /// message at a validated offset).
 fn raw_attribute(bytes: &[u8], off: usize) -> Option<RawAttribute<'_>> {
-    let header = bytes.get(off..off + 4)?;
-    let attr_type = AttributeType(u16::from_be_bytes([header[0], header[1]]));
-    let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    let (attr_type, len) = attr_header(bytes.get(off..off + 4)?.try_into().ok()?);
+    let len = usize::from(len);
     let value = bytes.get(off + 4..off + 4 + len)?;
     Some(RawAttribute {
         attr_type,
@@ -379,8 +386,8 @@ impl<'a> Iterator for Attributes<'a> {
     fn next(&mut self) -> Option<RawAttribute<'a>> {
         loop {
             let (header, after) = self.rest.split_first_chunk::<4>()?;
-            let attr_type = AttributeType(u16::from_be_bytes([header[0], header[1]]));
-            let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+            let (attr_type, len) = attr_header(header);
+            let len = usize::from(len);
             // `parse` checked that every value and its padding fit; `get` keeps that a
             // non-panicking fact here too.
             let value = after.get(..len)?;
