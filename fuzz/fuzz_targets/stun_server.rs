@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use libfuzzer_sys::fuzz_target;
-use stun_codec::Message;
+use stun_codec::{Class, Message};
 use turn_server::stun::{StunServer, StunServerConfig};
 
 fuzz_target!(|input: (u8, u16, Vec<u8>)| {
@@ -21,9 +21,18 @@ fuzz_target!(|input: (u8, u16, Vec<u8>)| {
     if let Some(reply) = server.handle_datagram(local, remote, &data, &mut out) {
         assert!(locals.contains(&reply.from));
         assert_eq!(reply.to.ip(), remote.ip());
-        assert!(reply.len <= out.len());
         let answer = Message::parse(&out[..reply.len]).expect("answers parse");
         let request = Message::parse(&data).expect("only STUN requests are answered");
         assert_eq!(answer.transaction_id(), request.transaction_id());
+        // A response to the request's method, FINGERPRINT exactly when the request had one.
+        let (q, a) = (request.message_type(), answer.message_type());
+        assert_eq!(q.class, Class::Request);
+        assert_eq!(a.method, q.method);
+        assert!(matches!(
+            a.class,
+            Class::SuccessResponse | Class::ErrorResponse
+        ));
+        assert_eq!(answer.has_fingerprint(), request.has_fingerprint());
+        assert!(!answer.has_fingerprint() || answer.verify_fingerprint().is_ok());
     }
 });

@@ -1,8 +1,10 @@
 //! The TURN server core's authenticated paths: structured requests that carry valid long-term
 //! credentials (the harness plays a client that learned the nonce), Send indications,
 //! ChannelData and peer datagrams, with relays granted or refused and time passing.
-//! Invariants: quotas hold, every datagram to a peer goes from a live relay to a peer the policy
-//! allows, and the core never panics.
+//! Two users; a 401 or 438 hands the harness a fresh nonce, as a client would take it.
+//! Invariants: the per-user and total quotas and the permission and channel caps hold, every
+//! datagram to a peer goes from a live relay to a peer the policy allows, and the core never
+//! panics.
 #![no_main]
 
 use std::collections::HashMap;
@@ -77,12 +79,33 @@ fn five_tuple(client: u8) -> FiveTuple {
     }
 }
 
+/// Keeps the NONCE a 401 or 438 carries for its client's address, as a client would.
+fn learn_nonce(nonces: &mut HashMap<IpAddr, String>, to: FiveTuple, data: &[u8]) {
+    if let Some(n) = Message::parse(data)
+        .ok()
+        .and_then(|m| m.get::<Nonce>().ok().flatten())
+    {
+        nonces.insert(to.client.ip(), n.0.to_owned());
+    }
+}
+
 fuzz_target!(|steps: Vec<Step>| {
     let start = Instant::now();
     let mut now = start;
     let mut users = Users::default();
     users.add("alice", REALM, "secret").unwrap();
-    let md5 = IntegrityKey::long_term("alice", REALM, "secret", PasswordAlgorithm::MD5).unwrap();
+    users.add("bob", REALM, "hunter2").unwrap();
+    let key = |user: &str, password: &str| {
+        IntegrityKey::long_term(user, REALM, password, PasswordAlgorithm::MD5).unwrap()
+    };
+    let (alice, bob) = (key("alice", "secret"), key("bob", "hunter2"));
+    // Every 5-tuple a step can name (the client byte folds onto these).
+    let tuples: Vec<FiveTuple> = {
+        let mut t: Vec<FiveTuple> = (0..=255u8).map(five_tuple).collect();
+        t.sort();
+        t.dedup();
+        t
+    };
     let policy = PeerPolicy::default();
     // Every datagram to a peer goes from a live relay to a peer the policy allows.
     let check = |relays: &[SocketAddr], t: Option<PeerTransmit<'_>>| {
@@ -140,12 +163,8 @@ fuzz_target!(|steps: Vec<Step>| {
                     let t = core.handle_client(now, ft, &req);
                     check(&relays, t);
                     while let Some(out) = core.poll_output() {
-                        if let Output::ToClient { data, .. } = out {
-                            if let Ok(m) = Message::parse(&data) {
-                                if let Ok(Some(n)) = m.get::<Nonce>() {
-                                    nonces.insert(ft.client.ip(), n.0.to_owned());
-                                }
-                            }
+                        if let Output::ToClient { five_tuple, data } = out {
+                            learn_nonce(&mut nonces, five_tuple, &data);
                         }
                     }
                 }
@@ -166,13 +185,19 @@ fuzz_target!(|steps: Vec<Step>| {
                 for a in attrs.iter().take(12) {
                     let _ = a.add_to(&mut b);
                 }
-                let ok = b.add(&Username("alice")).is_ok()
+                // Clients with bit 6 set are bob, the others alice.
+                let (user, md5) = if client & 0x40 != 0 {
+                    ("bob", &bob)
+                } else {
+                    ("alice", &alice)
+                };
+                let ok = b.add(&Username(user)).is_ok()
                     && b.add(&Realm(REALM)).is_ok()
                     && b.add(&Nonce(&nonce)).is_ok()
                     && if sha256 {
-                        b.add_message_integrity_sha256(&md5).is_ok()
+                        b.add_message_integrity_sha256(md5).is_ok()
                     } else {
-                        b.add_message_integrity(&md5).is_ok()
+                        b.add_message_integrity(md5).is_ok()
                     };
                 if !ok {
                     continue;
@@ -218,7 +243,6 @@ fuzz_target!(|steps: Vec<Step>| {
                 {
                     let mut out = vec![0u8; data.len() + RELAY_OVERHEAD];
                     if let Some(t) = core.handle_peer(now, r, peer, &data, &mut out) {
-                        assert!(t.len <= out.len());
                         assert!(
                             Message::parse(&out[..t.len]).is_ok()
                                 || ChannelData::parse(&out[..t.len]).is_ok()
@@ -256,9 +280,29 @@ fuzz_target!(|steps: Vec<Step>| {
                     assert!(relays.contains(&relay), "release of an unknown relay");
                     relays.retain(|r| *r != relay);
                 }
-                Output::ToClient { .. } => {}
+                // A 401 or 438 carries a fresh nonce: use it from now on (nonces go stale
+                // when time advances).
+                Output::ToClient { five_tuple, data } => {
+                    learn_nonce(&mut nonces, five_tuple, &data)
+                }
             }
         }
-        assert!(core.allocation_count() <= 5);
+        // Quotas and caps hold: 3 allocations per user, 5 in all, 4 live permissions and
+        // channels per allocation.
+        let mut per_user: HashMap<&str, usize> = HashMap::new();
+        for a in tuples.iter().filter_map(|t| core.allocation(t)) {
+            *per_user.entry(a.username.as_str()).or_default() += 1;
+            assert!(a.permissions.iter().filter(|p| p.expires > now).count() <= 4);
+            assert!(a.channels.iter().filter(|c| c.expires > now).count() <= 4);
+        }
+        assert!(
+            per_user.values().all(|&n| n <= 3),
+            "user quota: {per_user:?}"
+        );
+        assert!(
+            per_user.values().sum::<usize>() <= 5,
+            "total quota: {per_user:?}"
+        );
+        assert_eq!(per_user.values().sum::<usize>(), core.allocation_count());
     }
 });

@@ -21,6 +21,15 @@ fuzz_target!(|data: &[u8]| {
     // The full-length check can only pass where the truncated one does.
     assert!(msg.verify_integrity_sha256(key()).is_err() || mi256.is_ok());
     let fp = msg.verify_fingerprint();
+    // FINGERPRINT against an independent computation: the last attribute, CRC-32 of all that
+    // precedes it XOR 0x5354554E (RFC 8489 §14.7).
+    if msg.has_fingerprint() {
+        let n = data.len();
+        let stored = u32::from_be_bytes(data[n - 4..].try_into().unwrap());
+        let expected = crc32fast::hash(&data[..n - 8]) ^ 0x5354_554E;
+        let four_bytes = data[n - 6..n - 4] == [0, 4];
+        assert_eq!(fp.is_ok(), four_bytes && stored == expected);
+    }
     // Verification can only succeed on an attribute the message has.
     assert!(mi.is_err() || msg.has_integrity());
     assert!(mi256.is_err() || msg.has_integrity_sha256());
