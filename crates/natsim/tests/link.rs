@@ -1,4 +1,5 @@
-//! Links and determinism: latency, MTU, bandwidth and queue, loss rate, seeds.
+//! Links and determinism: latency, MTU, bandwidth and queue, loss rate, duplication,
+//! reordering, seeds.
 
 mod common;
 
@@ -241,4 +242,57 @@ fn ipv6_hosts_and_nat66() {
             b"v6".to_vec()
         )]
     );
+}
+
+/// `duplicate` and `reorder` do what docs/natsim.md says: on the client's link, every datagram
+/// arrives twice with `duplicate: 1.0`; with `reorder` some are held back `reorder_delay` and
+/// overtaken, and none is lost.
+#[test]
+fn duplication_and_reordering() {
+    let run = |link: LinkConfig| {
+        let mut w = world_with(
+            NatConfig::preset(Preset::FullCone),
+            &["203.0.113.1"],
+            LinkConfig::with_latency(ms(5)),
+            3,
+        );
+        w.sim.set_link(w.clients[0], 0, link);
+        let (from, to) = (addr(&format!("{CLIENT_A}:5000")), addr("198.51.100.1:7"));
+        let mut client = Scripted::new();
+        for i in 0..100u8 {
+            client = client.send_at(ms(u64::from(i)), from, to, &[i]);
+        }
+        w.sim.set_endpoint(w.clients[0], client);
+        w.sim.set_endpoint(w.servers[0], Scripted::new());
+        w.sim.run_for(secs(1));
+        let got: Vec<u8> = arrivals(&w, w.servers[0])
+            .into_iter()
+            .map(|(_, d)| d[0])
+            .collect();
+        (got, w.sim.link_stats(w.clients[0], 0).unwrap())
+    };
+    let (got, stats) = run(LinkConfig {
+        latency: ms(5),
+        duplicate: 1.0,
+        ..LinkConfig::default()
+    });
+    assert_eq!(got.len(), 200);
+    assert_eq!(stats.duplicated, 100);
+    for i in 0..100u8 {
+        assert_eq!(got.iter().filter(|&&b| b == i).count(), 2);
+    }
+    let (got, stats) = run(LinkConfig {
+        latency: ms(5),
+        reorder: 0.3,
+        ..LinkConfig::default()
+    });
+    let mut sorted = got.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        (0..100).collect::<Vec<u8>>(),
+        "none lost or repeated"
+    );
+    assert!(stats.reordered > 0);
+    assert_ne!(got, sorted, "held-back datagrams are overtaken");
 }
