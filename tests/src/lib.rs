@@ -2,11 +2,15 @@
 
 #![deny(missing_docs)]
 
-use std::collections::VecDeque;
+pub mod ice;
+pub mod matrix;
+
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use natsim::{Endpoint, Input, Output};
+use natsim::{ConnId, Endpoint, Input, Output};
+use stun_codec::StreamFramer;
 use turn_server::stun::{StunServer, StunServerConfig};
 use turn_server::turn::{self, FiveTuple, Relay, Transport, TurnServer};
 
@@ -80,9 +84,10 @@ impl Endpoint for StunServerEndpoint {
     }
 }
 
-/// The TURN core on a simulated host (UDP): datagrams to the listening address go to
-/// [`TurnServer::handle_client`], datagrams to a relayed address to [`TurnServer::handle_peer`];
-/// relay sockets are granted from a port counter on `relay_ip`, as a driver would bind them.
+/// The TURN core on a simulated host, over UDP and TCP: datagrams and framed stream messages
+/// to the listening address go to [`TurnServer::handle_client`], datagrams to a relayed
+/// address to [`TurnServer::handle_peer`]; relay sockets are granted from a port counter on
+/// `relay_ip`, as a driver would bind them.
 #[derive(Debug)]
 pub struct TurnServerEndpoint {
     core: TurnServer,
@@ -90,6 +95,8 @@ pub struct TurnServerEndpoint {
     relay_ip: std::net::IpAddr,
     next_port: u16,
     relays: Vec<SocketAddr>,
+    conns: HashMap<ConnId, (FiveTuple, StreamFramer)>,
+    by_tuple: HashMap<FiveTuple, ConnId>,
     out: VecDeque<Output>,
 }
 
@@ -106,7 +113,34 @@ impl TurnServerEndpoint {
             relay_ip,
             next_port: 49152,
             relays: Vec::new(),
+            conns: HashMap::new(),
+            by_tuple: HashMap::new(),
             out: VecDeque::new(),
+        }
+    }
+
+    fn send_to_client(&mut self, five_tuple: FiveTuple, data: Vec<u8>) {
+        match five_tuple.transport {
+            Transport::Udp => self.out.push_back(Output::Udp {
+                local: five_tuple.server,
+                remote: five_tuple.client,
+                data,
+            }),
+            _ => {
+                if let Some(&conn) = self.by_tuple.get(&five_tuple) {
+                    self.out.push_back(Output::TcpSend { conn, data });
+                }
+            }
+        }
+    }
+
+    fn client_message(&mut self, now: Instant, five_tuple: FiveTuple, data: &[u8]) {
+        if let Some(t) = self.core.handle_client(now, five_tuple, data) {
+            self.out.push_back(Output::Udp {
+                local: t.relay,
+                remote: t.peer,
+                data: t.payload.to_vec(),
+            });
         }
     }
 
@@ -118,11 +152,9 @@ impl TurnServerEndpoint {
     fn drain(&mut self, now: Instant) {
         while let Some(o) = self.core.poll_output() {
             match o {
-                turn::Output::ToClient { five_tuple, data } => self.out.push_back(Output::Udp {
-                    local: five_tuple.server,
-                    remote: five_tuple.client,
-                    data,
-                }),
+                turn::Output::ToClient { five_tuple, data } => {
+                    self.send_to_client(five_tuple, data)
+                }
                 turn::Output::AllocateRelay(req) => {
                     let addr = SocketAddr::new(self.relay_ip, self.next_port);
                     self.next_port += 2;
@@ -140,38 +172,78 @@ impl TurnServerEndpoint {
 }
 
 impl Endpoint for TurnServerEndpoint {
+    fn start(&mut self, _now: Instant) {
+        self.out.push_back(Output::TcpListen {
+            port: self.listen.port(),
+        });
+    }
+
     fn handle_input(&mut self, now: Instant, input: Input<'_>) {
-        let Input::Udp {
-            local,
-            remote,
-            data,
-        } = input
-        else {
-            return;
-        };
-        if local == self.listen {
-            let five_tuple = FiveTuple {
-                transport: Transport::Udp,
-                client: remote,
-                server: local,
-            };
-            if let Some(t) = self.core.handle_client(now, five_tuple, data) {
-                self.out.push_back(Output::Udp {
-                    local: t.relay,
-                    remote: t.peer,
-                    data: t.payload.to_vec(),
-                });
+        match input {
+            Input::Udp {
+                local,
+                remote,
+                data,
+            } => {
+                if local == self.listen {
+                    let five_tuple = FiveTuple {
+                        transport: Transport::Udp,
+                        client: remote,
+                        server: local,
+                    };
+                    self.client_message(now, five_tuple, data);
+                } else if self.relays.contains(&local) {
+                    let mut buf = vec![0u8; data.len() + turn::RELAY_OVERHEAD];
+                    if let Some(t) = self.core.handle_peer(now, local, remote, data, &mut buf) {
+                        buf.truncate(t.len);
+                        self.send_to_client(t.five_tuple, buf);
+                    }
+                }
             }
-        } else if self.relays.contains(&local) {
-            let mut buf = vec![0u8; data.len() + turn::RELAY_OVERHEAD];
-            if let Some(t) = self.core.handle_peer(now, local, remote, data, &mut buf) {
-                buf.truncate(t.len);
-                self.out.push_back(Output::Udp {
-                    local: t.five_tuple.server,
-                    remote: t.five_tuple.client,
-                    data: buf,
-                });
+            Input::TcpAccepted {
+                conn,
+                local,
+                remote,
+            } if local == self.listen => {
+                let five_tuple = FiveTuple {
+                    transport: Transport::Tcp,
+                    client: remote,
+                    server: local,
+                };
+                self.conns.insert(conn, (five_tuple, StreamFramer::new()));
+                self.by_tuple.insert(five_tuple, conn);
             }
+            Input::TcpData { conn, data } => {
+                let Some((five_tuple, mut framer)) = self.conns.remove(&conn) else {
+                    return;
+                };
+                framer.push(data);
+                let mut frames = Vec::new();
+                let ok = loop {
+                    match framer.next_frame() {
+                        Ok(Some((_, frame))) => frames.push(frame.to_vec()),
+                        Ok(None) => break true,
+                        Err(_) => break false,
+                    }
+                };
+                for f in frames {
+                    self.client_message(now, five_tuple, &f);
+                }
+                if ok {
+                    self.conns.insert(conn, (five_tuple, framer));
+                } else {
+                    self.by_tuple.remove(&five_tuple);
+                    self.core.connection_closed(five_tuple);
+                    self.out.push_back(Output::TcpClose { conn });
+                }
+            }
+            Input::TcpClosed { conn, .. } => {
+                if let Some((five_tuple, _)) = self.conns.remove(&conn) {
+                    self.by_tuple.remove(&five_tuple);
+                    self.core.connection_closed(five_tuple);
+                }
+            }
+            _ => {}
         }
         self.drain(now);
     }

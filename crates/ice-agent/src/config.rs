@@ -192,6 +192,7 @@ pub struct Transmit {
 
 /// Something the agent needs its driver to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DriverRequest {
     /// Open a TCP connection (with TLS if `tls_name` is set) to a TURN server, from the
     /// local IP of `local` (port chosen by the driver), then report it with
@@ -216,6 +217,7 @@ pub enum DriverRequest {
 
 /// Something the application wants to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// A local candidate to signal to the peer (trickle ICE, RFC 8838).
     LocalCandidate {

@@ -81,6 +81,7 @@ impl Agent {
                 };
                 match action {
                     Some(RetransmitAction::Resend) => {
+                        check.sent_at = now;
                         let bytes = check.bytes.clone();
                         let p = &self.streams[si].pairs[pi];
                         let path = self.streams[si].local[p.local].path;
@@ -235,8 +236,10 @@ impl Agent {
         let role = self.role;
         let p = &mut self.streams[si].pairs[pi];
         let previous = p.check.as_ref().map(|c| c.id);
+        p.first_sent.get_or_insert(now);
         p.check = Some(Check {
             id,
+            sent_at: now,
             previous,
             role,
             timer: Retransmit::udp(now, self.config.rto, self.config.max_check_sends, 16),
@@ -249,9 +252,9 @@ impl Agent {
         }
     }
 
-    /// When the controlling agent should nominate in a stream (§8.1.1): now if the best
-    /// succeeded pair of a component can no longer be beaten by a pair still in play, or
-    /// `nomination_grace` after it succeeded.
+    /// When the controlling agent should nominate in a stream (§8.1.1): once the best
+    /// succeeded pair of a component can no longer be beaten by a pair still in play, and
+    /// at the latest `nomination_grace` after it succeeded.
     pub(super) fn nomination_due(&self, s: &Stream) -> Option<Instant> {
         if self.role != Role::Controlling || self.config.lite || self.remote_credentials.is_none() {
             return None;
@@ -266,6 +269,12 @@ impl Agent {
     }
 
     /// The pair to nominate for a component and from when.
+    ///
+    /// A pair of higher priority than the best succeeded one can still beat it while it
+    /// waits for its first check, or while its check is younger than twice the round trip
+    /// the best pair took: an answer slower than that is unlikely, since the paths of
+    /// higher-priority pairs are the shorter ones (host before reflexive before relayed).
+    /// No fixed per-type waits; the grace bounds the wait when pairs are never tried.
     fn nomination_candidate(&self, s: &Stream, component: u16) -> Option<(usize, Instant)> {
         let of_component = || {
             s.pairs
@@ -279,17 +288,19 @@ impl Agent {
         let (bi, best) = of_component()
             .filter(|(_, p)| p.state == PairState::Succeeded)
             .max_by_key(|(_, p)| p.priority)?;
-        let beatable =
-            of_component().any(|(_, p)| p.priority > best.priority && p.state != PairState::Failed);
         let succeeded = best.succeeded_at?;
-        Some((
-            bi,
-            if beatable {
-                succeeded + self.config.nomination_grace
-            } else {
-                succeeded
-            },
-        ))
+        let rtt = best.rtt.unwrap_or(self.config.rto);
+        let cap = succeeded + self.config.nomination_grace;
+        let mut due = succeeded;
+        for (_, p) in of_component().filter(|(_, p)| p.priority > best.priority) {
+            let until = match (p.state, p.first_sent) {
+                (PairState::Failed | PairState::Succeeded, _) => continue,
+                (PairState::InProgress, Some(first)) => first + 2 * rtt,
+                _ => cap,
+            };
+            due = due.max(until.min(cap));
+        }
+        Some((bi, due))
     }
 
     pub(super) fn maybe_nominate(&mut self, now: Instant) {
@@ -429,6 +440,7 @@ impl Agent {
                 // Retransmitted as a STUN transaction until the next consent check.
                 sel.consent = Some(Check {
                     id,
+                    sent_at: now,
                     previous: None,
                     role,
                     timer: Retransmit::udp(now, self.config.rto, u32::MAX, 1)

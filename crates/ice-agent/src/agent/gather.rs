@@ -487,6 +487,8 @@ impl Agent {
             check: None,
             valid_local: None,
             succeeded_at: None,
+            first_sent: None,
+            rtt: None,
             remote_nominated: false,
             nominated: false,
             nominate: false,

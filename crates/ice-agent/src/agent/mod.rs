@@ -61,6 +61,8 @@ enum PairState {
 #[derive(Debug)]
 struct Check {
     id: TransactionId,
+    /// When it was last (re)transmitted.
+    sent_at: Instant,
     /// The transaction a triggered check replaced: its answer still counts (§7.3.1.4).
     previous: Option<TransactionId>,
     /// The role the request claimed.
@@ -83,6 +85,10 @@ struct Pair {
     /// the local side of the valid pair.
     valid_local: Option<usize>,
     succeeded_at: Option<Instant>,
+    /// When the first check of the pair left.
+    first_sent: Option<Instant>,
+    /// Round-trip time of the check that succeeded (from its last transmission).
+    rtt: Option<Duration>,
     /// The controlled agent saw USE-CANDIDATE for this pair (§7.3.1.5).
     remote_nominated: bool,
     /// The controlling agent's nominating check succeeded.

@@ -412,6 +412,7 @@ impl Agent {
         p.state = PairState::Succeeded;
         p.valid_local = Some(valid_local);
         p.succeeded_at.get_or_insert(now);
+        p.rtt = Some(now.saturating_duration_since(check.sent_at));
         if check.nominating {
             p.nominated = true;
         }

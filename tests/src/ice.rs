@@ -1,0 +1,370 @@
+//! The ICE agent on a simulated host, and the signalling channel between two of them.
+//!
+//! Signalling is outside the simulated network (as a web socket to a signalling server
+//! would be in practice, where it does not cross the peers' NATs on the same path): a
+//! [`Mailbox`] delivers each message after a fixed delay. The controlled side holds its
+//! candidates until the offer's credentials arrive, then answers with its credentials and
+//! everything gathered so far, and trickles the rest.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use ice_agent::{
+    Agent, AgentConfig, Candidate, CandidateKind, ConnectionId, ConnectionState, Credentials,
+    DriverRequest, Event, Role, StreamId, Via,
+};
+use natsim::{ConnId, Endpoint, Input, Output};
+
+/// One signalling message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signal {
+    /// `a=ice-ufrag` and `a=ice-pwd` (an offer or answer).
+    Credentials(Credentials),
+    /// A trickled `a=candidate` line.
+    Candidate(String),
+    /// `a=end-of-candidates`.
+    EndOfCandidates,
+}
+
+#[derive(Debug, Default)]
+struct MailboxInner {
+    queues: [VecDeque<(Instant, Signal)>; 2],
+    posted: bool,
+    sent: u64,
+}
+
+/// The signalling channel between side 0 and side 1, with a fixed one-way delay.
+#[derive(Debug, Clone)]
+pub struct Mailbox {
+    inner: Rc<RefCell<MailboxInner>>,
+    delay: Duration,
+}
+
+impl Mailbox {
+    /// A channel delivering after `delay`.
+    pub fn new(delay: Duration) -> Mailbox {
+        Mailbox {
+            inner: Rc::default(),
+            delay,
+        }
+    }
+
+    fn post(&self, now: Instant, to: usize, s: Signal) {
+        let mut m = self.inner.borrow_mut();
+        m.queues[to].push_back((now + self.delay, s));
+        m.posted = true;
+        m.sent += 1;
+    }
+
+    fn next(&self, side: usize) -> Option<Instant> {
+        self.inner.borrow().queues[side].front().map(|x| x.0)
+    }
+
+    fn take_due(&self, side: usize, now: Instant) -> Option<Signal> {
+        let mut m = self.inner.borrow_mut();
+        if m.queues[side].front().is_some_and(|x| x.0 <= now) {
+            m.queues[side].pop_front().map(|x| x.1)
+        } else {
+            None
+        }
+    }
+
+    /// Whether something was posted since the last [`take_posted`](Self::take_posted).
+    pub fn posted(&self) -> bool {
+        self.inner.borrow().posted
+    }
+
+    /// Whether something was posted since the last call (the simulator must then re-arm
+    /// the receiver's timer: [`natsim::Sim::wake`]).
+    pub fn take_posted(&self) -> bool {
+        std::mem::take(&mut self.inner.borrow_mut().posted)
+    }
+
+    /// Messages sent so far.
+    pub fn sent(&self) -> u64 {
+        self.inner.borrow().sent
+    }
+}
+
+/// An [`Agent`] hosted on a simulated host: its UDP sockets are the host's, TCP connections
+/// to TURN servers are natsim connections. Once connected it sends one datagram of
+/// application data on the selected pair, and records what it receives.
+#[derive(Debug)]
+pub struct AgentEndpoint {
+    /// The agent.
+    pub agent: Agent,
+    side: usize,
+    mailbox: Mailbox,
+    sockets: Vec<SocketAddr>,
+    stream: StreamId,
+    answered: bool,
+    held: Vec<Signal>,
+    out: VecDeque<Output>,
+    /// When this side last received the peer's credentials.
+    pub remote_credentials_at: Option<Instant>,
+    /// When the agent last became connected.
+    pub connected_at: Option<Instant>,
+    /// The latest selected pair: local and remote candidate.
+    pub selected: Option<(Candidate, Candidate)>,
+    /// Every state change, with its time.
+    pub states: Vec<(Instant, ConnectionState)>,
+    /// Application data received on the selected pair.
+    pub received: Vec<Vec<u8>>,
+    /// When the next greeting goes (every 100 ms while connected, so loss cannot starve
+    /// the check that data flows).
+    greet_at: Option<Instant>,
+    /// This side started an ICE restart: the next credentials are the answer.
+    restarting: bool,
+}
+
+impl AgentEndpoint {
+    /// An agent for side `side` (0 offers and controls, 1 answers) with one stream of one
+    /// component on a UDP socket at each of `sockets`.
+    pub fn new(
+        mut config: AgentConfig,
+        side: usize,
+        mailbox: Mailbox,
+        sockets: Vec<SocketAddr>,
+    ) -> AgentEndpoint {
+        config.role = if side == 0 {
+            Role::Controlling
+        } else {
+            Role::Controlled
+        };
+        let mut agent = Agent::new(config);
+        let stream = agent.add_stream(1);
+        AgentEndpoint {
+            agent,
+            side,
+            mailbox,
+            sockets,
+            stream,
+            answered: side == 0,
+            held: Vec::new(),
+            out: VecDeque::new(),
+            remote_credentials_at: None,
+            connected_at: None,
+            selected: None,
+            states: Vec::new(),
+            received: Vec::new(),
+            greet_at: None,
+            restarting: false,
+        }
+    }
+
+    /// Whether the agent is connected (or completed).
+    pub fn is_connected(&self) -> bool {
+        matches!(
+            self.agent.state(),
+            ConnectionState::Connected | ConnectionState::Completed
+        )
+    }
+
+    /// The kinds of the selected pair's candidates (local, remote).
+    pub fn selected_kinds(&self) -> Option<(CandidateKind, CandidateKind)> {
+        self.selected.as_ref().map(|(l, r)| (l.kind, r.kind))
+    }
+
+    /// Starts an ICE restart from this side (call [`natsim::Sim::wake`] afterwards).
+    pub fn restart(&mut self, now: Instant) {
+        self.agent.restart(now);
+        self.answered = true;
+        self.restarting = true;
+        self.greet_at = None;
+        let c = self.agent.local_credentials().clone();
+        self.signal(now, Signal::Credentials(c));
+        self.pump(now);
+    }
+
+    fn signal(&mut self, now: Instant, s: Signal) {
+        if self.answered {
+            self.mailbox.post(now, 1 - self.side, s);
+        } else {
+            self.held.push(s);
+        }
+    }
+
+    fn pump(&mut self, now: Instant) {
+        while let Some(s) = self.mailbox.take_due(self.side, now) {
+            match s {
+                Signal::Credentials(c) => {
+                    let restart = self.remote_credentials_at.is_some() && !self.restarting;
+                    self.restarting = false;
+                    if restart {
+                        // The peer restarted: so do we, and answer (RFC 8445 §9).
+                        self.agent.restart(now);
+                        self.greet_at = None;
+                        let mine = self.agent.local_credentials().clone();
+                        self.mailbox
+                            .post(now, 1 - self.side, Signal::Credentials(mine));
+                    }
+                    self.agent.set_remote_credentials(now, c, false);
+                    self.remote_credentials_at = Some(now);
+                    if !self.answered {
+                        self.answered = true;
+                        let mine = self.agent.local_credentials().clone();
+                        self.mailbox
+                            .post(now, 1 - self.side, Signal::Credentials(mine));
+                        for s in std::mem::take(&mut self.held) {
+                            self.mailbox.post(now, 1 - self.side, s);
+                        }
+                    }
+                }
+                Signal::Candidate(line) => {
+                    let _ = self
+                        .agent
+                        .add_remote_candidate_line(now, self.stream, &line);
+                }
+                Signal::EndOfCandidates => self.agent.end_of_remote_candidates(now, self.stream),
+            }
+        }
+        loop {
+            let mut progress = false;
+            while let Some(t) = self.agent.poll_transmit() {
+                progress = true;
+                match t.via {
+                    Via::Udp { local, remote } => self.out.push_back(Output::Udp {
+                        local,
+                        remote,
+                        data: t.data,
+                    }),
+                    Via::Connection(id) => self.out.push_back(Output::TcpSend {
+                        conn: ConnId(id.0),
+                        data: t.data,
+                    }),
+                }
+            }
+            while let Some(r) = self.agent.poll_request() {
+                progress = true;
+                match r {
+                    DriverRequest::Connect {
+                        id, server, local, ..
+                    } => self.out.push_back(Output::TcpConnect {
+                        conn: ConnId(id.0),
+                        local: SocketAddr::new(local.ip(), 40000 + id.0 as u16),
+                        remote: server,
+                    }),
+                    DriverRequest::Close { id } => {
+                        self.out.push_back(Output::TcpClose { conn: ConnId(id.0) })
+                    }
+                    _ => {}
+                }
+            }
+            while let Some(e) = self.agent.poll_event() {
+                progress = true;
+                match e {
+                    Event::LocalCandidate { candidate, .. } => {
+                        self.signal(now, Signal::Candidate(candidate.to_string()))
+                    }
+                    Event::GatheringComplete { .. } => self.signal(now, Signal::EndOfCandidates),
+                    Event::StateChanged(s) => {
+                        let up = |s: ConnectionState| {
+                            matches!(s, ConnectionState::Connected | ConnectionState::Completed)
+                        };
+                        let was_up = self.states.last().is_some_and(|&(_, p)| up(p));
+                        if up(s) && !was_up {
+                            self.connected_at = Some(now);
+                        }
+                        self.states.push((now, s));
+                    }
+                    Event::SelectedPair { local, remote, .. } => {
+                        self.selected = Some((local, remote));
+                        self.greet_at = None;
+                    }
+                    Event::Data { data, .. } => self.received.push(data),
+                    _ => {}
+                }
+            }
+            if self.is_connected() && self.greet_at.is_none_or(|t| t <= now) {
+                self.greet_at = Some(now + Duration::from_millis(100));
+                let mut buf = [0u8; 256];
+                let hello = format!("hello from side {}", self.side);
+                if let Ok((via, len)) =
+                    self.agent
+                        .send(now, self.stream, 1, hello.as_bytes(), &mut buf)
+                {
+                    progress = true;
+                    let data = buf[..len].to_vec();
+                    match via {
+                        Via::Udp { local, remote } => self.out.push_back(Output::Udp {
+                            local,
+                            remote,
+                            data,
+                        }),
+                        Via::Connection(id) => self.out.push_back(Output::TcpSend {
+                            conn: ConnId(id.0),
+                            data,
+                        }),
+                    }
+                }
+            }
+            if !progress {
+                break;
+            }
+        }
+    }
+}
+
+impl Endpoint for AgentEndpoint {
+    fn start(&mut self, now: Instant) {
+        for addr in self.sockets.clone() {
+            self.agent
+                .add_local_socket(now, self.stream, 1, addr)
+                .expect("stream 0 component 1 exist");
+        }
+        if self.side == 0 {
+            let c = self.agent.local_credentials().clone();
+            self.signal(now, Signal::Credentials(c));
+        }
+        self.pump(now);
+    }
+
+    fn handle_input(&mut self, now: Instant, input: Input<'_>) {
+        match input {
+            Input::Udp {
+                local,
+                remote,
+                data,
+            } => {
+                if let Some(r) = self.agent.handle_receive(now, local, remote, data) {
+                    self.received.push(r.data.to_vec());
+                }
+            }
+            Input::TcpConnected { conn, .. } => {
+                self.agent.connection_established(now, ConnectionId(conn.0))
+            }
+            Input::TcpData { conn, data } => {
+                self.agent
+                    .handle_connection_data(now, ConnectionId(conn.0), data)
+            }
+            Input::TcpClosed { conn, .. } => {
+                self.agent.connection_closed(now, ConnectionId(conn.0))
+            }
+            Input::TcpAccepted { .. } => {}
+        }
+        self.pump(now);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.agent.handle_timeout(now);
+        self.pump(now);
+    }
+
+    fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.agent.poll_timeout(),
+            self.mailbox.next(self.side),
+            self.greet_at.filter(|_| self.is_connected()),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+}
