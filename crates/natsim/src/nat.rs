@@ -336,6 +336,14 @@ impl Nat {
         }
     }
 
+    /// Drops every mapping; returns how many there were.
+    pub(crate) fn flush(&mut self) -> usize {
+        let n = self.mappings.len();
+        self.mappings.clear();
+        self.by_external.clear();
+        n
+    }
+
     fn remove(&mut self, key: &MapKey) {
         if let Some(m) = self.mappings.remove(key) {
             let ext = (key.0, m.external);

@@ -367,6 +367,17 @@ impl Sim {
         self.nat(nat).map(|n| n.table(self.now)).unwrap_or_default()
     }
 
+    /// Drops every mapping of a NAT box at once, as when it reboots or its mappings all
+    /// expire: flows start over with new mappings (on a new port unless the box preserves
+    /// ports; sequential port selection goes on from where it was). Returns how many
+    /// mappings there were.
+    pub fn flush_nat(&mut self, nat: NodeId) -> usize {
+        match self.nodes.get_mut(nat.0).map(|n| &mut n.kind) {
+            Some(NodeKind::Nat(n)) => n.flush(),
+            _ => 0,
+        }
+    }
+
     /// A readable dump of a NAT box's table.
     pub fn nat_dump(&self, nat: NodeId) -> String {
         self.nat(nat).map(|n| n.dump(self.now)).unwrap_or_default()

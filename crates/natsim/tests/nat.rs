@@ -693,3 +693,28 @@ fn an_unassigned_lan_address_is_not_routed_out() {
     assert!(w.sim.nat_table(w.nat).is_empty(), "no mapping for it");
     assert_eq!(w.sim.stats().no_route, 1);
 }
+
+#[test]
+fn a_flushed_nat_maps_the_same_flow_anew() {
+    let mut w = world(NatConfig::preset(Preset::Symmetric));
+    let from = addr(&format!("{CLIENT_A}:5000"));
+    let to = addr("198.51.100.1:7");
+    w.sim.set_endpoint(
+        w.clients[0],
+        Scripted::new()
+            .send_at(secs(0), from, to, b"1")
+            .send_at(secs(2), from, to, b"2"),
+    );
+    for s in w.servers {
+        w.sim.set_endpoint(s, Scripted::new());
+    }
+    w.sim.run_for(secs(1));
+    assert_eq!(w.sim.flush_nat(w.nat), 1);
+    assert!(w.sim.nat_table(w.nat).is_empty());
+    // Flushing a host is a no-op.
+    assert_eq!(w.sim.flush_nat(w.clients[0]), 0);
+    w.sim.run_for(secs(2));
+    let ports: Vec<u16> = sources_seen_by(&w, 0).iter().map(|a| a.port()).collect();
+    // The same flow, a new mapping on the next port: the server sees a new source.
+    assert_eq!(ports, vec![1024, 1025]);
+}
