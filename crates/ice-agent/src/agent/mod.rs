@@ -331,6 +331,17 @@ impl Agent {
             .unwrap_or_default()
     }
 
+    /// The remote candidates of a stream: signalled ones and peer-reflexive ones learned
+    /// from checks.
+    pub fn remote_candidates(&self, stream: StreamId) -> &[Candidate] {
+        self.streams.get(stream.0).map_or(&[], |s| &s.remote)
+    }
+
+    /// The number of candidate pairs in a stream's check list.
+    pub fn pair_count(&self, stream: StreamId) -> usize {
+        self.streams.get(stream.0).map_or(0, |s| s.pairs.len())
+    }
+
     /// Adds a remote candidate (trickle ICE: at any time). Candidates of a transport other
     /// than UDP are accepted and ignored. Adding the same candidate twice is harmless.
     pub fn add_remote_candidate(
