@@ -203,11 +203,7 @@ impl Agent {
 
     /// A driver-opened connection to a TURN server is up.
     pub fn connection_established(&mut self, now: Instant, id: ConnectionId) {
-        let Some(t) = self
-            .turns
-            .iter()
-            .position(|t| matches!(t.path, TurnPath::Connection(c, _) if c == id))
-        else {
+        let Some(t) = self.turn_on_connection(id) else {
             return;
         };
         self.turns[t].path = TurnPath::Connection(id, true);
@@ -217,11 +213,7 @@ impl Agent {
 
     /// A connection to a TURN server failed to open or ended.
     pub fn connection_closed(&mut self, now: Instant, id: ConnectionId) {
-        let Some(t) = self
-            .turns
-            .iter()
-            .position(|t| matches!(t.path, TurnPath::Connection(c, _) if c == id))
-        else {
+        let Some(t) = self.turn_on_connection(id) else {
             return;
         };
         self.turns[t].client.stream_closed();
@@ -232,9 +224,8 @@ impl Agent {
     /// Bytes from a connection to a TURN server (after TLS decryption).
     pub fn handle_connection_data(&mut self, now: Instant, id: ConnectionId, data: &[u8]) {
         let Some(t) = self
-            .turns
-            .iter()
-            .position(|t| t.path == TurnPath::Connection(id, true))
+            .turn_on_connection(id)
+            .filter(|&t| self.turns[t].path == TurnPath::Connection(id, true))
         else {
             return;
         };
@@ -243,6 +234,13 @@ impl Agent {
         }
         self.drain_turn(now, t);
         self.update_state(now);
+    }
+
+    /// The TURN client that uses connection `id`.
+    fn turn_on_connection(&self, id: ConnectionId) -> Option<usize> {
+        self.turns
+            .iter()
+            .position(|t| matches!(t.path, TurnPath::Connection(c, _) if c == id))
     }
 
     /// Moves a TURN client's output into the agent's queues and acts on its events.
