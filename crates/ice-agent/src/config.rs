@@ -70,7 +70,8 @@ pub struct AgentConfig {
     /// Consent checks on the selected pair (RFC 7675 §5.1): every interval, randomized by
     /// ±20 %. Default 5 s.
     pub consent_interval: Duration,
-    /// Consent is lost when no check has been answered for this long (RFC 7675: 30 s).
+    /// Consent is lost when no check has been answered for this long (RFC 7675: 30 s). An
+    /// ICE-lite agent, which sends no checks, counts from the peer's last check instead.
     pub consent_timeout: Duration,
     /// The connection state shows `Disconnected` after this long without an answer to a
     /// consent check (the pair is kept until consent is lost). Default 7.5 s.

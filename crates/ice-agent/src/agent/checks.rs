@@ -159,13 +159,6 @@ impl Agent {
         }
         for si in 0..self.streams.len() {
             let s = &self.streams[si];
-            let busy = |p: &Pair| {
-                s.pairs.iter().any(|q| {
-                    matches!(q.state, PairState::Waiting | PairState::InProgress)
-                        && s.local[q.local].cand.foundation == s.local[p.local].cand.foundation
-                        && s.remote[q.remote].foundation == s.remote[p.remote].foundation
-                })
-            };
             let frozen = s
                 .pairs
                 .iter()
@@ -173,7 +166,7 @@ impl Agent {
                 .filter(|(_, p)| {
                     p.state == PairState::Frozen
                         && !self.component_done(s, p.component)
-                        && !busy(p)
+                        && !s.foundation_busy(p.local, p.remote)
                         && self.path_ready(si, p)
                 })
                 .max_by_key(|(_, p)| p.priority)
@@ -396,6 +389,14 @@ impl Agent {
                 let Some(sel) = self.streams[si].selected[c].as_mut() else {
                     continue;
                 };
+                // For a lite agent `last_response` is the peer's last authenticated check
+                // on the pair (it sends none of its own).
+                if now >= sel.last_response + self.config.consent_timeout {
+                    tracing::warn!(stream = si, component = c + 1, "consent lost");
+                    self.streams[si].selected[c] = None;
+                    self.consent_lost = true;
+                    continue;
+                }
                 if self.config.lite {
                     // A lite agent sends no checks: Binding indications keep the path.
                     if now >= sel.last_sent + self.config.keepalive_interval {
@@ -403,12 +404,6 @@ impl Agent {
                         let (path, to) = (sel.path, sel.remote.addr);
                         self.keepalive(path, to);
                     }
-                    continue;
-                }
-                if now >= sel.last_response + self.config.consent_timeout {
-                    tracing::warn!(stream = si, component = c + 1, "consent lost");
-                    self.streams[si].selected[c] = None;
-                    self.consent_lost = true;
                     continue;
                 }
                 if let Some(check) = sel.consent.as_mut() {
@@ -423,11 +418,16 @@ impl Agent {
                         None => {}
                     }
                 }
-                let sel = self.streams[si].selected[c].as_ref().expect("still there");
-                if now < sel.next_consent || self.remote_credentials.is_none() {
+                let sel = self.streams[si].selected[c].as_mut().expect("still there");
+                if now < sel.next_consent {
                     continue;
                 }
-                let Some(pi) = sel.pair else { continue };
+                let Some(pi) = sel.pair.filter(|_| self.remote_credentials.is_some()) else {
+                    // Restarting: no credentials to check with yet. Try again later, so the
+                    // timer does not stay in the past.
+                    sel.next_consent = now + self.config.consent_interval;
+                    continue;
+                };
                 let local = self.streams[si].pairs[pi].local;
                 let Some((id, bytes)) = self.check_request(si, local, false) else {
                     continue;

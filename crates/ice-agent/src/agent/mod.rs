@@ -123,7 +123,31 @@ struct Stream {
     selected: Vec<Option<Selected>>,
     remote_end_of_candidates: bool,
     last_remote_candidate: Option<Instant>,
+    /// Armed when a remote candidate arrives: when to re-check for failure without
+    /// end-of-candidates (`trickle_wait` later); disarmed once it has fired.
+    trickle_timer: Option<Instant>,
     gathering_complete_sent: bool,
+}
+
+impl Stream {
+    /// The foundation of the pair (local, remote): the two candidates' foundations
+    /// (RFC 8445 §6.1.2.6).
+    fn pair_foundation(&self, local: usize, remote: usize) -> (&str, &str) {
+        (
+            &self.local[local].cand.foundation,
+            &self.remote[remote].foundation,
+        )
+    }
+
+    /// Whether a pair of the same foundation as (local, remote) is Waiting or In-Progress:
+    /// then a new or frozen pair of that foundation stays Frozen (§6.1.2.6, §6.1.4.2).
+    fn foundation_busy(&self, local: usize, remote: usize) -> bool {
+        let f = self.pair_foundation(local, remote);
+        self.pairs.iter().any(|q| {
+            matches!(q.state, PairState::Waiting | PairState::InProgress)
+                && self.pair_foundation(q.local, q.remote) == f
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -372,7 +396,9 @@ impl Agent {
         if s.remote.len() >= self.config.max_remote_candidates {
             return Err(AddCandidateError::TooMany);
         }
-        self.streams[stream.0].last_remote_candidate = Some(now);
+        let s = &mut self.streams[stream.0];
+        s.last_remote_candidate = Some(now);
+        s.trickle_timer = Some(now + self.config.trickle_wait);
         self.insert_remote(now, stream.0, candidate);
         self.update_state(now);
         Ok(())
@@ -420,6 +446,7 @@ impl Agent {
             s.triggered.clear();
             s.remote_end_of_candidates = false;
             s.last_remote_candidate = None;
+            s.trickle_timer = None;
             s.gathering_complete_sent = false;
             for sel in s.selected.iter_mut().flatten() {
                 sel.pair = None;
@@ -437,7 +464,7 @@ impl Agent {
         for i in 0..self.sockets.len() {
             self.gather_from_socket(now, i);
         }
-        self.set_state(ConnectionState::Checking);
+        // Still Connected while the old pairs carry data (or Checking if there are none).
         self.update_state(now);
     }
 
@@ -505,12 +532,14 @@ impl Agent {
                 }
             }
             for sel in s.selected.iter().flatten() {
-                at(sel.next_consent);
-                if let Some(c) = &sel.consent {
-                    at(c.timer.next());
-                }
                 if self.config.lite {
+                    // No consent checks of its own: keepalives instead.
                     at(sel.last_sent + self.config.keepalive_interval);
+                } else {
+                    at(sel.next_consent);
+                    if let Some(c) = &sel.consent {
+                        at(c.timer.next());
+                    }
                 }
                 at(sel.last_response + self.config.consent_timeout);
                 if self.state == ConnectionState::Connected
@@ -522,10 +551,8 @@ impl Agent {
             if let Some(x) = self.nomination_due(s) {
                 at(x);
             }
-            if let Some(x) = s.last_remote_candidate {
-                if self.state == ConnectionState::Checking && !s.remote_end_of_candidates {
-                    at(x + self.config.trickle_wait);
-                }
+            if let Some(x) = s.trickle_timer {
+                at(x);
             }
         }
         t
@@ -539,6 +566,10 @@ impl Agent {
         self.gather_timeout(now);
         self.checks_timeout(now);
         self.consent_timeout(now);
+        // The trickle wait only matters to `update_state`, below.
+        for s in &mut self.streams {
+            s.trickle_timer = s.trickle_timer.filter(|&t| t > now);
+        }
         self.update_state(now);
     }
 

@@ -49,7 +49,9 @@ impl Agent {
             let got = self.turns[t].client.handle_datagram(now, data);
             self.drain_turn(now, t);
             let r = got.and_then(|(peer, payload)| self.on_relay_packet(now, t, peer, payload));
-            self.update_state(now);
+            if r.is_none() {
+                self.update_state(now);
+            }
             return r;
         }
         let stream = self.sockets[si].stream;
@@ -61,7 +63,11 @@ impl Agent {
             from,
             data,
         );
-        self.update_state(now);
+        // Application data changes no state: keep the per-packet path free of the walk
+        // over every pair.
+        if r.is_none() {
+            self.update_state(now);
+        }
         r
     }
 
@@ -170,7 +176,7 @@ impl Agent {
             (Role::Controlling, Some(IceControlling(theirs)), _) => {
                 self.stats.role_conflicts += 1;
                 if self.tie_breaker >= theirs {
-                    self.respond(stream, path, from, msg, Some(487));
+                    self.respond(path, from, msg, Some(487));
                     return;
                 }
                 self.set_role(Role::Controlled);
@@ -180,13 +186,13 @@ impl Agent {
                 if self.tie_breaker >= theirs {
                     self.set_role(Role::Controlling);
                 } else {
-                    self.respond(stream, path, from, msg, Some(487));
+                    self.respond(path, from, msg, Some(487));
                     return;
                 }
             }
             _ => {}
         }
-        self.respond(stream, path, from, msg, None);
+        self.respond(path, from, msg, None);
         self.stats.checks_answered += 1;
 
         let component = self.streams[stream].local[li].cand.component;
@@ -226,6 +232,13 @@ impl Agent {
                 p.remote_nominated = true;
                 self.select(now, stream, pi);
             }
+            // The full peer's checks on the selected pair (its consent checks) are what
+            // shows a lite agent that the path still works.
+            if let Some(sel) = self.streams[stream].selected[usize::from(component - 1)].as_mut() {
+                if sel.path == path && sel.remote.addr == from {
+                    sel.last_response = now;
+                }
+            }
             return;
         }
         let controlled = self.role == Role::Controlled;
@@ -255,14 +268,7 @@ impl Agent {
 
     /// Answers a check: success with XOR-MAPPED-ADDRESS, or an error code; signed with our
     /// password, with FINGERPRINT (§7.3.1).
-    fn respond(
-        &mut self,
-        _stream: usize,
-        path: Path,
-        to: SocketAddr,
-        request: &Message<'_>,
-        error: Option<u16>,
-    ) {
+    fn respond(&mut self, path: Path, to: SocketAddr, request: &Message<'_>, error: Option<u16>) {
         let class = if error.is_some() {
             Class::ErrorResponse
         } else {
@@ -302,9 +308,12 @@ impl Agent {
         let Some(key) = &self.remote_key else {
             return;
         };
-        let authentic = msg.has_fingerprint()
-            && msg.verify_fingerprint().is_ok()
-            && msg.verify_integrity(key).is_ok();
+        // Only for a transaction we are waiting for: strays cost no HMAC.
+        let authentic = || {
+            msg.has_fingerprint()
+                && msg.verify_fingerprint().is_ok()
+                && msg.verify_integrity(key).is_ok()
+        };
         // A consent check?
         let s = &mut self.streams[stream];
         if let Some(sel) = s
@@ -313,8 +322,11 @@ impl Agent {
             .flatten()
             .find(|sel| sel.consent.as_ref().is_some_and(|c| c.id == id))
         {
-            if !authentic || sel.path != path || sel.remote.addr != from {
-                self.stats.auth_failures += u64::from(!authentic);
+            if sel.path != path || sel.remote.addr != from {
+                return;
+            }
+            if !authentic() {
+                self.stats.auth_failures += 1;
                 return;
             }
             sel.consent = None;
@@ -330,7 +342,7 @@ impl Agent {
         }) else {
             return;
         };
-        if !authentic {
+        if !authentic() {
             self.stats.auth_failures += 1;
             return;
         }
@@ -346,12 +358,7 @@ impl Agent {
                 // §7.2.5.1: switch to the role opposite to the one the request claimed,
                 // and check the pair again.
                 self.stats.role_conflicts += 1;
-                let claimed = if msg.get::<IceControlling>().ok().flatten().is_some() {
-                    Role::Controlling
-                } else {
-                    check.role
-                };
-                let new = match claimed {
+                let new = match check.role {
                     Role::Controlling => Role::Controlled,
                     Role::Controlled => Role::Controlling,
                 };
@@ -424,13 +431,12 @@ impl Agent {
             "pair succeeded"
         );
         // §7.2.5.3.3: unfreeze the pairs of the same foundation, in every stream.
-        let lf = s.local[s.pairs[pi].local].cand.foundation.clone();
-        let rf = s.remote[s.pairs[pi].remote].foundation.clone();
+        let (lf, rf) = s.pair_foundation(s.pairs[pi].local, s.pairs[pi].remote);
+        let f = (lf.to_owned(), rf.to_owned());
         for s in &mut self.streams {
             for i in 0..s.pairs.len() {
                 if s.pairs[i].state == PairState::Frozen
-                    && s.local[s.pairs[i].local].cand.foundation == lf
-                    && s.remote[s.pairs[i].remote].foundation == rf
+                    && s.pair_foundation(s.pairs[i].local, s.pairs[i].remote) == (&f.0, &f.1)
                 {
                     s.pairs[i].state = PairState::Waiting;
                 }

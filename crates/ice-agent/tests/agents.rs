@@ -1,0 +1,298 @@
+//! Agents talking to each other over an in-memory network in virtual time: ICE-lite both
+//! ways (with keepalives and consent), several streams and components, and failure without
+//! end-of-candidates. After every `handle_timeout(t)` the harness checks that the agent's
+//! next timer is later than `t`, so a timer that stays in the past (a driver busy loop) fails
+//! any test here.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use ice_agent::*;
+use stun_codec::{Class, Message};
+
+struct Net {
+    agents: Vec<Agent>,
+    /// The socket addresses of each agent.
+    sockets: Vec<Vec<SocketAddr>>,
+    t: Instant,
+    /// Every packet is dropped.
+    cut: bool,
+    /// Application data received: (agent, stream, component, bytes).
+    received: Vec<(usize, StreamId, u16, Vec<u8>)>,
+    /// Binding indications (keepalives) sent by each agent.
+    keepalives: Vec<u32>,
+    /// Selected pairs announced: (agent, stream, component).
+    selected: Vec<(usize, StreamId, u16)>,
+}
+
+impl Net {
+    fn new(agents: Vec<Agent>, t: Instant) -> Net {
+        let n = agents.len();
+        Net {
+            agents,
+            sockets: vec![Vec::new(); n],
+            t,
+            cut: false,
+            received: Vec::new(),
+            keepalives: vec![0; n],
+            selected: Vec::new(),
+        }
+    }
+
+    fn socket(&mut self, agent: usize, stream: StreamId, component: u16, addr: &str) {
+        let addr: SocketAddr = addr.parse().unwrap();
+        self.agents[agent]
+            .add_local_socket(self.t, stream, component, addr)
+            .unwrap();
+        self.sockets[agent].push(addr);
+    }
+
+    /// Instant signalling of credentials, every local candidate and end-of-candidates.
+    fn signal(&mut self, streams: &[StreamId], lite: [bool; 2]) {
+        for (from, to) in [(0, 1), (1, 0)] {
+            let creds = self.agents[from].local_credentials().clone();
+            self.agents[to].set_remote_credentials(self.t, creds, lite[from]);
+            for &s in streams {
+                for c in self.agents[from].local_candidates(s) {
+                    self.agents[to].add_remote_candidate(self.t, s, c).unwrap();
+                }
+                self.agents[to].end_of_remote_candidates(self.t, s);
+            }
+        }
+    }
+
+    /// Delivers everything queued, instantly, until nothing is left.
+    fn deliver(&mut self) {
+        loop {
+            let mut any = false;
+            for i in 0..self.agents.len() {
+                while let Some(tx) = self.agents[i].poll_transmit() {
+                    any = true;
+                    let Via::Udp { local, remote } = tx.via else {
+                        panic!("no TURN in these tests")
+                    };
+                    if Message::parse(&tx.data)
+                        .is_ok_and(|m| m.message_type().class == Class::Indication)
+                    {
+                        self.keepalives[i] += 1;
+                    }
+                    if self.cut {
+                        continue;
+                    }
+                    let Some(j) = self.sockets.iter().position(|s| s.contains(&remote)) else {
+                        continue;
+                    };
+                    if let Some(r) = self.agents[j].handle_receive(self.t, remote, local, &tx.data)
+                    {
+                        self.received
+                            .push((j, r.stream, r.component, r.data.to_vec()));
+                    }
+                }
+                while let Some(e) = self.agents[i].poll_event() {
+                    if let Event::SelectedPair {
+                        stream, component, ..
+                    } = e
+                    {
+                        self.selected.push((i, stream, component));
+                    }
+                }
+            }
+            if !any {
+                return;
+            }
+        }
+    }
+
+    /// Runs until `done` or `limit` of virtual time; returns whether `done` held.
+    fn run_until(&mut self, limit: Duration, done: impl Fn(&Net) -> bool) -> bool {
+        let end = self.t + limit;
+        loop {
+            self.deliver();
+            if done(self) {
+                return true;
+            }
+            let Some(next) = self.agents.iter().filter_map(|a| a.poll_timeout()).min() else {
+                return false;
+            };
+            if next > end {
+                self.t = end;
+                return done(self);
+            }
+            self.t = self.t.max(next);
+            for a in &mut self.agents {
+                if a.poll_timeout().is_some_and(|x| x <= self.t) {
+                    a.handle_timeout(self.t);
+                    let after = a.poll_timeout();
+                    assert!(
+                        after.is_none_or(|x| x > self.t),
+                        "a timer stays in the past at {:?} ({:?})",
+                        self.t,
+                        a.state()
+                    );
+                }
+            }
+        }
+    }
+
+    fn connected(&self, agent: usize) -> bool {
+        matches!(
+            self.agents[agent].state(),
+            ConnectionState::Connected | ConnectionState::Completed
+        )
+    }
+}
+
+fn agent(role: Role, lite: bool, seed: u64) -> Agent {
+    let mut c = AgentConfig::new(role);
+    c.lite = lite;
+    c.seed = Some(seed);
+    Agent::new(c)
+}
+
+#[test]
+fn ice_lite_both_ways() {
+    let t = Instant::now();
+    // The full agent is configured controlled; facing a lite peer it must control.
+    let mut net = Net::new(
+        vec![
+            agent(Role::Controlled, false, 1),
+            agent(Role::Controlling, true, 2),
+        ],
+        t,
+    );
+    let (s0, s1) = (net.agents[0].add_stream(1), net.agents[1].add_stream(1));
+    assert_eq!((s0, s1), (StreamId(0), StreamId(0)));
+    net.socket(0, s0, 1, "192.0.2.1:5000");
+    net.socket(1, s1, 1, "192.0.2.2:6000");
+    assert_eq!(
+        net.agents[1].role(),
+        Role::Controlled,
+        "a lite agent is always controlled"
+    );
+    net.signal(&[s0], [false, true]);
+    assert_eq!(net.agents[0].role(), Role::Controlling);
+    assert!(net.run_until(Duration::from_secs(2), |n| n.connected(0) && n.connected(1)));
+    for i in 0..2 {
+        let (l, r) = net.agents[i].selected_pair(s0, 1).expect("selected");
+        assert_eq!(l.kind, CandidateKind::Host);
+        assert_eq!(r.kind, CandidateKind::Host);
+    }
+    // Data both ways on the pair.
+    for (from, to) in [(0usize, 1usize), (1, 0)] {
+        let mut out = [0u8; 64];
+        let (via, len) = net.agents[from]
+            .send(net.t, s0, 1, b"hi", &mut out)
+            .unwrap();
+        let Via::Udp { local, remote } = via else {
+            unreachable!()
+        };
+        let got = net.agents[to].handle_receive(net.t, remote, local, &out[..len]);
+        assert_eq!(got.map(|r| r.data), Some(&b"hi"[..]));
+    }
+    // A minute later both are still connected: the full agent's consent checks are
+    // answered, the lite agent counts them as consent and sends keepalives (it sends no
+    // checks, so nothing else leaves it unprompted).
+    let start = net.t;
+    assert!(!net.run_until(Duration::from_secs(60), |n| !n.connected(0)
+        || !n.connected(1)));
+    assert!(net.agents[0].stats().consent_checks_sent >= 10);
+    assert_eq!(net.agents[1].stats().checks_sent, 0);
+    assert!(
+        net.keepalives[1] >= 3,
+        "lite keepalives: {}",
+        net.keepalives[1]
+    );
+    assert!(net.t >= start + Duration::from_secs(60));
+    // The path breaks: both sides fail within the consent timeout, the lite one included.
+    net.cut = true;
+    let cut = net.t;
+    assert!(net.run_until(Duration::from_secs(40), |n| {
+        n.agents
+            .iter()
+            .all(|a| a.state() == ConnectionState::Failed)
+    }));
+    assert!(net.t - cut <= Duration::from_secs(30));
+}
+
+#[test]
+fn several_streams_and_components() {
+    let t = Instant::now();
+    let mut net = Net::new(
+        vec![
+            agent(Role::Controlling, false, 3),
+            agent(Role::Controlled, false, 4),
+        ],
+        t,
+    );
+    // Stream 0: audio with rtcp-mux (one component); stream 1: video with RTP and RTCP.
+    let mut streams = Vec::new();
+    for i in 0..2 {
+        let a = net.agents[i].add_stream(1);
+        let b = net.agents[i].add_stream(2);
+        streams = vec![a, b];
+        let ip = ["192.0.2.1", "192.0.2.2"][i];
+        net.socket(i, a, 1, &format!("{ip}:5000"));
+        net.socket(i, b, 1, &format!("{ip}:5002"));
+        net.socket(i, b, 2, &format!("{ip}:5003"));
+    }
+    net.signal(&streams, [false, false]);
+    assert!(net.run_until(Duration::from_secs(2), |n| n.connected(0) && n.connected(1)));
+    for i in 0..2 {
+        for (s, c) in [(streams[0], 1), (streams[1], 1), (streams[1], 2)] {
+            assert!(net.selected.contains(&(i, s, c)), "agent {i} {s:?}/{c}");
+            let (l, r) = net.agents[i].selected_pair(s, c).unwrap();
+            assert_eq!((l.component, r.component), (c, c));
+        }
+    }
+    // RTCP of the video stream arrives as such.
+    let mut out = [0u8; 64];
+    let (via, len) = net.agents[0]
+        .send(net.t, streams[1], 2, b"rtcp", &mut out)
+        .unwrap();
+    let Via::Udp { local, remote } = via else {
+        unreachable!()
+    };
+    assert_eq!(remote.port(), 5003);
+    let got = net.agents[1]
+        .handle_receive(net.t, remote, local, &out[..len])
+        .unwrap();
+    assert_eq!(
+        (got.stream, got.component, got.data),
+        (streams[1], 2, &b"rtcp"[..])
+    );
+    // Unknown stream or component.
+    assert_eq!(
+        net.agents[0].send(net.t, StreamId(9), 1, b"x", &mut out),
+        Err(SendError::UnknownComponent)
+    );
+    assert_eq!(
+        net.agents[0].send(net.t, streams[0], 2, b"x", &mut out),
+        Err(SendError::UnknownComponent)
+    );
+}
+
+#[test]
+fn without_end_of_candidates_checking_fails_after_the_trickle_wait() {
+    let t = Instant::now();
+    let mut a = agent(Role::Controlling, false, 5);
+    let s = a.add_stream(1);
+    a.add_local_socket(t, s, 1, "192.0.2.1:5000".parse().unwrap())
+        .unwrap();
+    a.set_remote_credentials(
+        t,
+        Credentials {
+            ufrag: "peer".into(),
+            pwd: "peerpasswordpeerpassword".into(),
+        },
+        false,
+    );
+    // A candidate nobody answers at, and never end-of-candidates.
+    a.add_remote_candidate_line(t, s, "candidate:1 1 UDP 2130706431 192.0.2.99 9 typ host")
+        .unwrap();
+    let mut net = Net::new(vec![a], t);
+    assert!(net.run_until(Duration::from_secs(30), |n| {
+        n.agents[0].state() == ConnectionState::Failed
+    }));
+    // The pair fails after `check_timeout` (10 s); the trickle wait (5 s) is over by then.
+    assert_eq!(net.t - t, Duration::from_secs(10));
+}
