@@ -117,13 +117,7 @@ impl Agent {
             }
             let _ = b.add_fingerprint();
             let bytes = b.finish().to_vec();
-            self.transmits.push_back(Transmit {
-                via: Via::Udp {
-                    local: addr,
-                    remote: server,
-                },
-                data: bytes.clone(),
-            });
+            self.send_from(Path::Socket(si), server, &bytes);
             self.srflx.push(SrflxRequest {
                 stream,
                 socket: si,
@@ -134,7 +128,7 @@ impl Agent {
                     .with_deadline(now + self.config.gather_timeout),
             });
         }
-        for (ti, server) in self.config.turn_servers.clone().into_iter().enumerate() {
+        for server in self.config.turn_servers.clone() {
             if server.addr.is_ipv4() != addr.is_ipv4() {
                 continue;
             }
@@ -192,7 +186,6 @@ impl Agent {
                 retired: false,
             });
             let t = self.turns.len() - 1;
-            let _ = ti;
             if matches!(path, TurnPath::Udp(_)) {
                 self.turns[t].client.allocate(now);
                 self.drain_turn(now, t);
@@ -467,11 +460,7 @@ impl Agent {
         }
         let prio = self.pair_priority(stream, li, ri);
         let s = &self.streams[stream];
-        let foundation_busy = s.pairs.iter().any(|p| {
-            matches!(p.state, PairState::Waiting | PairState::InProgress)
-                && s.local[p.local].cand.foundation == s.local[li].cand.foundation
-                && s.remote[p.remote].foundation == s.remote[ri].foundation
-        });
+        let foundation_busy = s.foundation_busy(li, ri);
         let pair = Pair {
             local: li,
             remote: ri,
@@ -524,13 +513,8 @@ impl Agent {
             match self.srflx[i].timer.poll(now) {
                 Some(RetransmitAction::Resend) => {
                     let r = &self.srflx[i];
-                    self.transmits.push_back(Transmit {
-                        via: Via::Udp {
-                            local: self.sockets[r.socket].addr,
-                            remote: r.server,
-                        },
-                        data: r.bytes.clone(),
-                    });
+                    let (si, server, bytes) = (r.socket, r.server, r.bytes.clone());
+                    self.send_from(Path::Socket(si), server, &bytes);
                     i += 1;
                 }
                 Some(RetransmitAction::TimedOut) => {
