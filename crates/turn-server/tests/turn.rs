@@ -781,6 +781,34 @@ fn permissions_send_data_and_channels() {
 }
 
 #[test]
+fn a_channel_bind_refused_for_lack_of_permissions_binds_nothing() {
+    let mut h = Harness::with(
+        TurnConfig {
+            max_permissions: 1,
+            ..TurnConfig::default()
+        },
+        RestSecrets::default(),
+    );
+    let mut c = client(4000, "alice", "secret");
+    let relay = c.allocate(&mut h);
+    let bind = |c: &mut Client, h: &mut Harness, channel: u16, peer: &str| {
+        code(&c.call(h, Method::CHANNEL_BIND, |b| {
+            b.add(&ChannelNumber(channel)).unwrap();
+            b.add(&XorPeerAddress(a(peer))).unwrap();
+        }))
+    };
+    assert_eq!(bind(&mut c, &mut h, 0x4000, PEER), None);
+    // The one permission is taken: a second peer gets 508 and no channel. Had 0x4001 been
+    // bound anyway, the peer would now have a channel, and another one would be 400.
+    assert_eq!(bind(&mut c, &mut h, 0x4001, "1.0.0.1:7"), Some(508));
+    assert_eq!(bind(&mut c, &mut h, 0x4002, "1.0.0.1:7"), Some(508));
+    h.peer(relay, a("1.0.0.1:7"), b"y");
+    assert!(h.outputs().is_empty());
+    // The existing binding still refreshes.
+    assert_eq!(bind(&mut c, &mut h, 0x4000, PEER), None);
+}
+
+#[test]
 fn refresh_zero_deletes_and_expiry() {
     let mut h = Harness::new();
     let mut c = client(4000, "alice", "secret");

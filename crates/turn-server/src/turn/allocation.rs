@@ -98,15 +98,20 @@ impl Allocation {
             .any(|p| p.peer == peer && p.expires > now)
     }
 
+    /// Whether a permission for `peer` exists or fits under `max` live permissions.
+    pub fn can_permit(&self, peer: IpAddr, now: Instant, max: usize) -> bool {
+        self.permits(peer, now) || self.permissions.iter().filter(|p| p.expires > now).count() < max
+    }
+
     /// Installs or refreshes a permission; false if `max` live permissions exist already.
     pub fn permit(&mut self, peer: IpAddr, until: Instant, now: Instant, max: usize) -> bool {
+        if !self.can_permit(peer, now, max) {
+            return false;
+        }
         self.permissions.retain(|p| p.expires > now);
         if let Some(p) = self.permissions.iter_mut().find(|p| p.peer == peer) {
             p.expires = until;
             return true;
-        }
-        if self.permissions.len() >= max {
-            return false;
         }
         push_exact(
             &mut self.permissions,

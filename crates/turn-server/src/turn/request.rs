@@ -586,6 +586,11 @@ impl TurnServer {
         {
             return Err(400);
         }
+        // The binding installs a permission too (§12.2): check there is room before changing
+        // anything, so a 508 leaves no channel behind.
+        if !a.can_permit(peer.ip(), now, self.config.max_permissions) {
+            return Err(508);
+        }
         let until = now + self.config.channel_lifetime;
         match a.channels.iter_mut().find(|c| c.channel == channel) {
             Some(c) => c.expires = until,
