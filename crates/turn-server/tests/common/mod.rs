@@ -245,6 +245,7 @@ impl Client {
     /// A request, retried once with the nonce of a 401 or 438; the final response.
     pub fn call(&mut self, method: Method, add: &dyn Fn(&mut MessageBuilder<'_>)) -> Vec<u8> {
         for _ in 0..2 {
+            let signed = self.nonce.is_some();
             let req = self.build(method, add);
             self.conn.send(&req);
             let resp = loop {
@@ -260,8 +261,10 @@ impl Client {
                 Some(401) | Some(438) => {
                     let m = Message::parse(&resp).unwrap();
                     let nonce = m.get::<Nonce>().unwrap().expect("a NONCE").0.to_owned();
-                    if self.nonce.as_deref() == Some(&nonce) && error_code(&resp) == Some(401) {
-                        return resp; // wrong credentials
+                    // A 401 to a request that carried credentials: they are wrong. (Comparing
+                    // nonces would not do: a nonce renewed in between differs.)
+                    if signed && error_code(&resp) == Some(401) {
+                        return resp;
                     }
                     self.nonce = Some(nonce);
                 }
