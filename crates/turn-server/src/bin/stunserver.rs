@@ -190,9 +190,7 @@ async fn udp(
 
 async fn tcp_accept(server: Rc<RefCell<StunServer>>, listener: TcpListener) {
     loop {
-        let Ok((mut conn, remote)) = listener.accept().await else {
-            continue;
-        };
+        let (mut conn, remote) = turn_server::driver::accept(&listener).await;
         let server = server.clone();
         tokio::task::spawn_local(async move {
             let Ok(local) = conn.local_addr() else {

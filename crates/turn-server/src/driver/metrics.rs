@@ -249,9 +249,7 @@ impl Metrics {
 /// the text, anything else 404. One request per connection, 8 KB and 5 s at most to send it.
 pub(crate) async fn serve(listener: TcpListener, metrics: Metrics) {
     loop {
-        let Ok((mut conn, _)) = listener.accept().await else {
-            continue;
-        };
+        let (mut conn, _) = super::accept(&listener).await;
         let metrics = metrics.clone();
         tokio::spawn(async move {
             let mut req = Vec::with_capacity(512);

@@ -294,6 +294,20 @@ impl Settings {
     }
 }
 
+/// The next connection on `listener`. When accepting fails (out of descriptors, most
+/// often) it waits 50 ms and tries again, instead of spinning on the error.
+pub async fn accept(listener: &tokio::net::TcpListener) -> (tokio::net::TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(x) => return x,
+            Err(e) => {
+                tracing::debug!(error = %e, "accept");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
 /// A rustls server configuration (TLS 1.2 and 1.3, ring) from PEM files.
 pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, SetupError> {
     use rustls::pki_types::pem::PemObject;

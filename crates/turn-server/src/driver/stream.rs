@@ -53,15 +53,7 @@ pub(super) async fn accept_task(
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     loop {
-        let (tcp, client) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                // Out of descriptors or similar: back off briefly instead of spinning.
-                debug!(error = %e, "accept");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let (tcp, client) = super::accept(&listener).await;
         {
             let mut w = shared.borrow_mut();
             if w.stats.stream_connections as usize >= w.settings.max_stream_connections {
