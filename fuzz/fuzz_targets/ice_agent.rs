@@ -1,32 +1,55 @@
 //! The ICE agent's receive path with a fixed set of remote candidates and credentials:
-//! raw datagrams from anywhere, connectivity checks and answers the harness signs correctly
-//! (so the fuzzer gets past MESSAGE-INTEGRITY), TURN server traffic, TCP connection bytes,
-//! trickled candidate lines, and time passing.
-//! Invariants: nothing panics; the agent sends only to servers, signalled remote candidates
-//! and the sources of authenticated checks; remote candidates and pairs stay within their
-//! caps.
+//! raw datagrams from anywhere; connectivity checks the harness signs with the agent's
+//! password (so the fuzzer gets past MESSAGE-INTEGRITY); answers to the agent's own
+//! transactions, from where they went or from elsewhere: Binding answers signed with the
+//! peer's password, TURN answers (Allocate with a relayed address, permissions, channels)
+//! that take the TURN client to a relayed candidate; TCP connection bytes and state; trickled
+//! candidate lines; time passing.
+//!
+//! Invariants:
+//! - every datagram goes to the server, a remote candidate the agent kept, or the source of
+//!   an authenticated check (whole transport addresses), and the peers named in Send
+//!   indications, CreatePermission and ChannelBind are among those too;
+//! - bytes on a connection go only on one the agent asked for and has not closed;
+//! - application data is delivered only from those addresses;
+//! - after `handle_timeout(now)` the next timer is later than `now` (no busy loop);
+//! - remote candidates and pairs stay within their caps; nothing panics.
 #![no_main]
 
-use std::net::{IpAddr, SocketAddr};
+use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
 use ice_agent::{
-    Agent, AgentConfig, ConnectionId, Credentials, Role, TurnServerConfig, TurnTransport, Via,
+    Agent, AgentConfig, CandidateTransport, ConnectionId, Credentials, DriverRequest, Role,
+    TurnServerConfig, TurnTransport, Via,
 };
 use libfuzzer_sys::fuzz_target;
 use stun_codec::attr::{
-    ErrorCode, IceControlled, IceControlling, Priority, UseCandidate, Username, XorMappedAddress,
+    ErrorCode, IceControlled, IceControlling, Lifetime, Priority, UseCandidate, Username,
+    XorMappedAddress, XorPeerAddress, XorRelayedAddress,
 };
-use stun_codec::{Class, IntegrityKey, MessageBuilder, MessageType, Method, OwnedAttribute, TransactionId};
+use stun_codec::{
+    Class, IntegrityKey, Message, MessageBuilder, MessageType, Method, OwnedAttribute,
+    TransactionId,
+};
 
 const LOCAL: [u8; 4] = [10, 0, 0, 1];
 const SERVER: [u8; 4] = [198, 51, 100, 1];
+const SIGNALLED: [&str; 2] = [
+    "candidate:1 1 UDP 2130706431 203.0.113.2 6000 typ host",
+    "candidate:2 1 UDP 1694498815 203.0.113.3 6001 typ srflx raddr 10.1.1.1 rport 6001",
+];
 
 #[derive(Debug, Arbitrary)]
 enum Step {
     /// Raw bytes to one of the agent's sockets.
-    Raw { socket: bool, from: u8, data: Vec<u8> },
+    Raw {
+        socket: bool,
+        from: u8,
+        data: Vec<u8>,
+    },
     /// A check signed with the agent's password.
     Check {
         from: u8,
@@ -38,13 +61,14 @@ enum Step {
         username_ok: bool,
         extra: Vec<OwnedAttribute>,
     },
-    /// An answer signed with the peer's password to a transaction the agent sent (by index)
-    /// or any other.
+    /// An answer to a transaction the agent sent (by index), from where it went unless
+    /// `spoof` names another source.
     Answer {
-        from: u8,
         pick: u8,
+        spoof: Option<u8>,
         error: Option<u16>,
         mapped: Option<SocketAddr>,
+        relayed: Option<SocketAddr>,
     },
     /// Bytes on the TURN TCP connection.
     Stream { data: Vec<u8> },
@@ -56,13 +80,21 @@ enum Step {
     Wait { ms: u16 },
 }
 
-fn peer(n: u8) -> SocketAddr {
+fn source(n: u8) -> SocketAddr {
     match n % 4 {
         0 => SocketAddr::from(([203, 0, 113, 2], 6000)),
         1 => SocketAddr::from(([203, 0, 113, 3], 6001)),
         2 => SocketAddr::from((SERVER, 3478)),
         _ => SocketAddr::from(([192, 0, 2, n], 7000 + u16::from(n))),
     }
+}
+
+/// One request the agent sent: from, to, method, transaction.
+struct Sent {
+    local: SocketAddr,
+    remote: SocketAddr,
+    method: Method,
+    id: TransactionId,
 }
 
 fuzz_target!(|steps: Vec<Step>| {
@@ -86,97 +118,214 @@ fuzz_target!(|steps: Vec<Step>| {
         .collect();
     let mut agent = Agent::new(config);
     let stream = agent.add_stream(1);
-    let sockets = [SocketAddr::from((LOCAL, 5000)), SocketAddr::from((LOCAL, 5001))];
+    let sockets = [
+        SocketAddr::from((LOCAL, 5000)),
+        SocketAddr::from((LOCAL, 5001)),
+    ];
     for s in sockets {
         agent.add_local_socket(now, stream, 1, s).unwrap();
     }
-    let remote = Credentials { ufrag: "peer".into(), pwd: "peerpasswordpeerpassword".into() };
+    let remote = Credentials {
+        ufrag: "peer".into(),
+        pwd: "peerpasswordpeerpassword".into(),
+    };
     agent.set_remote_credentials(now, remote.clone(), false);
-    for line in [
-        "candidate:1 1 UDP 2130706431 203.0.113.2 6000 typ host",
-        "candidate:2 1 UDP 1694498815 203.0.113.3 6001 typ srflx raddr 10.1.1.1 rport 6001",
-    ] {
+    let mut allowed: HashSet<SocketAddr> = HashSet::from([server]);
+    for line in SIGNALLED {
         agent.add_remote_candidate_line(now, stream, line).unwrap();
     }
+    allowed.extend(agent.remote_candidates(stream).iter().map(|c| c.addr));
     let local_key = IntegrityKey::new(agent.local_credentials().pwd.as_bytes());
     let local_ufrag = agent.local_credentials().ufrag.clone();
     let remote_key = IntegrityKey::new(remote.pwd.as_bytes());
-    let mut sent: Vec<(SocketAddr, TransactionId)> = Vec::new();
-    let mut allowed: Vec<IpAddr> = vec![SERVER.into(), [203, 0, 113, 2].into(), [203, 0, 113, 3].into()];
+    let mut sent: Vec<Sent> = Vec::new();
+    let mut connections: HashSet<ConnectionId> = HashSet::new();
 
     for step in steps.into_iter().take(64) {
         match step {
             Step::Raw { socket, from, data } => {
                 let local = sockets[usize::from(socket)];
-                let _ = agent.handle_receive(now, local, peer(from), &data);
+                let from = source(from);
+                if agent.handle_receive(now, local, from, &data).is_some() {
+                    assert!(allowed.contains(&from), "data delivered from {from}");
+                }
             }
-            Step::Check { from, tid, controlling, controlled, use_candidate, priority, username_ok, extra } => {
+            Step::Check {
+                from,
+                tid,
+                controlling,
+                controlled,
+                use_candidate,
+                priority,
+                username_ok,
+                extra,
+            } => {
                 let mut buf = [0u8; 1024];
-                let Ok(mut b) = MessageBuilder::new(&mut buf, MessageType::new(Method::BINDING, Class::Request), TransactionId(tid)) else { continue };
-                let user = if username_ok { format!("{local_ufrag}:peer") } else { "x:peer".into() };
+                let Ok(mut b) = MessageBuilder::new(
+                    &mut buf,
+                    MessageType::new(Method::BINDING, Class::Request),
+                    TransactionId(tid),
+                ) else {
+                    continue;
+                };
+                let user = if username_ok {
+                    format!("{local_ufrag}:peer")
+                } else {
+                    "x:peer".into()
+                };
                 let _ = b.add(&Username(&user));
                 let _ = b.add(&Priority(priority));
-                if let Some(x) = controlling { let _ = b.add(&IceControlling(x)); }
-                if let Some(x) = controlled { let _ = b.add(&IceControlled(x)); }
-                if use_candidate { let _ = b.add(&UseCandidate); }
-                for a in extra.iter().take(4) { let _ = a.add_to(&mut b); }
-                if b.add_message_integrity(&local_key).and_then(|b| b.add_fingerprint()).is_err() { continue }
+                if let Some(x) = controlling {
+                    let _ = b.add(&IceControlling(x));
+                }
+                if let Some(x) = controlled {
+                    let _ = b.add(&IceControlled(x));
+                }
+                if use_candidate {
+                    let _ = b.add(&UseCandidate);
+                }
+                for a in extra.iter().take(4) {
+                    let _ = a.add_to(&mut b);
+                }
+                if b.add_message_integrity(&local_key)
+                    .and_then(|b| b.add_fingerprint())
+                    .is_err()
+                {
+                    continue;
+                }
                 let bytes = b.finish().to_vec();
-                let source = peer(from);
+                let from = source(from);
                 if username_ok {
                     // An authenticated check may teach a peer-reflexive candidate.
-                    allowed.push(source.ip());
+                    allowed.insert(from);
                 }
-                let _ = agent.handle_receive(now, sockets[0], source, &bytes);
+                let _ = agent.handle_receive(now, sockets[0], from, &bytes);
             }
-            Step::Answer { from, pick, error, mapped } => {
-                let id = sent.get(usize::from(pick)).map(|x| x.1).unwrap_or(TransactionId([pick; 12]));
-                let class = if error.is_some() { Class::ErrorResponse } else { Class::SuccessResponse };
+            Step::Answer {
+                pick,
+                spoof,
+                error,
+                mapped,
+                relayed,
+            } => {
+                let Some(req) = sent.get(usize::from(pick) % sent.len().max(1)) else {
+                    continue;
+                };
+                let class = if error.is_some() {
+                    Class::ErrorResponse
+                } else {
+                    Class::SuccessResponse
+                };
                 let mut buf = [0u8; 256];
-                let Ok(mut b) = MessageBuilder::new(&mut buf, MessageType::new(Method::BINDING, class), id) else { continue };
-                if let Some(code) = error { let _ = b.add(&ErrorCode::new(300 + code % 400)); }
-                if let Some(m) = mapped { let _ = b.add(&XorMappedAddress(m)); }
-                if b.add_message_integrity(&remote_key).and_then(|b| b.add_fingerprint()).is_err() { continue }
+                let Ok(mut b) =
+                    MessageBuilder::new(&mut buf, MessageType::new(req.method, class), req.id)
+                else {
+                    continue;
+                };
+                if let Some(code) = error {
+                    let _ = b.add(&ErrorCode::new(300 + code % 400));
+                }
+                if let Some(m) = mapped {
+                    let _ = b.add(&XorMappedAddress(m));
+                }
+                if let Some(r) = relayed {
+                    let _ = b.add(&XorRelayedAddress(r));
+                    let _ = b.add(&Lifetime(600));
+                }
+                // Checks are answered with the peer's password; the TURN client's first
+                // requests carry no credentials, so unsigned answers are what it expects.
+                if req.method == Method::BINDING
+                    && req.remote != server
+                    && b.add_message_integrity(&remote_key).is_err()
+                {
+                    continue;
+                }
+                if b.add_fingerprint().is_err() {
+                    continue;
+                }
                 let bytes = b.finish().to_vec();
-                let _ = agent.handle_receive(now, sockets[0], peer(from), &bytes);
+                let from = spoof.map_or(req.remote, source);
+                let _ = agent.handle_receive(now, req.local, from, &bytes);
             }
             Step::Stream { data } => agent.handle_connection_data(now, ConnectionId(1), &data),
             Step::Connection { up } => {
-                if up { agent.connection_established(now, ConnectionId(1)) } else { agent.connection_closed(now, ConnectionId(1)) }
+                if up {
+                    agent.connection_established(now, ConnectionId(1))
+                } else {
+                    agent.connection_closed(now, ConnectionId(1))
+                }
             }
             Step::Candidate { line } => {
                 if let Ok(c) = ice_agent::Candidate::parse(&line) {
-                    if agent.add_remote_candidate(now, stream, c.clone()).is_ok() {
-                        allowed.push(c.addr.ip());
+                    let kept = c.transport == CandidateTransport::Udp
+                        && agent.add_remote_candidate(now, stream, c.clone()).is_ok()
+                        && agent
+                            .remote_candidates(stream)
+                            .iter()
+                            .any(|r| r.addr == c.addr);
+                    if kept {
+                        allowed.insert(c.addr);
                     }
                 }
             }
             Step::Wait { ms } => {
                 now += Duration::from_millis(u64::from(ms));
-                agent.handle_timeout(now);
+                if agent.poll_timeout().is_some_and(|t| t <= now) {
+                    agent.handle_timeout(now);
+                    assert!(
+                        agent.poll_timeout().is_none_or(|t| t > now),
+                        "a timer stays in the past"
+                    );
+                }
             }
         }
-        if let Some(t) = agent.poll_timeout() {
-            if t <= now {
-                agent.handle_timeout(now);
+        while let Some(r) = agent.poll_request() {
+            match r {
+                DriverRequest::Connect { id, .. } => {
+                    connections.insert(id);
+                }
+                DriverRequest::Close { id } => {
+                    connections.remove(&id);
+                }
+                _ => {}
             }
         }
         while let Some(tx) = agent.poll_transmit() {
-            if let Via::Udp { local, remote } = tx.via {
-                assert!(sockets.contains(&local), "sent from {local}");
-                assert!(
-                    allowed.contains(&remote.ip()),
-                    "sent to {remote}, which nobody signalled or authenticated"
-                );
-                if tx.data.len() >= 20 {
-                    let mut id = [0u8; 12];
-                    id.copy_from_slice(&tx.data[8..20]);
-                    sent.push((remote, TransactionId(id)));
+            match tx.via {
+                Via::Udp { local, remote } => {
+                    assert!(sockets.contains(&local), "sent from {local}");
+                    assert!(
+                        allowed.contains(&remote),
+                        "sent to {remote}, which nobody signalled or authenticated"
+                    );
+                    let Ok(m) = Message::parse(&tx.data) else {
+                        continue;
+                    };
+                    if remote == server {
+                        // What the TURN client asks the server to reach.
+                        if let Ok(Some(XorPeerAddress(peer))) = m.get::<XorPeerAddress>() {
+                            let ok = match m.message_type().method {
+                                Method::SEND | Method::CHANNEL_BIND => allowed.contains(&peer),
+                                _ => allowed.iter().any(|a| a.ip() == peer.ip()),
+                            };
+                            assert!(ok, "the relay is asked to reach {peer}");
+                        }
+                    }
+                    if m.message_type().class == Class::Request {
+                        sent.push(Sent {
+                            local,
+                            remote,
+                            method: m.message_type().method,
+                            id: m.transaction_id(),
+                        });
+                    }
+                }
+                Via::Connection(id) => {
+                    assert!(connections.contains(&id), "bytes on connection {id:?}");
                 }
             }
         }
         while agent.poll_event().is_some() {}
-        while agent.poll_request().is_some() {}
         assert!(agent.remote_candidates(stream).len() <= 16);
         assert!(agent.pair_count(stream) <= 8);
     }

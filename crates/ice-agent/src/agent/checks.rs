@@ -94,6 +94,8 @@ impl Agent {
                         p.check = None;
                         p.nominate = false;
                         p.state = PairState::Failed;
+                        // Its foundation may be idle now: a frozen pair can go.
+                        self.wake_checks(now);
                     }
                     None => {}
                 }
@@ -357,6 +359,8 @@ impl Agent {
             consent: None,
             last_sent: now,
         });
+        // A component that lost consent may come back after a restart.
+        self.consent_lost = false;
         self.events.push_back(Event::SelectedPair {
             stream: StreamId(stream),
             component: c as u16 + 1,

@@ -274,8 +274,11 @@ impl Agent {
                     TurnTransport::Tls => 2,
                 };
                 let pref = host_pref.saturating_sub(32 * rank);
-                let foundation =
-                    self.foundation(CandidateKind::Relayed, base.ip(), Some(server_ip));
+                let foundation = self.foundation(
+                    CandidateKind::Relayed,
+                    base.ip(),
+                    Some((server_ip, transport)),
+                );
                 let relay = LocalCandidate {
                     cand: Candidate {
                         foundation,
@@ -360,7 +363,11 @@ impl Agent {
         let base = self.sockets[si].addr;
         let component = self.sockets[si].component;
         let pref = self.host_preference(base.ip());
-        let foundation = self.foundation(CandidateKind::ServerReflexive, base.ip(), Some(server));
+        let foundation = self.foundation(
+            CandidateKind::ServerReflexive,
+            base.ip(),
+            Some((server, TurnTransport::Udp)),
+        );
         let c = LocalCandidate {
             cand: Candidate {
                 foundation,
@@ -486,20 +493,31 @@ impl Agent {
             s.pairs.push(pair);
             s.pairs.len() - 1
         } else {
-            // Full: the new pair takes the place of the lowest-priority pair that has not
-            // been tried yet, if it beats it (§6.1.2.5).
-            let victim = s
+            // Full: the new pair takes the place of the lowest-priority failed pair, or else
+            // of the lowest-priority untried pair it beats (§6.1.2.5). Pairs queued, in
+            // flight or selected stay.
+            let selected: Vec<usize> = s.selected.iter().flatten().filter_map(|x| x.pair).collect();
+            let free =
+                |(i, p): &(usize, &Pair)| !p.queued && p.check.is_none() && !selected.contains(i);
+            let failed = s
                 .pairs
                 .iter()
                 .enumerate()
-                .filter(|(_, p)| {
-                    matches!(p.state, PairState::Frozen | PairState::Waiting) && !p.queued
-                })
+                .filter(|x| x.1.state == PairState::Failed && free(x))
                 .min_by_key(|(_, p)| p.priority)
-                .map(|(i, _)| i)?;
-            if s.pairs[victim].priority >= prio {
-                return None;
-            }
+                .map(|(i, _)| i);
+            let untried = || {
+                s.pairs
+                    .iter()
+                    .enumerate()
+                    .filter(|x| {
+                        matches!(x.1.state, PairState::Frozen | PairState::Waiting) && free(x)
+                    })
+                    .min_by_key(|(_, p)| p.priority)
+                    .filter(|(_, p)| p.priority < prio)
+                    .map(|(i, _)| i)
+            };
+            let victim = failed.or_else(untried)?;
             s.pairs[victim] = pair;
             victim
         };

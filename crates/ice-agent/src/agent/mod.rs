@@ -22,7 +22,7 @@ use stun_codec::{IntegrityKey, TransactionId};
 use crate::candidate::{Candidate, CandidateKind, CandidateTransport};
 use crate::config::*;
 use crate::transaction::Retransmit;
-use crate::turn_client::TurnClient;
+use crate::turn_client::{TurnClient, TurnTransport};
 
 /// How a local candidate sends: from one of the host sockets, or through a TURN allocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,7 +196,8 @@ pub struct Agent {
     streams: Vec<Stream>,
     sockets: Vec<HostSocket>,
     host_ips: Vec<IpAddr>,
-    foundations: Vec<(CandidateKind, IpAddr, Option<IpAddr>)>,
+    /// Foundation keys (§5.1.1.3): type, base IP, and the STUN/TURN server's IP and transport.
+    foundations: Vec<FoundationKey>,
     srflx: Vec<SrflxRequest>,
     turns: Vec<Turn>,
     next_connection: u64,
@@ -211,6 +212,10 @@ pub struct Agent {
     stats: AgentStats,
     buf: Vec<u8>,
 }
+
+/// What makes a foundation (RFC 8445 §5.1.1.3): type, base IP, and the STUN or TURN server
+/// with its transport.
+type FoundationKey = (CandidateKind, IpAddr, Option<(IpAddr, TurnTransport)>);
 
 /// Room for a STUN check with TURN framing around it.
 const BUF_LEN: usize = 2048;
@@ -437,6 +442,8 @@ impl Agent {
         for t in &mut self.turns {
             t.retired = true;
             t.gathered = true;
+            // Its candidate belonged to the old generation (`local` is cleared below).
+            t.candidate = None;
         }
         for s in &mut self.streams {
             s.local.clear();
@@ -449,12 +456,10 @@ impl Agent {
             s.trickle_timer = None;
             s.gathering_complete_sent = false;
             for sel in s.selected.iter_mut().flatten() {
+                // No consent checks until a new pair is selected (the old credentials are
+                // gone); the old pair still lapses 30 s after its last answer.
                 sel.pair = None;
                 sel.consent = None;
-                // Consent cannot be checked without credentials; the old pair is trusted
-                // until a new one is selected, with a fresh 30 s window.
-                sel.last_response = now;
-                sel.next_consent = now + self.config.consent_timeout;
             }
         }
         for sock in &mut self.sockets {
@@ -753,7 +758,12 @@ impl Agent {
             .is_some_and(|p| s.pairs[p].nominated || s.pairs[p].remote_nominated)
     }
 
-    fn foundation(&mut self, kind: CandidateKind, base: IpAddr, server: Option<IpAddr>) -> String {
+    fn foundation(
+        &mut self,
+        kind: CandidateKind,
+        base: IpAddr,
+        server: Option<(IpAddr, TurnTransport)>,
+    ) -> String {
         // RFC 8445 §5.1.1.3: the same type, base IP, server and transport share a
         // foundation.
         let key = (kind, base, server);

@@ -351,8 +351,20 @@ impl Agent {
         if s.remote[p.remote].addr != from || s.local[p.local].path != path {
             return;
         }
-        let check = s.pairs[pi].check.take().expect("matched above");
-        if msg.message_type().class == Class::ErrorResponse {
+        // The answer to a transaction that a triggered check replaced (§7.3.1.4) validates
+        // the pair, but it carries no nomination and no RTT, and the newer check stays in
+        // flight: only that one's answer can complete a nomination.
+        let current = s.pairs[pi].check.as_ref().is_some_and(|c| c.id == id);
+        let is_error = msg.message_type().class == Class::ErrorResponse;
+        if !current && is_error {
+            return;
+        }
+        let check = if current {
+            s.pairs[pi].check.take()
+        } else {
+            None
+        };
+        if let Some(check) = check.as_ref().filter(|_| is_error) {
             let code = msg.get::<ErrorCode>().ok().flatten().map(|e| e.code);
             if code == Some(487) {
                 // §7.2.5.1: switch to the role opposite to the one the request claimed,
@@ -419,8 +431,10 @@ impl Agent {
         p.state = PairState::Succeeded;
         p.valid_local = Some(valid_local);
         p.succeeded_at.get_or_insert(now);
-        p.rtt = Some(now.saturating_duration_since(check.sent_at));
-        if check.nominating {
+        if let Some(check) = &check {
+            p.rtt = Some(now.saturating_duration_since(check.sent_at));
+        }
+        if check.as_ref().is_some_and(|c| c.nominating) {
             p.nominated = true;
         }
         let select = p.nominated || (self.role == Role::Controlled && p.remote_nominated);
@@ -442,6 +456,7 @@ impl Agent {
                 }
             }
         }
+        self.wake_checks(now);
         // A successful check on the selected pair is consent too.
         if let Some(sel) = self.streams[stream].selected[usize::from(component - 1)].as_mut() {
             if sel.pair == Some(pi) {
