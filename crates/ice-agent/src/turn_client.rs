@@ -41,8 +41,8 @@ use stun_codec::attr::{
     Software, Username, XorMappedAddress, XorPeerAddress, XorRelayedAddress,
 };
 use stun_codec::{
-    demux, ChannelData, Class, FrameKind, IntegrityKey, Message, MessageBuilder, MessageType,
-    Method, PacketKind, StreamFramer, TransactionId, HEADER_LEN,
+    demux, ChannelData, Class, IntegrityKey, Message, MessageBuilder, MessageType, Method,
+    PacketKind, StreamFramer, TransactionId, HEADER_LEN,
 };
 
 use crate::transaction::{Retransmit, RetransmitAction};
@@ -551,14 +551,9 @@ impl TurnClient {
         let mut ok = true;
         loop {
             match framer.next_frame() {
-                Ok(Some((kind, frame))) => {
-                    let frame = frame.to_vec();
-                    let got = match kind {
-                        FrameKind::ChannelData | FrameKind::Stun => {
-                            self.handle_datagram(now, &frame)
-                        }
-                    };
-                    if let Some((peer, data)) = got {
+                // The framer is out of `self`, so its frame needs no copy.
+                Ok(Some((_, frame))) => {
+                    if let Some((peer, data)) = self.handle_datagram(now, frame) {
                         self.events.push_back(TurnEvent::Data {
                             peer,
                             data: data.to_vec(),

@@ -330,12 +330,15 @@ impl Agent {
             }
             TurnEvent::ChannelBound { .. } => {}
             TurnEvent::Data { peer, data } => {
-                if let Some(r) = self.on_relay_packet(now, t, peer, &data) {
-                    let (stream, component) = (r.stream, r.component);
+                let to_app = self
+                    .on_relay_packet(now, t, peer, &data)
+                    .map(|r| (r.stream, r.component));
+                // Application data is the whole payload: hand over the client's copy.
+                if let Some((stream, component)) = to_app {
                     self.events.push_back(Event::Data {
                         stream,
                         component,
-                        data: r.data.to_vec(),
+                        data,
                     });
                 }
             }
