@@ -83,6 +83,10 @@ pub struct AgentConfig {
     /// When every pair has failed and the peer has not said end-of-candidates, wait this
     /// long for more candidates before failing. Default 5 s.
     pub trickle_wait: Duration,
+    /// Gather and use relayed candidates only, like WebRTC's `iceTransportPolicy: "relay"`:
+    /// no host or server-reflexive candidate is signalled or paired, so the peer never learns
+    /// a local address. The sockets still reach the TURN servers (loopback ones too).
+    pub relay_only: bool,
     /// Keep loopback host addresses as candidates (tests on one machine).
     pub allow_loopback: bool,
     /// Keep link-local host addresses as candidates.
@@ -115,6 +119,7 @@ impl AgentConfig {
             disconnected_after: Duration::from_millis(7500),
             keepalive_interval: Duration::from_secs(15),
             trickle_wait: Duration::from_secs(5),
+            relay_only: false,
             allow_loopback: false,
             allow_link_local: false,
             software: None,
@@ -295,6 +300,10 @@ pub enum SendError {
     /// The component has no selected pair yet (or lost consent).
     #[error("no selected pair")]
     NotConnected,
+    /// The data begins with a byte from 0 to 3, which the peer would take for STUN and drop
+    /// (RFC 7983 §7). DTLS, RTP, RTCP, QUIC and ZRTP never do.
+    #[error("data that begins with 0-3 would be taken for STUN")]
+    LooksLikeStun,
     /// The buffer is too small for the data and its TURN framing.
     #[error("output buffer too small")]
     BufferTooSmall,

@@ -23,6 +23,8 @@ struct Net {
     keepalives: Vec<u32>,
     /// Selected pairs announced: (agent, stream, component).
     selected: Vec<(usize, StreamId, u16)>,
+    /// The state changes each agent announced, in order.
+    states: Vec<Vec<ConnectionState>>,
 }
 
 impl Net {
@@ -36,6 +38,7 @@ impl Net {
             received: Vec::new(),
             keepalives: vec![0; n],
             selected: Vec::new(),
+            states: vec![Vec::new(); n],
         }
     }
 
@@ -89,11 +92,12 @@ impl Net {
                     }
                 }
                 while let Some(e) = self.agents[i].poll_event() {
-                    if let Event::SelectedPair {
-                        stream, component, ..
-                    } = e
-                    {
-                        self.selected.push((i, stream, component));
+                    match e {
+                        Event::SelectedPair {
+                            stream, component, ..
+                        } => self.selected.push((i, stream, component)),
+                        Event::StateChanged(s) => self.states[i].push(s),
+                        _ => {}
                     }
                 }
             }
@@ -295,4 +299,62 @@ fn without_end_of_candidates_checking_fails_after_the_trickle_wait() {
     }));
     // The pair fails after `check_timeout` (10 s); the trickle wait (5 s) is over by then.
     assert_eq!(net.t - t, Duration::from_secs(10));
+}
+
+#[test]
+fn checking_then_connected_then_completed() {
+    let t = Instant::now();
+    let mut net = Net::new(
+        vec![
+            agent(Role::Controlling, false, 5),
+            agent(Role::Controlled, false, 6),
+        ],
+        t,
+    );
+    let s = [net.agents[0].add_stream(1), net.agents[1].add_stream(1)];
+    net.socket(0, s[0], 1, "192.0.2.1:5000");
+    net.socket(1, s[1], 1, "192.0.2.2:6000");
+    net.signal(&[s[0]], [false, false]);
+    let completed = |n: &Net| {
+        n.agents
+            .iter()
+            .all(|a| a.state() == ConnectionState::Completed)
+    };
+    assert!(net.run_until(Duration::from_secs(2), completed));
+    use ConnectionState::*;
+    for i in 0..2 {
+        assert_eq!(net.states[i], [Checking, Connected, Completed], "agent {i}");
+    }
+    net.agents[0].close(net.t);
+    net.deliver();
+    assert_eq!(net.states[0].last(), Some(&Closed));
+}
+
+#[test]
+fn a_role_conflict_between_two_agents_is_resolved_and_they_connect() {
+    for (seed, roles) in [
+        (7, [Role::Controlling, Role::Controlling]),
+        (9, [Role::Controlled, Role::Controlled]),
+    ] {
+        let t = Instant::now();
+        let mut net = Net::new(
+            vec![agent(roles[0], false, seed), agent(roles[1], false, seed + 1)],
+            t,
+        );
+        let s = [net.agents[0].add_stream(1), net.agents[1].add_stream(1)];
+        net.socket(0, s[0], 1, "192.0.2.1:5000");
+        net.socket(1, s[1], 1, "192.0.2.2:6000");
+        net.signal(&[s[0]], [false, false]);
+        assert!(
+            net.run_until(Duration::from_secs(2), |n| n.connected(0) && n.connected(1)),
+            "{roles:?}"
+        );
+        // RFC 8445 §7.3.1.1: exactly one side ends up controlling, and they agree on the pair.
+        assert_ne!(net.agents[0].role(), net.agents[1].role(), "{roles:?}");
+        let total: u64 = net.agents.iter().map(|a| a.stats().role_conflicts).sum();
+        assert!(total >= 1, "{roles:?}: no conflict was seen");
+        let (l0, r0) = net.agents[0].selected_pair(s[0], 1).unwrap();
+        let (l1, r1) = net.agents[1].selected_pair(s[1], 1).unwrap();
+        assert_eq!((l0.addr, r0.addr), (r1.addr, l1.addr));
+    }
 }

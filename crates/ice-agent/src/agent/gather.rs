@@ -58,15 +58,12 @@ impl Agent {
     }
 
     pub(super) fn gather_from_socket(&mut self, now: Instant, si: usize) {
-        let HostSocket {
-            addr,
-            stream,
-            component,
-            ..
-        } = self.sockets[si];
+        let HostSocket { addr, stream, .. } = self.sockets[si];
         let ip = addr.ip();
+        let relay_only = self.config.relay_only && !self.config.lite;
         if ip.is_unspecified()
-            || (is_loopback_or_link_local(ip)
+            || (!relay_only
+                && is_loopback_or_link_local(ip)
                 && !(if ip.is_loopback() {
                     self.config.allow_loopback
                 } else {
@@ -77,6 +74,23 @@ impl Agent {
             self.check_gathering_complete(stream);
             return;
         }
+        if !relay_only {
+            self.gather_host_and_srflx(now, si);
+        }
+        if !self.config.lite {
+            self.gather_relayed(now, si);
+        }
+        self.check_gathering_complete(stream);
+    }
+
+    fn gather_host_and_srflx(&mut self, now: Instant, si: usize) {
+        let HostSocket {
+            addr,
+            stream,
+            component,
+            ..
+        } = self.sockets[si];
+        let ip = addr.ip();
         let pref = self.host_preference(ip);
         let foundation = self.foundation(CandidateKind::Host, ip, None);
         let host = LocalCandidate {
@@ -96,7 +110,6 @@ impl Agent {
         let li = self.add_local(now, stream, host, true);
         self.sockets[si].candidate = li;
         if self.config.lite {
-            self.check_gathering_complete(stream);
             return;
         }
         for server in self.config.stun_servers.clone() {
@@ -128,6 +141,16 @@ impl Agent {
                     .with_deadline(now + self.config.gather_timeout),
             });
         }
+    }
+
+    fn gather_relayed(&mut self, now: Instant, si: usize) {
+        let HostSocket {
+            addr,
+            stream,
+            component,
+            ..
+        } = self.sockets[si];
+        let ip = addr.ip();
         for server in self.config.turn_servers.clone() {
             if server.addr.is_ipv4() != addr.is_ipv4() {
                 continue;
@@ -191,7 +214,6 @@ impl Agent {
                 self.drain_turn(now, t);
             }
         }
-        self.check_gathering_complete(stream);
     }
 
     /// A driver-opened connection to a TURN server is up.
@@ -263,7 +285,7 @@ impl Agent {
                 let host_pref = self.host_preference(base.ip());
                 // Over UDP the mapped address is a server-reflexive candidate too
                 // (§5.1.1.2); over TCP it names a TCP mapping, useless for UDP.
-                if transport == TurnTransport::Udp {
+                if transport == TurnTransport::Udp && !self.config.relay_only {
                     self.add_srflx(now, stream, si, mapped, server_ip);
                 }
                 // RFC 8445 §5.1.2.1 leaves the relay local preference to us: UDP over TCP

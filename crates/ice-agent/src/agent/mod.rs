@@ -579,7 +579,8 @@ impl Agent {
     }
 
     /// Sends application data on the component's selected pair: writes the datagram (with
-    /// TURN framing when relayed) into `out` and says where it goes.
+    /// TURN framing when relayed) into `out` and says where it goes. Data whose first byte
+    /// is 0 to 3 is refused: the peer would demultiplex it as STUN (RFC 7983 §7).
     pub fn send(
         &mut self,
         now: Instant,
@@ -588,6 +589,9 @@ impl Agent {
         data: &[u8],
         out: &mut [u8],
     ) -> Result<(Via, usize), SendError> {
+        if data.first().is_some_and(|&b| b <= 3) {
+            return Err(SendError::LooksLikeStun);
+        }
         let sel = self
             .streams
             .get_mut(stream.0)
@@ -708,6 +712,10 @@ impl Agent {
                                 && !self.component_done(s, p.component)
                         })
                 });
+            if done && matches!(self.state, ConnectionState::New | ConnectionState::Checking) {
+                // As in WebRTC: connected comes before completed, even in one step.
+                self.set_state(ConnectionState::Connected);
+            }
             self.set_state(if stale {
                 ConnectionState::Disconnected
             } else if done {
