@@ -56,6 +56,8 @@
 mod agent;
 pub mod candidate;
 mod config;
+#[cfg(feature = "driver")]
+pub mod driver;
 pub mod transaction;
 pub mod turn_client;
 

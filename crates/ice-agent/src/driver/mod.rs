@@ -1,0 +1,798 @@
+//! A tokio driver for the [`Agent`]: it binds the UDP sockets, resolves the STUN and TURN
+//! servers, runs the agent's timers, opens the TCP and TLS connections the agent asks for,
+//! and gives the application async send and receive on the selected pairs.
+//!
+//! [`start`] returns a [`Handle`] (cloneable: signalling, [`Handle::send`], restart, close)
+//! and an [`Events`] receiver (local candidates to signal, state changes, selected pairs, and
+//! received data as [`Event::Data`]).
+//!
+//! Sending runs on the caller's task: [`Handle::send`] frames the data and hands the datagram
+//! to the socket at once, with no hop through another task. Each socket and connection has a
+//! reader task, and one task runs the timers; they share the agent behind a mutex that is
+//! never held across an await.
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! use ice_agent::driver::{self, DriverConfig, IceServer};
+//! use ice_agent::{AgentConfig, Event, Role};
+//!
+//! let mut config = DriverConfig::new(AgentConfig::new(Role::Controlling));
+//! config.servers.push(IceServer::stun("stun:stun.example.org")?);
+//! let (handle, mut events) = driver::start(config).await?;
+//! // Signal handle.local_credentials() and the candidates from `events` to the peer; give
+//! // the peer's to handle.set_remote_credentials() and handle.add_remote_candidate().
+//! while let Some(ev) = events.next().await {
+//!     match ev {
+//!         Event::SelectedPair { stream, component, .. } => {
+//!             handle.send(stream, component, b"hello")?;
+//!         }
+//!         Event::Data { data, .. } => println!("{} bytes", data.len()),
+//!         _ => {}
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+
+mod url;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Instant;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpSocket, UdpSocket};
+use tokio::sync::{mpsc, Notify};
+use tokio::task::AbortHandle;
+
+pub use url::{IceServer, ServerUrl, UrlError, UrlScheme};
+
+use crate::{
+    AddCandidateError, Agent, AgentConfig, Candidate, ConnectionId, ConnectionState, Credentials,
+    DriverRequest, Event, SendError, StreamId, TurnServerConfig, TurnTransport, Via,
+};
+
+/// Received data waiting for the application, per session. Beyond this, datagrams are
+/// dropped (as a full socket buffer would), never queued without bound.
+const DATA_QUEUE: usize = 1024;
+/// Frames waiting to be written to one TURN connection.
+const CONNECTION_QUEUE: usize = 256;
+/// The largest datagram read.
+const MAX_DATAGRAM: usize = 65_536;
+/// A TCP or TLS connection to a TURN server must be up within this.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What the driver binds and whom it asks.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DriverConfig {
+    /// The agent's configuration. Its `stun_servers` and `turn_servers` are added to the
+    /// resolved [`servers`](Self::servers).
+    pub agent: AgentConfig,
+    /// STUN and TURN servers, by URL (RFC 7064, RFC 7065): resolved when the driver starts.
+    pub servers: Vec<IceServer>,
+    /// The data streams, each as its number of components (1 with rtcp-mux). Default: one
+    /// stream of one component.
+    pub streams: Vec<u16>,
+    /// Bind these addresses only; empty: every address of the host's interfaces (filtered by
+    /// [`interfaces`](Self::interfaces), without loopback and link-local addresses unless the
+    /// agent's configuration allows them).
+    pub ips: Vec<IpAddr>,
+    /// Only these interfaces (by name); empty: all.
+    pub interfaces: Vec<String>,
+    /// Bind local ports from this range, inclusive; `None`: any port.
+    pub port_range: Option<(u16, u16)>,
+    /// TLS client configuration for `turns:` servers; `None`: the platform's root
+    /// certificates.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl DriverConfig {
+    /// One stream of one component, every interface, any port, no servers.
+    pub fn new(agent: AgentConfig) -> DriverConfig {
+        DriverConfig {
+            agent,
+            servers: Vec::new(),
+            streams: vec![1],
+            ips: Vec::new(),
+            interfaces: Vec::new(),
+            port_range: None,
+            tls: None,
+        }
+    }
+}
+
+/// Why the driver could not start, or an operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DriverError {
+    /// A server name did not resolve.
+    #[error("resolving {host}: {source}")]
+    Resolve {
+        /// The host name.
+        host: String,
+        /// What the resolver said.
+        source: io::Error,
+    },
+    /// No socket could be bound (no usable address, or the port range is taken).
+    #[error("no local address to bind")]
+    NoAddress,
+    /// Binding a socket failed.
+    #[error("binding {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The platform's root certificates could not be loaded for `turns:`.
+    #[error("TLS roots: {0}")]
+    Tls(String),
+    /// A remote candidate was refused.
+    #[error(transparent)]
+    Candidate(#[from] AddCandidateError),
+    /// The data could not be sent.
+    #[error(transparent)]
+    Send(#[from] SendError),
+    /// The session was closed.
+    #[error("session closed")]
+    Closed,
+}
+
+/// A received datagram or event for the application.
+#[derive(Debug)]
+pub struct Events {
+    events: mpsc::UnboundedReceiver<Event>,
+    data: mpsc::Receiver<Event>,
+}
+
+impl Events {
+    /// The next event: a local candidate, gathering complete, a state change, a selected
+    /// pair, or [`Event::Data`]. Control events come before data waiting at the same time.
+    /// `None` once the session is closed and everything was read.
+    pub async fn next(&mut self) -> Option<Event> {
+        tokio::select! {
+            biased;
+            Some(e) = self.events.recv() => Some(e),
+            Some(d) = self.data.recv() => Some(d),
+            else => None,
+        }
+    }
+}
+
+/// The application's side of a running session. Clones share the session; it closes when
+/// [`Handle::close`] is called or the last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    shared: Arc<Shared>,
+    streams: Arc<[StreamId]>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    inner: Mutex<Inner>,
+    /// Wakes the timer task when the agent's next timeout moved earlier.
+    wake: Arc<Notify>,
+    tasks: Mutex<Vec<AbortHandle>>,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        for t in self.tasks.get_mut().map(std::mem::take).unwrap_or_default() {
+            t.abort();
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    agent: Agent,
+    /// The sockets, for sending: straight to the kernel, so a send never waits on the
+    /// reactor's idea of readiness (tokio's `try_send_to` refuses until it has polled).
+    sockets: HashMap<SocketAddr, std::net::UdpSocket>,
+    connections: HashMap<ConnectionId, mpsc::Sender<Vec<u8>>>,
+    events: mpsc::UnboundedSender<Event>,
+    data: mpsc::Sender<Event>,
+    /// The deadline the timer task sleeps until.
+    armed: Option<Instant>,
+    /// Datagrams and frames dropped because a socket or queue was full.
+    dropped: u64,
+}
+
+/// Starts a session: resolves the servers, binds a UDP socket per address and component,
+/// and starts gathering.
+pub async fn start(config: DriverConfig) -> Result<(Handle, Events), DriverError> {
+    let DriverConfig {
+        mut agent,
+        servers,
+        streams,
+        ips,
+        interfaces,
+        port_range,
+        tls,
+    } = config;
+    let needs_tls = servers.iter().any(|s| s.url.scheme == UrlScheme::Turns)
+        || agent
+            .turn_servers
+            .iter()
+            .any(|t| t.transport == TurnTransport::Tls);
+    for server in &servers {
+        resolve_server(server, &mut agent).await?;
+    }
+    let tls = match tls {
+        Some(t) => t,
+        None if needs_tls => platform_tls()?,
+        None => Arc::new(empty_tls()),
+    };
+    let ips = if ips.is_empty() {
+        host_ips(&interfaces, &agent)
+    } else {
+        ips
+    };
+    if ips.is_empty() {
+        return Err(DriverError::NoAddress);
+    }
+    let (etx, erx) = mpsc::unbounded_channel();
+    let (dtx, drx) = mpsc::channel(DATA_QUEUE);
+    let now = Instant::now();
+    let mut a = Agent::new(agent);
+    let mut sockets = HashMap::new();
+    let mut ids = Vec::new();
+    let mut bound = Vec::new();
+    for &components in &streams {
+        let id = a.add_stream(components.max(1));
+        ids.push(id);
+        for component in 1..=components.max(1) {
+            for &ip in &ips {
+                let socket = bind_udp(ip, port_range)?;
+                let addr = socket.local_addr().map_err(|source| DriverError::Bind {
+                    addr: SocketAddr::new(ip, 0),
+                    source,
+                })?;
+                tracing::debug!(%addr, stream = id.0, component, "bound");
+                let sender = socket
+                    .try_clone()
+                    .map_err(|source| DriverError::Bind { addr, source })?;
+                let socket = UdpSocket::from_std(socket)
+                    .map_err(|source| DriverError::Bind { addr, source })?;
+                sockets.insert(addr, sender);
+                bound.push((id, component, addr, Arc::new(socket)));
+            }
+        }
+    }
+    let wake = Arc::new(Notify::new());
+    let shared = Arc::new(Shared {
+        inner: Mutex::new(Inner {
+            agent: a,
+            sockets,
+            connections: HashMap::new(),
+            events: etx,
+            data: dtx,
+            armed: None,
+            dropped: 0,
+        }),
+        wake: wake.clone(),
+        tasks: Mutex::new(Vec::new()),
+        tls,
+    });
+    let mut tasks = Vec::new();
+    for (_, _, addr, socket) in &bound {
+        let weak = Arc::downgrade(&shared);
+        tasks.push(tokio::spawn(read_udp(weak, *addr, socket.clone())).abort_handle());
+    }
+    tasks.push(tokio::spawn(run_timers(Arc::downgrade(&shared), wake)).abort_handle());
+    lock(&shared.tasks).extend(tasks);
+    {
+        let mut inner = lock(&shared.inner);
+        for (stream, component, addr, _) in &bound {
+            // The stream and component exist: they were just added.
+            let _ = inner
+                .agent
+                .add_local_socket(now, *stream, *component, *addr);
+        }
+        inner.flush(&shared);
+    }
+    Ok((
+        Handle {
+            shared,
+            streams: ids.into(),
+        },
+        Events {
+            events: erx,
+            data: drx,
+        },
+    ))
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves the agent as it was between two calls.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+async fn resolve_server(server: &IceServer, agent: &mut AgentConfig) -> Result<(), DriverError> {
+    let url = &server.url;
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((url.host.as_str(), url.port))
+        .await
+        .map_err(|source| DriverError::Resolve {
+            host: url.host.clone(),
+            source,
+        })?
+        .collect();
+    // One address per family: the agent gathers from each socket to servers of its family.
+    let mut picked: Vec<SocketAddr> = Vec::new();
+    for a in addrs {
+        if !picked.iter().any(|p| p.is_ipv4() == a.is_ipv4()) {
+            picked.push(a);
+        }
+    }
+    for addr in picked {
+        match url.scheme {
+            UrlScheme::Stun => agent.stun_servers.push(addr),
+            UrlScheme::Turn | UrlScheme::Turns => agent.turn_servers.push(TurnServerConfig {
+                addr,
+                transport: url.transport,
+                tls_name: (url.scheme == UrlScheme::Turns).then(|| url.host.clone()),
+                username: server.username.clone(),
+                password: server.password.clone(),
+            }),
+        }
+    }
+    Ok(())
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn empty_tls() -> rustls::ClientConfig {
+    rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth()
+}
+
+fn platform_tls() -> Result<Arc<rustls::ClientConfig>, DriverError> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        return Err(DriverError::Tls(match found.errors.first() {
+            Some(e) => e.to_string(),
+            None => "no root certificates found".into(),
+        }));
+    }
+    Ok(Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    ))
+}
+
+/// The host's addresses that can be candidates, in the named interfaces.
+fn host_ips(interfaces: &[String], agent: &AgentConfig) -> Vec<IpAddr> {
+    let Ok(list) = if_addrs::get_if_addrs() else {
+        return Vec::new();
+    };
+    let mut ips = Vec::new();
+    for i in list {
+        if !interfaces.is_empty() && !interfaces.contains(&i.name) {
+            continue;
+        }
+        let ip = i.ip();
+        let link_local = match ip {
+            IpAddr::V4(a) => a.is_link_local(),
+            // Binding one would need its scope (interface index) too.
+            IpAddr::V6(a) => (a.segments()[0] & 0xffc0) == 0xfe80,
+        };
+        if (ip.is_loopback() && !agent.allow_loopback) || link_local || ip.is_unspecified() {
+            continue;
+        }
+        if !ips.contains(&ip) {
+            ips.push(ip);
+        }
+    }
+    ips
+}
+
+/// A non-blocking UDP socket on `ip`, with a port from `range` if given.
+fn bind_udp(ip: IpAddr, range: Option<(u16, u16)>) -> Result<std::net::UdpSocket, DriverError> {
+    let try_bind = |port: u16| -> io::Result<std::net::UdpSocket> {
+        let s = std::net::UdpSocket::bind(SocketAddr::new(ip, port))?;
+        s.set_nonblocking(true)?;
+        Ok(s)
+    };
+    let Some((lo, hi)) = range else {
+        return try_bind(0).map_err(|source| DriverError::Bind {
+            addr: SocketAddr::new(ip, 0),
+            source,
+        });
+    };
+    let (lo, hi) = (lo.min(hi), lo.max(hi));
+    // Start at a random port of the range so two sessions rarely probe the same ports.
+    let span = u32::from(hi - lo) + 1;
+    let start = rand::random::<u32>() % span;
+    let mut last = None;
+    for k in 0..span {
+        let port = lo + ((start + k) % span) as u16;
+        match try_bind(port) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some((port, e)),
+        }
+    }
+    let (port, source) = last.expect("the range holds at least one port");
+    Err(DriverError::Bind {
+        addr: SocketAddr::new(ip, port),
+        source,
+    })
+}
+
+async fn read_udp(shared: Weak<Shared>, local: SocketAddr, socket: Arc<UdpSocket>) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        let (n, from) = match socket.recv_from(&mut buf).await {
+            Ok(x) => x,
+            // ICMP errors (port unreachable) surface here on some platforms: not fatal.
+            Err(e) => {
+                tracing::trace!(%local, error = %e, "recv");
+                continue;
+            }
+        };
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let mut inner = lock(&shared.inner);
+        let now = Instant::now();
+        let inner = &mut *inner;
+        if let Some(r) = inner.agent.handle_receive(now, local, from, &buf[..n]) {
+            let ev = Event::Data {
+                stream: r.stream,
+                component: r.component,
+                data: r.data.to_vec(),
+            };
+            if inner.data.try_send(ev).is_err() {
+                inner.dropped += 1;
+            }
+        }
+        inner.flush(&shared);
+    }
+}
+
+async fn run_timers(shared: Weak<Shared>, wake: Arc<Notify>) {
+    loop {
+        let notified = wake.notified();
+        tokio::pin!(notified);
+        // Register before reading the deadline, so a wake between the two is not lost.
+        notified.as_mut().enable();
+        let deadline = {
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            let mut inner = lock(&shared.inner);
+            let next = inner.agent.poll_timeout();
+            inner.armed = next;
+            next
+        };
+        match deadline {
+            Some(t) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(tokio::time::Instant::from_std(t)) => {}
+                    _ = &mut notified => continue,
+                }
+            }
+            None => {
+                notified.await;
+                continue;
+            }
+        }
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let mut inner = lock(&shared.inner);
+        inner.armed = None;
+        inner.agent.handle_timeout(Instant::now());
+        inner.flush(&shared);
+    }
+}
+
+impl Inner {
+    /// Sends what the agent has to send, starts what it asks for, hands events on, and wakes
+    /// the timer task if the next timeout moved earlier.
+    fn flush(&mut self, shared: &Arc<Shared>) {
+        while let Some(tx) = self.agent.poll_transmit() {
+            self.transmit(tx.via, &tx.data);
+        }
+        while let Some(req) = self.agent.poll_request() {
+            match req {
+                DriverRequest::Connect {
+                    id,
+                    server,
+                    local,
+                    tls_name,
+                } => {
+                    let (tx, rx) = mpsc::channel(CONNECTION_QUEUE);
+                    self.connections.insert(id, tx);
+                    // Not aborted on close: the task ends once its queue is dropped and
+                    // written out, so a closing Refresh still reaches the server.
+                    tokio::spawn(run_connection(
+                        Arc::downgrade(shared),
+                        id,
+                        server,
+                        local,
+                        tls_name,
+                        rx,
+                    ));
+                }
+                DriverRequest::Close { id } => {
+                    // Dropping the sender ends the connection's task.
+                    self.connections.remove(&id);
+                }
+            }
+        }
+        while let Some(ev) = self.agent.poll_event() {
+            let _ = match ev {
+                Event::Data { .. } => self.data.try_send(ev).map_err(|_| self.dropped += 1),
+                ev => self.events.send(ev).map_err(|_| ()),
+            };
+        }
+        let next = self.agent.poll_timeout();
+        if next.is_some() && (self.armed.is_none() || next < self.armed) {
+            self.armed = next;
+            shared.wake.notify_one();
+        }
+    }
+
+    fn transmit(&mut self, via: Via, data: &[u8]) {
+        match via {
+            Via::Udp { local, remote } => {
+                let Some(s) = self.sockets.get(&local) else {
+                    return;
+                };
+                // A full socket buffer drops the datagram, as the network might: checks
+                // are retransmitted and data is the application's to recover.
+                if let Err(e) = s.send_to(data, remote) {
+                    tracing::trace!(%local, %remote, error = %e, "send");
+                    self.dropped += 1;
+                }
+            }
+            Via::Connection(id) => {
+                let Some(c) = self.connections.get(&id) else {
+                    return;
+                };
+                // Whole frames only: a frame dropped on a full queue leaves the stream intact.
+                if c.try_send(data.to_vec()).is_err() {
+                    self.dropped += 1;
+                }
+            }
+        }
+    }
+}
+
+async fn run_connection(
+    shared: Weak<Shared>,
+    id: ConnectionId,
+    server: SocketAddr,
+    local: SocketAddr,
+    tls_name: Option<String>,
+    rx: mpsc::Receiver<Vec<u8>>,
+) {
+    let tls = match shared.upgrade() {
+        Some(s) => s.tls.clone(),
+        None => return,
+    };
+    let result = tokio::time::timeout(CONNECT_TIMEOUT, async {
+        let socket = if server.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.bind(SocketAddr::new(local.ip(), 0))?;
+        let tcp = socket.connect(server).await?;
+        tcp.set_nodelay(true)?;
+        io::Result::Ok(tcp)
+    })
+    .await
+    .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()));
+    let tcp = match result {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::debug!(%server, error = %e, "TURN connection failed");
+            return closed(&shared, id);
+        }
+    };
+    match tls_name {
+        None => pump(&shared, id, tcp, rx).await,
+        Some(name) => {
+            let Ok(name) = rustls::pki_types::ServerName::try_from(name.clone()) else {
+                tracing::debug!(%name, "not a TLS server name");
+                return closed(&shared, id);
+            };
+            let connector = tokio_rustls::TlsConnector::from(tls);
+            match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp)).await {
+                Ok(Ok(stream)) => pump(&shared, id, stream, rx).await,
+                Ok(Err(e)) => {
+                    tracing::debug!(%server, error = %e, "TLS handshake failed");
+                    closed(&shared, id)
+                }
+                Err(_) => {
+                    tracing::debug!(%server, "TLS handshake timed out");
+                    closed(&shared, id)
+                }
+            }
+        }
+    }
+}
+
+fn closed(shared: &Weak<Shared>, id: ConnectionId) {
+    if let Some(shared) = shared.upgrade() {
+        let mut inner = lock(&shared.inner);
+        inner.connections.remove(&id);
+        inner.agent.connection_closed(Instant::now(), id);
+        inner.flush(&shared);
+    }
+}
+
+/// Moves bytes between a connection and the agent until either side ends.
+async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
+    shared: &Weak<Shared>,
+    id: ConnectionId,
+    stream: S,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+) {
+    match shared.upgrade() {
+        Some(s) => {
+            let mut inner = lock(&s.inner);
+            inner.agent.connection_established(Instant::now(), id);
+            inner.flush(&s);
+        }
+        None => return,
+    }
+    let (mut r, mut w) = tokio::io::split(stream);
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        tokio::select! {
+            read = r.read(&mut buf) => {
+                let n = match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                let Some(s) = shared.upgrade() else { return };
+                let mut inner = lock(&s.inner);
+                inner.agent.handle_connection_data(Instant::now(), id, &buf[..n]);
+                inner.flush(&s);
+            }
+            frame = rx.recv() => match frame {
+                Some(f) => {
+                    if w.write_all(&f).await.is_err() {
+                        break;
+                    }
+                }
+                // The agent closed the connection.
+                None => {
+                    let _ = w.shutdown().await;
+                    return;
+                }
+            },
+        }
+    }
+    closed(shared, id);
+}
+
+impl Handle {
+    fn with<R>(&self, f: impl FnOnce(&mut Agent, Instant) -> R) -> R {
+        let mut inner = lock(&self.shared.inner);
+        let r = f(&mut inner.agent, Instant::now());
+        inner.flush(&self.shared);
+        r
+    }
+
+    /// The streams, in the order of [`DriverConfig::streams`].
+    pub fn streams(&self) -> &[StreamId] {
+        &self.streams
+    }
+
+    /// The local ICE credentials, to signal to the peer.
+    pub fn local_credentials(&self) -> Credentials {
+        lock(&self.shared.inner).agent.local_credentials().clone()
+    }
+
+    /// The local candidates gathered so far.
+    pub fn local_candidates(&self, stream: StreamId) -> Vec<Candidate> {
+        lock(&self.shared.inner).agent.local_candidates(stream)
+    }
+
+    /// The connection state.
+    pub fn state(&self) -> ConnectionState {
+        lock(&self.shared.inner).agent.state()
+    }
+
+    /// The selected pair of a component, if any: (local, remote).
+    pub fn selected_pair(
+        &self,
+        stream: StreamId,
+        component: u16,
+    ) -> Option<(Candidate, Candidate)> {
+        lock(&self.shared.inner)
+            .agent
+            .selected_pair(stream, component)
+            .map(|(l, r)| (l.clone(), r.clone()))
+    }
+
+    /// The agent's counters.
+    pub fn stats(&self) -> crate::AgentStats {
+        lock(&self.shared.inner).agent.stats()
+    }
+
+    /// Datagrams and frames the driver dropped because a socket buffer or queue was full.
+    pub fn dropped(&self) -> u64 {
+        lock(&self.shared.inner).dropped
+    }
+
+    /// The peer's credentials (and whether it is an ICE-lite agent).
+    pub fn set_remote_credentials(&self, credentials: Credentials, lite: bool) {
+        self.with(|a, now| a.set_remote_credentials(now, credentials, lite));
+    }
+
+    /// A remote candidate from signalling.
+    pub fn add_remote_candidate(
+        &self,
+        stream: StreamId,
+        candidate: Candidate,
+    ) -> Result<(), DriverError> {
+        self.with(|a, now| a.add_remote_candidate(now, stream, candidate))?;
+        Ok(())
+    }
+
+    /// A remote `a=candidate` line from signalling.
+    pub fn add_remote_candidate_line(
+        &self,
+        stream: StreamId,
+        line: &str,
+    ) -> Result<(), DriverError> {
+        self.with(|a, now| a.add_remote_candidate_line(now, stream, line))?;
+        Ok(())
+    }
+
+    /// The peer will send no more candidates for the stream.
+    pub fn end_of_remote_candidates(&self, stream: StreamId) {
+        self.with(|a, now| a.end_of_remote_candidates(now, stream));
+    }
+
+    /// ICE restart: new local credentials (returned, to signal) and new gathering; the
+    /// selected pairs carry data until new ones are selected.
+    pub fn restart(&self) -> Credentials {
+        self.with(|a, now| {
+            a.restart(now);
+            a.local_credentials().clone()
+        })
+    }
+
+    /// Sends a datagram on the component's selected pair, from the caller's task. A full
+    /// socket buffer drops it (counted in [`Handle::dropped`]).
+    pub fn send(&self, stream: StreamId, component: u16, data: &[u8]) -> Result<(), DriverError> {
+        let mut buf = [0u8; MAX_DATAGRAM];
+        let mut inner = lock(&self.shared.inner);
+        let (via, n) = inner
+            .agent
+            .send(Instant::now(), stream, component, data, &mut buf)?;
+        inner.transmit(via, &buf[..n]);
+        Ok(())
+    }
+
+    /// Closes the session: TURN allocations are released, sockets and connections closed.
+    /// [`Events::next`] gives `None` once the last handle is dropped.
+    pub fn close(&self) {
+        self.with(|a, now| a.close(now));
+        let mut inner = lock(&self.shared.inner);
+        inner.connections.clear();
+        inner.sockets.clear();
+        drop(inner);
+        for t in std::mem::take(&mut *lock(&self.shared.tasks)) {
+            t.abort();
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The tokio driver end to end on loopback: two sessions connect directly, and through our
+//! TURN server over UDP, TCP and TLS with relayed candidates only.
+
+mod common;
+
+use common::{connect, exchange, turn_server};
+use ice_agent::driver::{self, DriverConfig, IceServer};
+use ice_agent::{AgentConfig, CandidateKind, ConnectionState, Role};
+
+fn config(role: Role) -> DriverConfig {
+    let mut agent = AgentConfig::new(role);
+    agent.allow_loopback = true;
+    let mut c = DriverConfig::new(agent);
+    c.ips = vec!["127.0.0.1".parse().unwrap()];
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sessions_connect_on_loopback_and_exchange_data() {
+    let mut ca = config(Role::Controlling);
+    ca.port_range = Some((41_000, 41_999));
+    let a = driver::start(ca).await.unwrap();
+    let b = driver::start(config(Role::Controlled)).await.unwrap();
+    let (mut a, mut b) = connect(a, b).await;
+    assert_eq!(a.selected.0.kind, CandidateKind::Host);
+    assert_eq!(a.selected.1.kind, CandidateKind::Host);
+    assert_eq!(a.selected.0.addr, b.selected.1.addr);
+    assert_eq!(a.selected.1.addr, b.selected.0.addr);
+    assert!(
+        (41_000..=41_999).contains(&a.selected.0.addr.port()),
+        "{:?}",
+        a.selected.0
+    );
+    for i in 0..20u8 {
+        exchange(&a, &mut b, &[b'a' + i; 100]).await;
+        exchange(&b, &mut a, &[b'a' + i; 1200]).await;
+    }
+    // Connected came before any later state, on both sides.
+    for s in [&a, &b] {
+        let i = s
+            .states
+            .iter()
+            .position(|x| *x == ConnectionState::Connected);
+        assert!(i.is_some(), "{:?}", s.states);
+        assert_eq!(s.states[0], ConnectionState::Checking, "{:?}", s.states);
+    }
+    assert_eq!(a.handle.dropped() + b.handle.dropped(), 0);
+    a.handle.close();
+    assert_eq!(a.handle.state(), ConnectionState::Closed);
+    let stream = a.handle.streams()[0];
+    assert!(a.handle.send(stream, 1, b"late").is_err());
+    // STUN's first bytes are refused before anything is sent (RFC 7983).
+    assert!(matches!(
+        b.handle.send(stream, 1, &[1, 2, 3]),
+        Err(ice_agent::driver::DriverError::Send(
+            ice_agent::SendError::LooksLikeStun
+        ))
+    ));
+}
+
+async fn relayed(url: &str, tls: Option<std::sync::Arc<rustls::ClientConfig>>) {
+    let mut configs = [config(Role::Controlling), config(Role::Controlled)];
+    for c in &mut configs {
+        c.agent.relay_only = true;
+        c.servers
+            .push(IceServer::turn(url, "alice", "secret").unwrap());
+        c.tls = tls.clone();
+    }
+    let [ca, cb] = configs;
+    let a = driver::start(ca).await.unwrap();
+    let b = driver::start(cb).await.unwrap();
+    let (mut a, mut b) = connect(a, b).await;
+    for s in [&a, &b] {
+        assert_eq!(s.selected.0.kind, CandidateKind::Relayed, "{url}");
+        assert_eq!(s.selected.1.kind, CandidateKind::Relayed, "{url}");
+    }
+    // Relayed addresses only were signalled: nothing of the hosts' own sockets.
+    for c in a.handle.local_candidates(a.handle.streams()[0]) {
+        assert_eq!(c.kind, CandidateKind::Relayed, "{url}: {c}");
+    }
+    for i in 0..10u8 {
+        exchange(&a, &mut b, &[b'a' + i; 500]).await;
+        exchange(&b, &mut a, &[b'a' + i; 500]).await;
+    }
+    a.handle.close();
+    b.handle.close();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relayed_through_our_turn_server_over_udp_tcp_and_tls() {
+    let turn = turn_server();
+    relayed(&format!("turn:{}", turn.udp()), None).await;
+    relayed(&format!("turn:{}?transport=tcp", turn.tcp()), None).await;
+    let port = turn.tls().port();
+    // One server and relayed candidates only: a relayed pair means the allocation over that
+    // transport worked.
+    relayed(
+        &format!("turns:localhost:{port}"),
+        Some(turn.client_tls.clone()),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_server_with_an_untrusted_certificate_gives_no_relay() {
+    let turn = turn_server();
+    let mut c = config(Role::Controlling);
+    c.agent.relay_only = true;
+    let port = turn.tls().port();
+    let url = format!("turns:localhost:{port}");
+    c.servers
+        .push(IceServer::turn(&url, "alice", "secret").unwrap());
+    // Trusts nothing: the handshake fails, gathering ends without a candidate.
+    c.tls = Some(std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth(),
+    ));
+    let (handle, mut events) = driver::start(c).await.unwrap();
+    let wait = async {
+        loop {
+            match events.next().await.unwrap() {
+                ice_agent::Event::GatheringComplete { .. } => return,
+                ice_agent::Event::LocalCandidate { candidate, .. } => {
+                    panic!("no candidate expected, got {candidate}")
+                }
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(common::LIMIT, wait).await.unwrap();
+    assert!(handle.local_candidates(handle.streams()[0]).is_empty());
+}
