@@ -41,7 +41,13 @@ struct MailboxInner {
 pub struct Mailbox {
     inner: Rc<RefCell<MailboxInner>>,
     delay: Duration,
+    /// Where many mailboxes note that they were posted to: (board, this mailbox's tag).
+    board: Option<(Board, usize)>,
 }
+
+/// The tags of the mailboxes posted to since it was last drained, so a run with many
+/// mailboxes finds the receivers to wake without looking at every mailbox.
+pub type Board = Rc<RefCell<Vec<usize>>>;
 
 impl Mailbox {
     /// A channel delivering after `delay`.
@@ -49,6 +55,16 @@ impl Mailbox {
         Mailbox {
             inner: Rc::default(),
             delay,
+            board: None,
+        }
+    }
+
+    /// A channel delivering after `delay` that notes `tag` on `board` whenever it is posted
+    /// to.
+    pub fn on_board(delay: Duration, board: Board, tag: usize) -> Mailbox {
+        Mailbox {
+            board: Some((board, tag)),
+            ..Mailbox::new(delay)
         }
     }
 
@@ -57,6 +73,9 @@ impl Mailbox {
         m.queues[to].push_back((now + self.delay, s));
         m.posted = true;
         m.sent += 1;
+        if let Some((board, tag)) = &self.board {
+            board.borrow_mut().push(*tag);
+        }
     }
 
     fn next(&self, side: usize) -> Option<Instant> {

@@ -4,6 +4,7 @@
 
 pub mod ice;
 pub mod matrix;
+pub mod scale;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;

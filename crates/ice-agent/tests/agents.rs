@@ -338,7 +338,10 @@ fn a_role_conflict_between_two_agents_is_resolved_and_they_connect() {
     ] {
         let t = Instant::now();
         let mut net = Net::new(
-            vec![agent(roles[0], false, seed), agent(roles[1], false, seed + 1)],
+            vec![
+                agent(roles[0], false, seed),
+                agent(roles[1], false, seed + 1),
+            ],
             t,
         );
         let s = [net.agents[0].add_stream(1), net.agents[1].add_stream(1)];
