@@ -120,3 +120,65 @@ fn ice_restart_after_a_nat_rebinding_reconnects() {
         assert!(cell.agent(side).is_connected());
     }
 }
+
+#[test]
+fn ice_restart_after_a_nat_rebinding_reconnects_a_relayed_pair() {
+    // Symmetric on both sides: only the relay works. A's NAT then loses its table, so the
+    // TURN server sees A's packets from a new 5-tuple: A's allocation is gone for it, while
+    // B's is still there.
+    let mut cell = build(
+        [Behind::Symmetric, Behind::Symmetric],
+        Conditions::Clean,
+        13,
+    );
+    connected(&mut cell, Duration::from_secs(5));
+    let relay = |cell: &scenarios::matrix::Cell, side: usize| {
+        let (l, r) = cell.agent(side).selected.clone().expect("selected");
+        assert!(
+            l.kind == CandidateKind::Relayed || r.kind == CandidateKind::Relayed,
+            "side {side}: {l} -> {r}"
+        );
+        cell.agent(side)
+            .agent
+            .local_candidates(ice_agent::StreamId(0))
+            .into_iter()
+            .find(|c| c.kind == CandidateKind::Relayed)
+            .expect("a relayed candidate")
+            .addr
+    };
+    let (relay_a, relay_b) = (relay(&cell, 0), relay(&cell, 1));
+    let settle = cell.sim.elapsed() + Duration::from_secs(10);
+    cell.run_until(settle, |_, _| false);
+
+    assert!(cell.sim.flush_nat(cell.nats[0][0]) > 0);
+    let limit = cell.sim.elapsed() + Duration::from_secs(30);
+    assert!(
+        cell.run_until(limit, |a, b| {
+            a.agent.state() == ConnectionState::Disconnected
+                || b.agent.state() == ConnectionState::Disconnected
+        }),
+        "the broken path is noticed through consent"
+    );
+    let noticed = cell.sim.elapsed();
+    let now = cell.sim.now();
+    cell.agent_mut(0).restart(now);
+    for side in 0..2 {
+        cell.agent_mut(side).received.clear();
+    }
+    cell.sim.wake(cell.agents[0]);
+    connected(&mut cell, noticed + Duration::from_secs(5));
+    let reconnected = cell.sim.elapsed() - noticed;
+    // A's Refresh got 437 from its new 5-tuple, so it allocated again; B's Refresh
+    // succeeded and its relay was kept (a second Allocate from its 5-tuple would get 437).
+    assert_ne!(relay(&cell, 0), relay_a, "A allocated anew");
+    assert_eq!(relay(&cell, 1), relay_b, "B kept its allocation");
+    assert!(
+        reconnected < Duration::from_secs(1),
+        "reconnected {reconnected:?} after the restart"
+    );
+    // The relayed path carries data again, both ways.
+    for side in 0..2 {
+        assert!(cell.agent(side).is_connected());
+        assert!(!cell.agent(side).received.is_empty());
+    }
+}

@@ -151,6 +151,9 @@ pub enum TurnEvent {
     AllocationFailed(TurnError),
     /// The allocation ended: refresh failed, or the stream closed.
     AllocationLost(TurnError),
+    /// A Refresh succeeded: the allocation is still there, from the client's current
+    /// transport address (after [`TurnClient::refresh`], or a scheduled refresh).
+    Refreshed,
     /// A permission is installed; peers at this IP can now reach the relayed address.
     PermissionCreated(IpAddr),
     /// A permission could not be installed.
@@ -383,6 +386,24 @@ impl TurnClient {
                 0,
             );
         }
+    }
+
+    /// Refreshes the allocation now (unless a Refresh is in flight), to learn whether it
+    /// still exists for this client's transport address: after a NAT rebinding the server
+    /// sees another 5-tuple and answers 437 (RFC 8656 §7.2). The answer comes as
+    /// [`TurnEvent::Refreshed`] or [`TurnEvent::AllocationLost`].
+    pub fn refresh(&mut self, now: Instant) {
+        if self.state != State::Allocated
+            || self
+                .transactions
+                .iter()
+                .any(|t| matches!(t.request, Request::Refresh { .. }))
+        {
+            return;
+        }
+        self.refresh_at = None;
+        let lifetime = secs(self.config.lifetime);
+        self.request(now, Request::Refresh { lifetime }, 0);
     }
 
     /// Deletes the allocation (Refresh with lifetime 0, RFC 8656 §8), without waiting for an
@@ -688,7 +709,10 @@ impl TurnClient {
                 }
             }
             Request::Refresh { lifetime: 0 } => {}
-            Request::Refresh { .. } => self.schedule_refresh(now, msg),
+            Request::Refresh { .. } => {
+                self.schedule_refresh(now, msg);
+                self.events.push_back(TurnEvent::Refreshed);
+            }
             Request::CreatePermission(ip) => {
                 if let Some(p) = self.permissions.iter_mut().find(|p| p.ip == ip) {
                     let new = p.state != PermissionState::Installed;

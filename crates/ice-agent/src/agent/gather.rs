@@ -207,6 +207,7 @@ impl Agent {
                 gathered: false,
                 deadline: now + self.config.gather_timeout,
                 retired: false,
+                revalidating: false,
             });
             let t = self.turns.len() - 1;
             if matches!(path, TurnPath::Udp(_)) {
@@ -269,65 +270,84 @@ impl Agent {
         }
     }
 
+    /// The relayed candidate of an allocation, and over UDP its mapped address as a
+    /// server-reflexive one; permissions for the remote candidates known so far.
+    fn add_relay_candidates(&mut self, now: Instant, t: usize) {
+        let stream = self.turns[t].stream;
+        let (Some(relayed), Some(mapped)) = (
+            self.turns[t].client.relayed(),
+            self.turns[t].client.mapped(),
+        ) else {
+            return;
+        };
+        let si = self.turns[t].base_socket;
+        let base = self.sockets[si].addr;
+        let component = self.turns[t].component;
+        let server_ip = self.turns[t].client.server().ip();
+        let transport = self.turns[t].client.config().transport;
+        let host_pref = self.host_preference(base.ip());
+        // Over UDP the mapped address is a server-reflexive candidate too
+        // (§5.1.1.2); over TCP it names a TCP mapping, useless for UDP.
+        if transport == TurnTransport::Udp && !self.config.relay_only {
+            self.add_srflx(now, stream, si, mapped, server_ip);
+        }
+        // RFC 8445 §5.1.2.1 leaves the relay local preference to us: UDP over TCP
+        // over TLS (RFC 8445 §5.1.2.2 recommends preferring UDP relays).
+        let rank = match transport {
+            TurnTransport::Udp => 0,
+            TurnTransport::Tcp => 1,
+            TurnTransport::Tls => 2,
+        };
+        let pref = host_pref.saturating_sub(32 * rank);
+        let foundation = self.foundation(
+            CandidateKind::Relayed,
+            base.ip(),
+            Some((server_ip, transport)),
+        );
+        let relay = LocalCandidate {
+            cand: Candidate {
+                foundation,
+                component,
+                transport: CandidateTransport::Udp,
+                priority: priority(CandidateKind::Relayed, pref, component),
+                addr: relayed,
+                kind: CandidateKind::Relayed,
+                related: Some(mapped),
+            },
+            base: relayed,
+            path: Path::Relay(t),
+            local_pref: pref,
+        };
+        self.turns[t].candidate = self.add_local(now, stream, relay, true);
+        // Permissions for every remote candidate known so far.
+        let ips: Vec<IpAddr> = self.streams[stream]
+            .remote
+            .iter()
+            .filter(|r| r.component == component)
+            .map(|r| r.addr.ip())
+            .collect();
+        for ip in ips {
+            self.turns[t].client.create_permission(now, ip);
+        }
+        self.drain_turn(now, t);
+        self.check_gathering_complete(stream);
+    }
+
     fn turn_event(&mut self, now: Instant, t: usize, ev: TurnEvent) {
         let stream = self.turns[t].stream;
         match ev {
-            TurnEvent::Allocated { relayed, mapped } => {
+            TurnEvent::Allocated { .. } => {
                 self.turns[t].gathered = true;
-                if self.turns[t].retired {
-                    return;
+                if !self.turns[t].retired {
+                    self.add_relay_candidates(now, t);
                 }
-                let si = self.turns[t].base_socket;
-                let base = self.sockets[si].addr;
-                let component = self.turns[t].component;
-                let server_ip = self.turns[t].client.server().ip();
-                let transport = self.turns[t].client.config().transport;
-                let host_pref = self.host_preference(base.ip());
-                // Over UDP the mapped address is a server-reflexive candidate too
-                // (§5.1.1.2); over TCP it names a TCP mapping, useless for UDP.
-                if transport == TurnTransport::Udp && !self.config.relay_only {
-                    self.add_srflx(now, stream, si, mapped, server_ip);
+            }
+            TurnEvent::Refreshed => {
+                if std::mem::take(&mut self.turns[t].revalidating) {
+                    tracing::debug!(server = %self.turns[t].client.server(), "relay kept over the restart");
+                    self.turns[t].gathered = true;
+                    self.add_relay_candidates(now, t);
                 }
-                // RFC 8445 §5.1.2.1 leaves the relay local preference to us: UDP over TCP
-                // over TLS (RFC 8445 §5.1.2.2 recommends preferring UDP relays).
-                let rank = match transport {
-                    TurnTransport::Udp => 0,
-                    TurnTransport::Tcp => 1,
-                    TurnTransport::Tls => 2,
-                };
-                let pref = host_pref.saturating_sub(32 * rank);
-                let foundation = self.foundation(
-                    CandidateKind::Relayed,
-                    base.ip(),
-                    Some((server_ip, transport)),
-                );
-                let relay = LocalCandidate {
-                    cand: Candidate {
-                        foundation,
-                        component,
-                        transport: CandidateTransport::Udp,
-                        priority: priority(CandidateKind::Relayed, pref, component),
-                        addr: relayed,
-                        kind: CandidateKind::Relayed,
-                        related: Some(mapped),
-                    },
-                    base: relayed,
-                    path: Path::Relay(t),
-                    local_pref: pref,
-                };
-                self.turns[t].candidate = self.add_local(now, stream, relay, true);
-                // Permissions for every remote candidate known so far.
-                let ips: Vec<IpAddr> = self.streams[stream]
-                    .remote
-                    .iter()
-                    .filter(|r| r.component == component)
-                    .map(|r| r.addr.ip())
-                    .collect();
-                for ip in ips {
-                    self.turns[t].client.create_permission(now, ip);
-                }
-                self.drain_turn(now, t);
-                self.check_gathering_complete(stream);
             }
             TurnEvent::AllocationFailed(e) => {
                 tracing::info!(server = %self.turns[t].client.server(), error = %e, "relay gathering failed");
@@ -340,6 +360,14 @@ impl Agent {
                     self.fail_pairs(stream, |p, _| p.local == li);
                 }
                 self.turns[t].gathered = true;
+                if std::mem::take(&mut self.turns[t].revalidating)
+                    && !self.streams[stream].gathering_complete_sent
+                {
+                    // Lost over a restart (the NAT rebound): allocate again from the socket.
+                    self.turns[t].retired = true;
+                    let si = self.turns[t].base_socket;
+                    self.gather_relayed(now, si);
+                }
                 self.check_gathering_complete(stream);
             }
             TurnEvent::PermissionCreated(_) => self.wake_checks(now),

@@ -179,6 +179,9 @@ struct Turn {
     deadline: Instant,
     /// Left from before an ICE restart: carries the old selected pair, gathers nothing.
     retired: bool,
+    /// Kept over an ICE restart: a Refresh is checking that the allocation is still ours
+    /// before its candidates join the new generation.
+    revalidating: bool,
 }
 
 /// An ICE agent. See the [crate documentation](crate) for an example.
@@ -439,11 +442,25 @@ impl Agent {
         self.remote_key = None;
         self.consent_lost = false;
         self.srflx.clear();
+        // Live allocations are kept: the old selected pair may run through one, and a new
+        // Allocate from the same 5-tuple would get 437 (RFC 8656 §7.2). A Refresh checks each
+        // is still ours (a NAT rebinding loses it) before its candidates join the new
+        // generation; a lost one is allocated again. Done ones are retired and gathered anew.
         for t in &mut self.turns {
-            t.retired = true;
-            t.gathered = true;
             // Its candidate belonged to the old generation (`local` is cleared below).
             t.candidate = None;
+            if t.retired || t.client.is_done() {
+                t.retired = true;
+                t.gathered = true;
+            } else if t.client.relayed().is_some() {
+                t.revalidating = true;
+                t.gathered = false;
+                t.deadline = now + self.config.gather_timeout;
+                t.client.refresh(now);
+            } else {
+                // Still allocating: its candidate will be of the new generation.
+                t.deadline = now + self.config.gather_timeout;
+            }
         }
         for s in &mut self.streams {
             s.local.clear();
@@ -466,6 +483,9 @@ impl Agent {
             sock.candidate = None;
         }
         self.next_check = None;
+        for t in 0..self.turns.len() {
+            self.drain_turn(now, t);
+        }
         for i in 0..self.sockets.len() {
             self.gather_from_socket(now, i);
         }

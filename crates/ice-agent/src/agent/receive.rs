@@ -41,10 +41,19 @@ impl Agent {
                 }
             }
         }
+        // A lost allocation may share socket and server with its replacement: the live one
+        // takes the answers.
         if let Some(t) = self
             .turns
             .iter()
-            .position(|t| t.path == TurnPath::Udp(si) && t.client.server() == from)
+            .position(|t| {
+                t.path == TurnPath::Udp(si) && t.client.server() == from && !t.client.is_done()
+            })
+            .or_else(|| {
+                self.turns
+                    .iter()
+                    .position(|t| t.path == TurnPath::Udp(si) && t.client.server() == from)
+            })
         {
             let got = self.turns[t].client.handle_datagram(now, data);
             self.drain_turn(now, t);
