@@ -8,7 +8,7 @@ use crate::candidate::Candidate;
 use crate::turn_client::TurnTransport;
 
 /// A TURN server to gather a relayed candidate from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct TurnServerConfig {
     /// The server's transport address (the driver resolves names).
     pub addr: SocketAddr,
@@ -20,6 +20,18 @@ pub struct TurnServerConfig {
     pub username: String,
     /// Its password.
     pub password: String,
+}
+
+impl fmt::Debug for TurnServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The password never goes to logs.
+        f.debug_struct("TurnServerConfig")
+            .field("addr", &self.addr)
+            .field("transport", &self.transport)
+            .field("tls_name", &self.tls_name)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The agent's initial role (RFC 8445 §6.1.1); a role conflict may change it (§7.3.1.1).

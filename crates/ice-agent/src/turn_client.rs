@@ -66,7 +66,7 @@ impl TurnTransport {
 }
 
 /// Where and as whom to allocate.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct TurnClientConfig {
     /// The server's address.
     pub server: SocketAddr,
@@ -84,6 +84,21 @@ pub struct TurnClientConfig {
     pub lifetime: Duration,
     /// A SOFTWARE attribute to send, if any.
     pub software: Option<String>,
+}
+
+impl std::fmt::Debug for TurnClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password never goes to logs.
+        f.debug_struct("TurnClientConfig")
+            .field("server", &self.server)
+            .field("transport", &self.transport)
+            .field("username", &self.username)
+            .field("rto", &self.rto)
+            .field("max_sends", &self.max_sends)
+            .field("lifetime", &self.lifetime)
+            .field("software", &self.software)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TurnClientConfig {

@@ -607,7 +607,21 @@ impl Agent {
             }
             if !self.turns[t].gathered && now >= self.turns[t].deadline {
                 tracing::info!(server = %self.turns[t].client.server(), "TURN server did not allocate in time");
-                self.turns[t].gathered = true;
+                let turn = &mut self.turns[t];
+                turn.gathered = true;
+                if turn.revalidating {
+                    // Kept over a restart: the old pair may still use it, but its candidates
+                    // stay out of the new generation.
+                    turn.revalidating = false;
+                } else {
+                    // Given up: an allocation that came now would be a candidate after
+                    // end-of-candidates (RFC 8838 §4.4).
+                    turn.retired = true;
+                    turn.client.close(now);
+                    if let TurnPath::Connection(id, _) = turn.path {
+                        self.requests.push_back(DriverRequest::Close { id });
+                    }
+                }
                 let stream = self.turns[t].stream;
                 self.check_gathering_complete(stream);
             }
