@@ -22,6 +22,7 @@ fn run(common_args: &[&str]) -> Run {
     let mut offer = Command::new(PEER)
         .args(["offer", "--signal-listen", "127.0.0.1:0", "--count", "3"])
         .args(common_args)
+        .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -37,12 +38,15 @@ fn run(common_args: &[&str]) -> Run {
     let answer = Command::new(PEER)
         .args(["answer", "--signal-connect", &addr])
         .args(common_args)
+        .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("ice-peer runs");
+    // Both at once: neither may block on a full pipe while the other is waited for.
+    let answer = std::thread::spawn(move || finish(answer, None, "answerer"));
     let offer_out = finish(offer, Some(out), "offerer");
-    let answer_out = finish(answer, None, "answerer");
+    let answer_out = answer.join().unwrap();
     Run {
         offer: first + &offer_out,
         answer: answer_out,
@@ -52,7 +56,7 @@ fn run(common_args: &[&str]) -> Run {
 fn finish(
     mut child: Child,
     out: Option<BufReader<std::process::ChildStdout>>,
-    who: &str,
+    who: &'static str,
 ) -> String {
     let (tx, rx) = mpsc::channel::<()>();
     let pid = child.id();
@@ -61,6 +65,12 @@ fn finish(
         if rx.recv_timeout(Duration::from_secs(40)).is_err() {
             let _ = Command::new("kill").arg(pid.to_string()).status();
         }
+    });
+    let mut err = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        err.read_to_string(&mut s).unwrap();
+        s
     });
     let mut stdout = String::new();
     match out {
@@ -72,13 +82,7 @@ fn finish(
             .read_to_string(&mut stdout)
             .unwrap(),
     };
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let stderr = stderr.join().unwrap();
     let status = child.wait().unwrap();
     let _ = tx.send(());
     guard.join().unwrap();

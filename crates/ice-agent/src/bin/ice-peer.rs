@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use ice_agent::driver::{self, DriverConfig, Events, Handle, IceServer};
 use ice_agent::{AgentConfig, ConnectionState, Credentials, Event, Role};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -48,6 +48,9 @@ The offerer prints `signalling on ADDR` once it listens (port 0 picks one), both
 `selected pair: LOCAL -> REMOTE`, and the offerer ends with `exchanged N messages`.
 RUST_LOG sets the log filter (default: warn), logs go to stderr.
 ";
+
+/// The longest signalling line accepted (a candidate line is well under 300 bytes).
+const MAX_LINE: usize = 4096;
 
 struct Args {
     offer: bool,
@@ -246,7 +249,7 @@ async fn run(mut args: Args) -> Result<(), String> {
         offer: args.offer,
         count: args.count,
     };
-    peer.run(events, BufReader::new(rd), wr).await
+    peer.run(events, rd, wr).await
 }
 
 struct Peer {
@@ -259,17 +262,21 @@ impl Peer {
     async fn run(
         &self,
         mut events: Events,
-        mut rd: BufReader<OwnedReadHalf>,
+        mut rd: OwnedReadHalf,
         mut wr: OwnedWriteHalf,
     ) -> Result<(), String> {
         let stream = self.handle.streams()[0];
         let mut remote = (None::<String>, None::<String>);
-        let mut line = String::new();
+        // Signalling bytes not yet ending in a newline. Read in chunks, which is cancel-safe
+        // in `select!` (a partly read line survives another branch winning).
+        let mut pending: Vec<u8> = Vec::new();
+        let mut chunk = [0u8; 4096];
         // The offerer's ping in flight, and when to send it again if its echo is lost.
         let mut sent = 0u32;
         let mut resend = tokio::time::interval(Duration::from_millis(200));
         let mut connected = false;
-        let mut echoed = 0u32;
+        // The pings echoed (a resent ping is counted once).
+        let mut echoed = std::collections::BTreeSet::new();
         loop {
             tokio::select! {
                 ev = events.next() => {
@@ -302,14 +309,14 @@ impl Peer {
                         Event::Data { data, .. } => {
                             let text = String::from_utf8_lossy(&data);
                             if let Some(i) = text.strip_prefix("ping ") {
-                                echoed += 1;
+                                echoed.insert(i.to_string());
                                 let _ = self.handle.send(stream, 1, format!("pong {i}").as_bytes());
                             } else if let Some(i) = text.strip_prefix("pong ") {
                                 if self.offer && i.parse() == Ok(sent) {
                                     println!("pong {sent}");
                                     if sent == self.count {
                                         println!("exchanged {sent} messages");
-                                        self.handle.close();
+                                        self.handle.shutdown().await;
                                         let _ = wr.shutdown().await;
                                         return Ok(());
                                     }
@@ -322,18 +329,25 @@ impl Peer {
                         _ => {}
                     }
                 }
-                n = rd.read_line(&mut line) => {
+                n = rd.read(&mut chunk) => {
                     let n = n.map_err(|e| e.to_string())?;
                     if n == 0 {
-                        if !self.offer && echoed > 0 {
-                            println!("echoed {echoed} messages");
-                            self.handle.close();
+                        if !self.offer && !echoed.is_empty() {
+                            println!("echoed {} messages", echoed.len());
+                            self.handle.shutdown().await;
                             return Ok(());
                         }
                         return Err("the peer closed signalling".into());
                     }
-                    self.signal(stream, line.trim(), &mut remote)?;
-                    line.clear();
+                    pending.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                        let line: Vec<u8> = pending.drain(..=end).collect();
+                        let line = String::from_utf8_lossy(&line);
+                        self.signal(stream, line.trim(), &mut remote)?;
+                    }
+                    if pending.len() > MAX_LINE {
+                        return Err("a signalling line is too long".into());
+                    }
                 }
                 _ = resend.tick(), if self.offer && connected && sent > 0 => {
                     self.ping(stream, sent);
@@ -357,7 +371,9 @@ impl Peer {
         } else if let Some(p) = line.strip_prefix("pwd ") {
             remote.1 = Some(p.into());
         } else if line == "end-of-candidates" {
-            self.handle.end_of_remote_candidates(stream);
+            self.handle
+                .end_of_remote_candidates(stream)
+                .map_err(|e| e.to_string())?;
             return Ok(());
         } else if line.starts_with("candidate:") {
             if let Err(e) = self.handle.add_remote_candidate_line(stream, line) {
@@ -369,13 +385,15 @@ impl Peer {
         }
         if let (Some(ufrag), Some(pwd)) = (&remote.0, &remote.1) {
             if matches!(line.split_once(' '), Some(("ufrag" | "pwd", _))) {
-                self.handle.set_remote_credentials(
-                    Credentials {
-                        ufrag: ufrag.clone(),
-                        pwd: pwd.clone(),
-                    },
-                    false,
-                );
+                self.handle
+                    .set_remote_credentials(
+                        Credentials {
+                            ufrag: ufrag.clone(),
+                            pwd: pwd.clone(),
+                        },
+                        false,
+                    )
+                    .map_err(|e| e.to_string())?;
             }
         }
         Ok(())

@@ -58,6 +58,9 @@ use crate::{
 const DATA_QUEUE: usize = 1024;
 /// Frames waiting to be written to one TURN connection.
 const CONNECTION_QUEUE: usize = 256;
+/// Writing one frame to a TURN connection (a server that stops reading) and resolving one
+/// server name may take this long.
+const IO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// The largest datagram read.
 const MAX_DATAGRAM: usize = 65_536;
 /// A TCP or TLS connection to a TURN server must be up within this.
@@ -76,8 +79,9 @@ pub struct DriverConfig {
     /// stream of one component.
     pub streams: Vec<u16>,
     /// Bind these addresses only; empty: every address of the host's interfaces (filtered by
-    /// [`interfaces`](Self::interfaces), without loopback and link-local addresses unless the
-    /// agent's configuration allows them).
+    /// [`interfaces`](Self::interfaces); loopback and IPv4 link-local addresses only if the
+    /// agent's configuration allows them, IPv6 link-local never). An address found on the
+    /// host that cannot be bound is skipped; one given here is an error.
     pub ips: Vec<IpAddr>,
     /// Only these interfaces (by name); empty: all.
     pub interfaces: Vec<String>,
@@ -115,7 +119,7 @@ pub enum DriverError {
         /// What the resolver said.
         source: io::Error,
     },
-    /// No socket could be bound (no usable address, or the port range is taken).
+    /// No socket could be bound: no usable address, or none of them could be bound.
     #[error("no local address to bind")]
     NoAddress,
     /// Binding a socket failed.
@@ -162,7 +166,8 @@ impl Events {
 }
 
 /// The application's side of a running session. Clones share the session; it closes when
-/// [`Handle::close`] is called or the last clone is dropped.
+/// [`Handle::close`] is called or the last clone is dropped (TURN allocations are released
+/// either way).
 #[derive(Debug, Clone)]
 pub struct Handle {
     shared: Arc<Shared>,
@@ -176,10 +181,14 @@ struct Shared {
     wake: Arc<Notify>,
     tasks: Mutex<Vec<AbortHandle>>,
     tls: Arc<rustls::ClientConfig>,
+    /// The runtime the session started on: `Handle` methods may be called from any thread.
+    rt: tokio::runtime::Handle,
 }
 
 impl Drop for Shared {
     fn drop(&mut self) {
+        let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
+        inner.close();
         for t in self.tasks.get_mut().map(std::mem::take).unwrap_or_default() {
             t.abort();
         }
@@ -193,8 +202,12 @@ struct Inner {
     /// reactor's idea of readiness (tokio's `try_send_to` refuses until it has polled).
     sockets: HashMap<SocketAddr, std::net::UdpSocket>,
     connections: HashMap<ConnectionId, mpsc::Sender<Vec<u8>>>,
-    events: mpsc::UnboundedSender<Event>,
-    data: mpsc::Sender<Event>,
+    /// The tasks of the TURN connections, so a shutdown can wait for their last writes.
+    connection_tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// `None` once closed, so [`Events::next`] ends.
+    events: Option<mpsc::UnboundedSender<Event>>,
+    data: Option<mpsc::Sender<Event>>,
+    closed: bool,
     /// The deadline the timer task sleeps until.
     armed: Option<Instant>,
     /// Datagrams and frames dropped because a socket or queue was full.
@@ -218,22 +231,33 @@ pub async fn start(config: DriverConfig) -> Result<(Handle, Events), DriverError
             .turn_servers
             .iter()
             .any(|t| t.transport == TurnTransport::Tls);
+    // A server that does not resolve is skipped, as browsers and pion do: the others, and
+    // host candidates, still work.
     for server in &servers {
-        resolve_server(server, &mut agent).await?;
+        match tokio::time::timeout(IO_TIMEOUT, resolve_server(server, &mut agent)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(url = %server.url, error = %e, "server skipped"),
+            Err(_) => tracing::warn!(url = %server.url, "server skipped: resolving timed out"),
+        }
     }
     let tls = match tls {
         Some(t) => t,
         None if needs_tls => platform_tls()?,
         None => Arc::new(empty_tls()),
     };
-    let ips = if ips.is_empty() {
-        host_ips(&interfaces, &agent)
+    let explicit = !ips.is_empty();
+    let ips: Vec<IpAddr> = if explicit {
+        ips.into_iter()
+            .filter(|ip| {
+                if ip.is_unspecified() {
+                    tracing::warn!(%ip, "an unspecified address cannot be a candidate: skipped");
+                }
+                !ip.is_unspecified()
+            })
+            .collect()
     } else {
-        ips
+        host_ips(&interfaces, &agent)
     };
-    if ips.is_empty() {
-        return Err(DriverError::NoAddress);
-    }
     let (etx, erx) = mpsc::unbounded_channel();
     let (dtx, drx) = mpsc::channel(DATA_QUEUE);
     let now = Instant::now();
@@ -246,7 +270,16 @@ pub async fn start(config: DriverConfig) -> Result<(Handle, Events), DriverError
         ids.push(id);
         for component in 1..=components.max(1) {
             for &ip in &ips {
-                let socket = bind_udp(ip, port_range)?;
+                let socket = match bind_udp(ip, port_range) {
+                    Ok(s) => s,
+                    // An address found on the host may be going away (a tentative or
+                    // deprecated IPv6 address, an interface going down): skip it.
+                    Err(e) if !explicit => {
+                        tracing::warn!(error = %e, "address skipped");
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 let addr = socket.local_addr().map_err(|source| DriverError::Bind {
                     addr: SocketAddr::new(ip, 0),
                     source,
@@ -262,20 +295,26 @@ pub async fn start(config: DriverConfig) -> Result<(Handle, Events), DriverError
             }
         }
     }
+    if bound.is_empty() {
+        return Err(DriverError::NoAddress);
+    }
     let wake = Arc::new(Notify::new());
     let shared = Arc::new(Shared {
         inner: Mutex::new(Inner {
             agent: a,
             sockets,
             connections: HashMap::new(),
-            events: etx,
-            data: dtx,
+            connection_tasks: Vec::new(),
+            events: Some(etx),
+            data: Some(dtx),
+            closed: false,
             armed: None,
             dropped: 0,
         }),
         wake: wake.clone(),
         tasks: Mutex::new(Vec::new()),
         tls,
+        rt: tokio::runtime::Handle::current(),
     });
     let mut tasks = Vec::new();
     for (_, _, addr, socket) in &bound {
@@ -385,8 +424,8 @@ fn host_ips(interfaces: &[String], agent: &AgentConfig) -> Vec<IpAddr> {
         }
         let ip = i.ip();
         let link_local = match ip {
-            IpAddr::V4(a) => a.is_link_local(),
-            // Binding one would need its scope (interface index) too.
+            IpAddr::V4(a) => a.is_link_local() && !agent.allow_link_local,
+            // Binding one would need its scope (interface index) too: never used.
             IpAddr::V6(a) => (a.segments()[0] & 0xffc0) == 0xfe80,
         };
         if (ip.is_loopback() && !agent.allow_loopback) || link_local || ip.is_unspecified() {
@@ -412,7 +451,8 @@ fn bind_udp(ip: IpAddr, range: Option<(u16, u16)>) -> Result<std::net::UdpSocket
             source,
         });
     };
-    let (lo, hi) = (lo.min(hi), lo.max(hi));
+    // Port 0 would let the OS pick one outside the range.
+    let (lo, hi) = (lo.min(hi).max(1), lo.max(hi).max(1));
     // Start at a random port of the range so two sessions rarely probe the same ports.
     let span = u32::from(hi - lo) + 1;
     let start = rand::random::<u32>() % span;
@@ -437,8 +477,21 @@ async fn read_udp(shared: Weak<Shared>, local: SocketAddr, socket: Arc<UdpSocket
         let (n, from) = match socket.recv_from(&mut buf).await {
             Ok(x) => x,
             // ICMP errors (port unreachable) surface here on some platforms: not fatal.
-            Err(e) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::ConnectionRefused
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
                 tracing::trace!(%local, error = %e, "recv");
+                continue;
+            }
+            // Anything else may persist: back off rather than spin.
+            Err(e) => {
+                tracing::warn!(%local, error = %e, "recv");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
         };
@@ -454,9 +507,7 @@ async fn read_udp(shared: Weak<Shared>, local: SocketAddr, socket: Arc<UdpSocket
                 component: r.component,
                 data: r.data.to_vec(),
             };
-            if inner.data.try_send(ev).is_err() {
-                inner.dropped += 1;
-            }
+            inner.deliver(ev);
         }
         inner.flush(&shared);
     }
@@ -518,7 +569,7 @@ impl Inner {
                     self.connections.insert(id, tx);
                     // Not aborted on close: the task ends once its queue is dropped and
                     // written out, so a closing Refresh still reaches the server.
-                    tokio::spawn(run_connection(
+                    let task = shared.rt.spawn(run_connection(
                         Arc::downgrade(shared),
                         id,
                         server,
@@ -526,6 +577,8 @@ impl Inner {
                         tls_name,
                         rx,
                     ));
+                    self.connection_tasks.retain(|t| !t.is_finished());
+                    self.connection_tasks.push(task);
                 }
                 DriverRequest::Close { id } => {
                     // Dropping the sender ends the connection's task.
@@ -534,16 +587,57 @@ impl Inner {
             }
         }
         while let Some(ev) = self.agent.poll_event() {
-            let _ = match ev {
-                Event::Data { .. } => self.data.try_send(ev).map_err(|_| self.dropped += 1),
-                ev => self.events.send(ev).map_err(|_| ()),
-            };
+            self.deliver(ev);
         }
         let next = self.agent.poll_timeout();
         if next.is_some() && (self.armed.is_none() || next < self.armed) {
             self.armed = next;
             shared.wake.notify_one();
         }
+    }
+
+    /// Hands an event to the application: data to its bounded queue (dropped and counted
+    /// when full), anything else to the control queue.
+    fn deliver(&mut self, ev: Event) {
+        match ev {
+            Event::Data { .. } => {
+                if let Some(d) = &self.data {
+                    if d.try_send(ev).is_err() {
+                        self.dropped += 1;
+                    }
+                }
+            }
+            ev => {
+                if let Some(e) = &self.events {
+                    let _ = e.send(ev);
+                }
+            }
+        }
+    }
+
+    /// Closes the agent (releasing TURN allocations: the closing Refresh goes out on UDP at
+    /// once, and over TCP/TLS once the connection task writes out its queue) and everything
+    /// of the session but those connection tasks.
+    fn close(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.agent.close(Instant::now());
+        while let Some(tx) = self.agent.poll_transmit() {
+            self.transmit(tx.via, &tx.data);
+        }
+        while self.agent.poll_request().is_some() {}
+        while let Some(ev) = self.agent.poll_event() {
+            self.deliver(ev);
+        }
+        self.closed = true;
+        self.armed = None;
+        // Dropping the queues ends the connection tasks (after their last writes) and,
+        // once read, the application's `Events`.
+        self.connections.clear();
+        self.sockets.clear();
+        self.events = None;
+        self.data = None;
     }
 
     fn transmit(&mut self, via: Via, data: &[u8]) {
@@ -667,13 +761,19 @@ async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
             }
             frame = rx.recv() => match frame {
                 Some(f) => {
-                    if w.write_all(&f).await.is_err() {
+                    // Flushed: TLS may hold a record back, and STUN over a stream is never
+                    // retransmitted. A server that stops reading ends the connection.
+                    let write = async {
+                        w.write_all(&f).await?;
+                        w.flush().await
+                    };
+                    if !matches!(tokio::time::timeout(IO_TIMEOUT, write).await, Ok(Ok(()))) {
                         break;
                     }
                 }
                 // The agent closed the connection.
                 None => {
-                    let _ = w.shutdown().await;
+                    let _ = tokio::time::timeout(IO_TIMEOUT, w.shutdown()).await;
                     return;
                 }
             },
@@ -683,11 +783,14 @@ async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 impl Handle {
-    fn with<R>(&self, f: impl FnOnce(&mut Agent, Instant) -> R) -> R {
+    fn with<R>(&self, f: impl FnOnce(&mut Agent, Instant) -> R) -> Result<R, DriverError> {
         let mut inner = lock(&self.shared.inner);
+        if inner.closed {
+            return Err(DriverError::Closed);
+        }
         let r = f(&mut inner.agent, Instant::now());
         inner.flush(&self.shared);
-        r
+        Ok(r)
     }
 
     /// The streams, in the order of [`DriverConfig::streams`].
@@ -733,8 +836,12 @@ impl Handle {
     }
 
     /// The peer's credentials (and whether it is an ICE-lite agent).
-    pub fn set_remote_credentials(&self, credentials: Credentials, lite: bool) {
-        self.with(|a, now| a.set_remote_credentials(now, credentials, lite));
+    pub fn set_remote_credentials(
+        &self,
+        credentials: Credentials,
+        lite: bool,
+    ) -> Result<(), DriverError> {
+        self.with(|a, now| a.set_remote_credentials(now, credentials, lite))
     }
 
     /// A remote candidate from signalling.
@@ -743,7 +850,7 @@ impl Handle {
         stream: StreamId,
         candidate: Candidate,
     ) -> Result<(), DriverError> {
-        self.with(|a, now| a.add_remote_candidate(now, stream, candidate))?;
+        self.with(|a, now| a.add_remote_candidate(now, stream, candidate))??;
         Ok(())
     }
 
@@ -753,18 +860,18 @@ impl Handle {
         stream: StreamId,
         line: &str,
     ) -> Result<(), DriverError> {
-        self.with(|a, now| a.add_remote_candidate_line(now, stream, line))?;
+        self.with(|a, now| a.add_remote_candidate_line(now, stream, line))??;
         Ok(())
     }
 
     /// The peer will send no more candidates for the stream.
-    pub fn end_of_remote_candidates(&self, stream: StreamId) {
-        self.with(|a, now| a.end_of_remote_candidates(now, stream));
+    pub fn end_of_remote_candidates(&self, stream: StreamId) -> Result<(), DriverError> {
+        self.with(|a, now| a.end_of_remote_candidates(now, stream))
     }
 
     /// ICE restart: new local credentials (returned, to signal) and new gathering; the
     /// selected pairs carry data until new ones are selected.
-    pub fn restart(&self) -> Credentials {
+    pub fn restart(&self) -> Result<Credentials, DriverError> {
         self.with(|a, now| {
             a.restart(now);
             a.local_credentials().clone()
@@ -776,6 +883,9 @@ impl Handle {
     pub fn send(&self, stream: StreamId, component: u16, data: &[u8]) -> Result<(), DriverError> {
         let mut buf = [0u8; MAX_DATAGRAM];
         let mut inner = lock(&self.shared.inner);
+        if inner.closed {
+            return Err(DriverError::Closed);
+        }
         let (via, n) = inner
             .agent
             .send(Instant::now(), stream, component, data, &mut buf)?;
@@ -784,15 +894,26 @@ impl Handle {
     }
 
     /// Closes the session: TURN allocations are released, sockets and connections closed.
-    /// [`Events::next`] gives `None` once the last handle is dropped.
+    /// [`Events::next`] gives the last events (`StateChanged(Closed)`), then `None`; every
+    /// other method gives [`DriverError::Closed`]. Over TCP and TLS the closing Refresh is
+    /// written by the connection's task: [`Handle::shutdown`] waits for it.
     pub fn close(&self) {
-        self.with(|a, now| a.close(now));
-        let mut inner = lock(&self.shared.inner);
-        inner.connections.clear();
-        inner.sockets.clear();
-        drop(inner);
+        lock(&self.shared.inner).close();
         for t in std::mem::take(&mut *lock(&self.shared.tasks)) {
             t.abort();
         }
+    }
+
+    /// [`close`](Self::close)s, then waits (at most a few seconds) until the TURN connections
+    /// have written their last frames, so a program about to exit releases its allocations.
+    pub async fn shutdown(&self) {
+        self.close();
+        let tasks = std::mem::take(&mut lock(&self.shared.inner).connection_tasks);
+        let all = async {
+            for t in tasks {
+                let _ = t.await;
+            }
+        };
+        let _ = tokio::time::timeout(IO_TIMEOUT, all).await;
     }
 }

@@ -127,8 +127,10 @@ pub struct Side {
 pub async fn connect(a: (Handle, Events), b: (Handle, Events)) -> (Side, Side) {
     let (ha, mut ea) = a;
     let (hb, mut eb) = b;
-    ha.set_remote_credentials(hb.local_credentials(), false);
-    hb.set_remote_credentials(ha.local_credentials(), false);
+    ha.set_remote_credentials(hb.local_credentials(), false)
+        .unwrap();
+    hb.set_remote_credentials(ha.local_credentials(), false)
+        .unwrap();
     let mut sel: [Option<(Candidate, Candidate)>; 2] = [None, None];
     let mut states = [Vec::new(), Vec::new()];
     let run = async {
@@ -142,7 +144,9 @@ pub async fn connect(a: (Handle, Events), b: (Handle, Events)) -> (Side, Side) {
                 Event::LocalCandidate { stream, candidate } => {
                     other.add_remote_candidate(stream, candidate).unwrap();
                 }
-                Event::GatheringComplete { stream } => other.end_of_remote_candidates(stream),
+                Event::GatheringComplete { stream } => {
+                    other.end_of_remote_candidates(stream).unwrap()
+                }
                 Event::StateChanged(s) => {
                     assert_ne!(s, ConnectionState::Failed, "side {i} failed");
                     states[i].push(s);
