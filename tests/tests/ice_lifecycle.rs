@@ -17,6 +17,32 @@ fn connected(cell: &mut scenarios::matrix::Cell, limit: Duration) {
     );
 }
 
+/// After 10 s connected, A's NAT loses its table; once consent notices, A restarts ICE (B
+/// answers with a restart of its own) and the pair reconnects. Returns the time from the
+/// notice to reconnection.
+fn rebind_and_restart(cell: &mut scenarios::matrix::Cell) -> Duration {
+    let settle = cell.sim.elapsed() + Duration::from_secs(10);
+    cell.run_until(settle, |_, _| false);
+    assert!(cell.sim.flush_nat(cell.nats[0][0]) > 0);
+    let limit = cell.sim.elapsed() + Duration::from_secs(30);
+    assert!(
+        cell.run_until(limit, |a, b| {
+            a.agent.state() == ConnectionState::Disconnected
+                || b.agent.state() == ConnectionState::Disconnected
+        }),
+        "the broken path is noticed through consent"
+    );
+    let noticed = cell.sim.elapsed();
+    let now = cell.sim.now();
+    cell.agent_mut(0).restart(now);
+    for side in 0..2 {
+        cell.agent_mut(side).received.clear();
+    }
+    cell.sim.wake(cell.agents[0]);
+    connected(cell, noticed + Duration::from_secs(5));
+    cell.sim.elapsed() - noticed
+}
+
 #[test]
 fn consent_is_lost_30_s_after_the_path_is_cut() {
     let mut cell = build(
@@ -79,33 +105,9 @@ fn ice_restart_after_a_nat_rebinding_reconnects() {
     connected(&mut cell, Duration::from_secs(5));
     let before = cell.agent(1).selected.clone().expect("selected").1;
     assert!(before.kind.is_direct());
-    let settle = cell.sim.elapsed() + Duration::from_secs(10);
-    cell.run_until(settle, |_, _| false);
-
-    // The NAT loses its table: A's flows get new external ports, B's packets to the old one
+    // A's NAT loses its table: A's flows get new external ports, B's packets to the old one
     // go nowhere.
-    let nat = cell.nats[0][0];
-    assert!(cell.sim.flush_nat(nat) > 0);
-    let limit = cell.sim.elapsed() + Duration::from_secs(30);
-    assert!(
-        cell.run_until(limit, |a, b| {
-            a.agent.state() == ConnectionState::Disconnected
-                || b.agent.state() == ConnectionState::Disconnected
-        }),
-        "the broken path is noticed through consent"
-    );
-    let noticed = cell.sim.elapsed();
-
-    // The application restarts ICE from A; B answers with a restart of its own.
-    let now = cell.sim.now();
-    cell.agent_mut(0).restart(now);
-    for side in 0..2 {
-        cell.agent_mut(side).received.clear();
-    }
-    cell.sim.wake(cell.agents[0]);
-    let limit = noticed + Duration::from_secs(5);
-    connected(&mut cell, limit);
-    let reconnected = cell.sim.elapsed() - noticed;
+    let reconnected = rebind_and_restart(&mut cell);
     let after = cell.agent(1).selected.clone().expect("selected").1;
     assert_ne!(after.addr, before.addr, "B now talks to A's new mapping");
     assert!(matches!(
@@ -147,27 +149,7 @@ fn ice_restart_after_a_nat_rebinding_reconnects_a_relayed_pair() {
             .addr
     };
     let (relay_a, relay_b) = (relay(&cell, 0), relay(&cell, 1));
-    let settle = cell.sim.elapsed() + Duration::from_secs(10);
-    cell.run_until(settle, |_, _| false);
-
-    assert!(cell.sim.flush_nat(cell.nats[0][0]) > 0);
-    let limit = cell.sim.elapsed() + Duration::from_secs(30);
-    assert!(
-        cell.run_until(limit, |a, b| {
-            a.agent.state() == ConnectionState::Disconnected
-                || b.agent.state() == ConnectionState::Disconnected
-        }),
-        "the broken path is noticed through consent"
-    );
-    let noticed = cell.sim.elapsed();
-    let now = cell.sim.now();
-    cell.agent_mut(0).restart(now);
-    for side in 0..2 {
-        cell.agent_mut(side).received.clear();
-    }
-    cell.sim.wake(cell.agents[0]);
-    connected(&mut cell, noticed + Duration::from_secs(5));
-    let reconnected = cell.sim.elapsed() - noticed;
+    let reconnected = rebind_and_restart(&mut cell);
     // A's Refresh got 437 from its new 5-tuple, so it allocated again; B's Refresh
     // succeeded and its relay was kept (a second Allocate from its 5-tuple would get 437).
     assert_ne!(relay(&cell, 0), relay_a, "A allocated anew");

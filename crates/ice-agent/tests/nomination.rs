@@ -1,0 +1,159 @@
+//! A controlled agent facing an aggressively nominating peer (RFC 5245 §8.1.1.2, which
+//! RFC 8445 §7.3.1.5 still asks controlled agents to accept): every check of the peer
+//! carries USE-CANDIDATE. The peer here is scripted: its checks and answers are built by hand
+//! and signed with the right keys.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use ice_agent::*;
+use stun_codec::attr::*;
+use stun_codec::{
+    Class, IntegrityKey, Message, MessageBuilder, MessageType, Method, TransactionId,
+};
+
+const LOCAL: &str = "192.0.2.1:5000";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+struct Peer {
+    creds: Credentials,
+    key: IntegrityKey,
+}
+
+impl Peer {
+    /// A nominating check from the peer, as an aggressive agent sends every check.
+    fn nominating_check(&self, agent: &Agent, priority: u32, tid: u8) -> Vec<u8> {
+        let mut buf = [0u8; 256];
+        let mut b = MessageBuilder::new(
+            &mut buf,
+            MessageType::new(Method::BINDING, Class::Request),
+            TransactionId([tid; 12]),
+        )
+        .unwrap();
+        let username = format!("{}:{}", agent.local_credentials().ufrag, self.creds.ufrag);
+        b.add(&Username(&username)).unwrap();
+        b.add(&Priority(priority)).unwrap();
+        b.add(&IceControlling(u64::MAX)).unwrap();
+        b.add(&UseCandidate).unwrap();
+        let key = IntegrityKey::new(agent.local_credentials().pwd.as_bytes());
+        b.add_message_integrity(&key).unwrap();
+        b.add_fingerprint().unwrap();
+        b.finish().to_vec()
+    }
+
+    /// The peer's answer to one of the agent's checks.
+    fn answer(&self, request: &[u8], mapped: SocketAddr) -> Vec<u8> {
+        let req = Message::parse(request).unwrap();
+        req.verify_integrity(&self.key)
+            .expect("signed with the peer's password");
+        let mut buf = [0u8; 256];
+        let mut b = MessageBuilder::new(
+            &mut buf,
+            MessageType::new(Method::BINDING, Class::SuccessResponse),
+            req.transaction_id(),
+        )
+        .unwrap();
+        b.add(&XorMappedAddress(mapped)).unwrap();
+        b.add_message_integrity(&self.key).unwrap();
+        b.add_fingerprint().unwrap();
+        b.finish().to_vec()
+    }
+}
+
+/// Delivers a nominating check from `from`, answers every check the agent sends to the peer
+/// over the next second of virtual time, and returns the selected pair's remote address.
+fn nominate(
+    a: &mut Agent,
+    peer: &Peer,
+    t: &mut Instant,
+    from: SocketAddr,
+    priority: u32,
+    tid: u8,
+) -> Option<SocketAddr> {
+    let c = peer.nominating_check(a, priority, tid);
+    assert!(a.handle_receive(*t, addr(LOCAL), from, &c).is_none());
+    let end = *t + Duration::from_secs(1);
+    let mut selected = None;
+    loop {
+        while let Some(tx) = a.poll_transmit() {
+            let Via::Udp { remote, .. } = tx.via else {
+                unreachable!()
+            };
+            let m = Message::parse(&tx.data).unwrap();
+            if m.message_type().class == Class::Request {
+                let answer = peer.answer(&tx.data, addr(LOCAL));
+                a.handle_receive(*t, addr(LOCAL), remote, &answer);
+            }
+        }
+        while let Some(e) = a.poll_event() {
+            if let Event::SelectedPair { remote, .. } = e {
+                selected = Some(remote.addr);
+            }
+        }
+        match a.poll_timeout() {
+            Some(next) if next <= end => {
+                *t = next.max(*t);
+                a.handle_timeout(*t);
+            }
+            _ => return selected,
+        }
+    }
+}
+
+#[test]
+fn a_controlled_agent_follows_an_aggressive_nominator_to_the_best_pair() {
+    let mut t = Instant::now();
+    let mut c = AgentConfig::new(Role::Controlled);
+    c.seed = Some(3);
+    let mut a = Agent::new(c);
+    let s = a.add_stream(1);
+    a.add_local_socket(t, s, 1, addr(LOCAL)).unwrap();
+    let creds = Credentials {
+        ufrag: "aggr".into(),
+        pwd: "aggressivepasswordaggressive".into(),
+    };
+    let peer = Peer {
+        key: IntegrityKey::new(creds.pwd.as_bytes()),
+        creds: creds.clone(),
+    };
+    a.set_remote_credentials(t, creds, false);
+    let low = Candidate::parse(
+        "candidate:1 1 UDP 1694498815 192.0.2.9 7000 typ srflx raddr 10.0.0.2 rport 7000",
+    )
+    .unwrap();
+    let high = Candidate::parse("candidate:2 1 UDP 2130706431 192.0.2.2 6000 typ host").unwrap();
+    a.add_remote_candidate(t, s, low.clone()).unwrap();
+    a.add_remote_candidate(t, s, high.clone()).unwrap();
+    while a.poll_event().is_some() {}
+
+    // The first pair to answer is nominated at once: selected.
+    let first = nominate(&mut a, &peer, &mut t, low.addr, 1694498815, 1);
+    assert_eq!(first, Some(low.addr));
+    assert!(matches!(
+        a.state(),
+        ConnectionState::Connected | ConnectionState::Completed
+    ));
+    // A better pair is nominated later: the controlled agent moves to it (the highest
+    // priority nominated pair wins).
+    let second = nominate(&mut a, &peer, &mut t, high.addr, 2130706431, 2);
+    assert_eq!(second, Some(high.addr));
+    assert_eq!(a.selected_pair(s, 1).unwrap().1.addr, high.addr);
+    // A worse pair nominated afterwards does not take the selection back.
+    let third = nominate(&mut a, &peer, &mut t, low.addr, 1694498815, 3);
+    assert_eq!(third, None);
+    assert_eq!(a.selected_pair(s, 1).unwrap().1.addr, high.addr);
+    // Data flows on the selected pair.
+    let mut out = [0u8; 64];
+    let (via, n) = a.send(t, s, 1, b"hello", &mut out).unwrap();
+    assert_eq!(
+        via,
+        Via::Udp {
+            local: addr(LOCAL),
+            remote: high.addr
+        }
+    );
+    assert_eq!(&out[..n], b"hello");
+}
