@@ -126,15 +126,7 @@ async fn a_tls_server_with_an_untrusted_certificate_gives_no_relay() {
     c.servers
         .push(IceServer::turn(&url, "alice", "secret").unwrap());
     // Trusts nothing: the handshake fails, gathering ends without a candidate.
-    c.tls = Some(std::sync::Arc::new(
-        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth(),
-    ));
+    c.tls = Some(driver::tls_trusting(rustls::RootCertStore::empty()));
     let (handle, mut events) = driver::start(c).await.unwrap();
     let wait = async {
         loop {

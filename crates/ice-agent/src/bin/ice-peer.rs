@@ -150,29 +150,19 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
-fn tls_trusting(path: &str) -> Result<Arc<rustls::ClientConfig>, String> {
+/// A TLS configuration that trusts the certificates of a PEM file.
+fn trusting_file(path: &str) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
     let pem = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pki_certs(&pem) {
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| format!("{path}: {e}"))?;
         roots.add(cert).map_err(|e| format!("{path}: {e}"))?;
     }
     if roots.is_empty() {
         return Err(format!("{path}: no certificate"));
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
-fn rustls_pki_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
-    use rustls::pki_types::pem::PemObject;
-    rustls::pki_types::CertificateDer::pem_slice_iter(pem)
-        .filter_map(Result::ok)
-        .collect()
+    Ok(driver::tls_trusting(roots))
 }
 
 fn main() -> ExitCode {
@@ -219,7 +209,7 @@ fn main() -> ExitCode {
 
 async fn run(mut args: Args) -> Result<(), String> {
     if let Some(ca) = &args.ca {
-        args.config.tls = Some(tls_trusting(ca)?);
+        args.config.tls = Some(trusting_file(ca)?);
     }
     let stream = if args.offer {
         let listener = TcpListener::bind(&args.signal)
@@ -274,7 +264,6 @@ impl Peer {
         // The offerer's ping in flight, and when to send it again if its echo is lost.
         let mut sent = 0u32;
         let mut resend = tokio::time::interval(Duration::from_millis(200));
-        let mut connected = false;
         // The pings echoed (a resent ping is counted once).
         let mut echoed = std::collections::BTreeSet::new();
         loop {
@@ -299,12 +288,11 @@ impl Peer {
                                 "selected pair: {} {} -> {} {}",
                                 local.kind, local.addr, remote.kind, remote.addr
                             );
-                            if self.offer && !connected {
+                            if self.offer && sent == 0 {
                                 sent = 1;
                                 self.ping(stream, sent);
                                 resend.reset();
                             }
-                            connected = true;
                         }
                         Event::Data { data, .. } => {
                             let text = String::from_utf8_lossy(&data);
@@ -349,7 +337,7 @@ impl Peer {
                         return Err("a signalling line is too long".into());
                     }
                 }
-                _ = resend.tick(), if self.offer && connected && sent > 0 => {
+                _ = resend.tick(), if sent > 0 => {
                     self.ping(stream, sent);
                 }
             }
@@ -380,21 +368,20 @@ impl Peer {
                 eprintln!("ignoring remote candidate {line:?}: {e}");
             }
             return Ok(());
-        } else if !line.is_empty() {
+        } else if line.is_empty() {
+            return Ok(());
+        } else {
             return Err(format!("unexpected signalling line {line:?}"));
         }
+        // Once both have come.
         if let (Some(ufrag), Some(pwd)) = (&remote.0, &remote.1) {
-            if matches!(line.split_once(' '), Some(("ufrag" | "pwd", _))) {
-                self.handle
-                    .set_remote_credentials(
-                        Credentials {
-                            ufrag: ufrag.clone(),
-                            pwd: pwd.clone(),
-                        },
-                        false,
-                    )
-                    .map_err(|e| e.to_string())?;
-            }
+            let credentials = Credentials {
+                ufrag: ufrag.clone(),
+                pwd: pwd.clone(),
+            };
+            self.handle
+                .set_remote_credentials(credentials, false)
+                .map_err(|e| e.to_string())?;
         }
         Ok(())
     }

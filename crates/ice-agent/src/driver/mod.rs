@@ -48,6 +48,7 @@ use tokio::task::AbortHandle;
 
 pub use url::{IceServer, ServerUrl, UrlError, UrlScheme};
 
+use crate::candidate::is_loopback_or_link_local;
 use crate::{
     AddCandidateError, Agent, AgentConfig, Candidate, ConnectionId, ConnectionState, Credentials,
     DriverRequest, Event, SendError, StreamId, TurnServerConfig, TurnTransport, Via,
@@ -207,7 +208,8 @@ struct Inner {
     /// `None` once closed, so [`Events::next`] ends.
     events: Option<mpsc::UnboundedSender<Event>>,
     data: Option<mpsc::Sender<Event>>,
-    closed: bool,
+    /// Where [`Handle::send`] frames a datagram: reused, so sending allocates nothing.
+    scratch: Vec<u8>,
     /// The deadline the timer task sleeps until.
     armed: Option<Instant>,
     /// Datagrams and frames dropped because a socket or queue was full.
@@ -243,7 +245,7 @@ pub async fn start(config: DriverConfig) -> Result<(Handle, Events), DriverError
     let tls = match tls {
         Some(t) => t,
         None if needs_tls => platform_tls()?,
-        None => Arc::new(empty_tls()),
+        None => tls_trusting(rustls::RootCertStore::empty()),
     };
     let explicit = !ips.is_empty();
     let ips: Vec<IpAddr> = if explicit {
@@ -291,7 +293,7 @@ pub async fn start(config: DriverConfig) -> Result<(Handle, Events), DriverError
                 let socket = UdpSocket::from_std(socket)
                     .map_err(|source| DriverError::Bind { addr, source })?;
                 sockets.insert(addr, sender);
-                bound.push((id, component, addr, Arc::new(socket)));
+                bound.push((id, component, addr, socket));
             }
         }
     }
@@ -307,7 +309,7 @@ pub async fn start(config: DriverConfig) -> Result<(Handle, Events), DriverError
             connection_tasks: Vec::new(),
             events: Some(etx),
             data: Some(dtx),
-            closed: false,
+            scratch: Vec::new(),
             armed: None,
             dropped: 0,
         }),
@@ -316,21 +318,17 @@ pub async fn start(config: DriverConfig) -> Result<(Handle, Events), DriverError
         tls,
         rt: tokio::runtime::Handle::current(),
     });
-    let mut tasks = Vec::new();
-    for (_, _, addr, socket) in &bound {
-        let weak = Arc::downgrade(&shared);
-        tasks.push(tokio::spawn(read_udp(weak, *addr, socket.clone())).abort_handle());
-    }
-    tasks.push(tokio::spawn(run_timers(Arc::downgrade(&shared), wake)).abort_handle());
-    lock(&shared.tasks).extend(tasks);
     {
         let mut inner = lock(&shared.inner);
-        for (stream, component, addr, _) in &bound {
+        let mut tasks = lock(&shared.tasks);
+        for (stream, component, addr, socket) in bound {
             // The stream and component exist: they were just added.
-            let _ = inner
-                .agent
-                .add_local_socket(now, *stream, *component, *addr);
+            let _ = inner.agent.add_local_socket(now, stream, component, addr);
+            let weak = Arc::downgrade(&shared);
+            tasks.push(tokio::spawn(read_udp(weak, addr, socket)).abort_handle());
         }
+        tasks.push(tokio::spawn(run_timers(Arc::downgrade(&shared), wake)).abort_handle());
+        drop(tasks);
         inner.flush(&shared);
     }
     Ok((
@@ -381,16 +379,17 @@ async fn resolve_server(server: &IceServer, agent: &mut AgentConfig) -> Result<(
     Ok(())
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-fn empty_tls() -> rustls::ClientConfig {
-    rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default versions")
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth()
+/// A TLS client configuration for `turns:` that trusts `roots` (ring, the safe default
+/// protocol versions), for [`DriverConfig::tls`].
+pub fn tls_trusting(roots: rustls::RootCertStore) -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
 }
 
 fn platform_tls() -> Result<Arc<rustls::ClientConfig>, DriverError> {
@@ -403,13 +402,7 @@ fn platform_tls() -> Result<Arc<rustls::ClientConfig>, DriverError> {
             None => "no root certificates found".into(),
         }));
     }
-    Ok(Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .expect("ring supports the default versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    ))
+    Ok(tls_trusting(roots))
 }
 
 /// The host's addresses that can be candidates, in the named interfaces.
@@ -423,12 +416,15 @@ fn host_ips(interfaces: &[String], agent: &AgentConfig) -> Vec<IpAddr> {
             continue;
         }
         let ip = i.ip();
-        let link_local = match ip {
-            IpAddr::V4(a) => a.is_link_local() && !agent.allow_link_local,
-            // Binding one would need its scope (interface index) too: never used.
-            IpAddr::V6(a) => (a.segments()[0] & 0xffc0) == 0xfe80,
-        };
-        if (ip.is_loopback() && !agent.allow_loopback) || link_local || ip.is_unspecified() {
+        // The agent's own rule, except that IPv6 link-local is never used: binding one would
+        // need its scope (interface index) too.
+        let allowed = !is_loopback_or_link_local(ip)
+            || if ip.is_loopback() {
+                agent.allow_loopback
+            } else {
+                ip.is_ipv4() && agent.allow_link_local
+            };
+        if !allowed || ip.is_unspecified() {
             continue;
         }
         if !ips.contains(&ip) {
@@ -471,7 +467,7 @@ fn bind_udp(ip: IpAddr, range: Option<(u16, u16)>) -> Result<std::net::UdpSocket
     })
 }
 
-async fn read_udp(shared: Weak<Shared>, local: SocketAddr, socket: Arc<UdpSocket>) {
+async fn read_udp(shared: Weak<Shared>, local: SocketAddr, socket: UdpSocket) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         let (n, from) = match socket.recv_from(&mut buf).await {
@@ -501,15 +497,20 @@ async fn read_udp(shared: Weak<Shared>, local: SocketAddr, socket: Arc<UdpSocket
         let mut inner = lock(&shared.inner);
         let now = Instant::now();
         let inner = &mut *inner;
-        if let Some(r) = inner.agent.handle_receive(now, local, from, &buf[..n]) {
-            let ev = Event::Data {
-                stream: r.stream,
-                component: r.component,
-                data: r.data.to_vec(),
-            };
-            inner.deliver(ev);
+        match inner.agent.handle_receive(now, local, from, &buf[..n]) {
+            Some(r) => {
+                let ev = Event::Data {
+                    stream: r.stream,
+                    component: r.component,
+                    data: r.data.to_vec(),
+                };
+                inner.deliver(ev);
+                // Application data changes no state of the agent, so no timer: the walk of
+                // `poll_timeout` stays off the per-packet path.
+                inner.drain(Some(&shared));
+            }
+            None => inner.flush(&shared),
         }
-        inner.flush(&shared);
     }
 }
 
@@ -554,8 +555,23 @@ impl Inner {
     /// Sends what the agent has to send, starts what it asks for, hands events on, and wakes
     /// the timer task if the next timeout moved earlier.
     fn flush(&mut self, shared: &Arc<Shared>) {
+        self.drain(Some(shared));
+        let next = self.agent.poll_timeout();
+        if next.is_some() && (self.armed.is_none() || next < self.armed) {
+            self.armed = next;
+            shared.wake.notify_one();
+        }
+    }
+
+    /// Sends what the agent queued, acts on its requests (connections are opened only with
+    /// `shared`: not once closing) and hands events on.
+    fn drain(&mut self, shared: Option<&Arc<Shared>>) {
         while let Some(tx) = self.agent.poll_transmit() {
-            self.transmit(tx.via, &tx.data);
+            match tx.via {
+                // The frame is moved to the connection's queue, not copied.
+                Via::Connection(id) => self.send_frame(id, tx.data),
+                Via::Udp { local, remote } => self.send_udp(local, remote, &tx.data),
+            }
         }
         while let Some(req) = self.agent.poll_request() {
             match req {
@@ -565,6 +581,7 @@ impl Inner {
                     local,
                     tls_name,
                 } => {
+                    let Some(shared) = shared else { continue };
                     let (tx, rx) = mpsc::channel(CONNECTION_QUEUE);
                     self.connections.insert(id, tx);
                     // Not aborted on close: the task ends once its queue is dropped and
@@ -589,11 +606,10 @@ impl Inner {
         while let Some(ev) = self.agent.poll_event() {
             self.deliver(ev);
         }
-        let next = self.agent.poll_timeout();
-        if next.is_some() && (self.armed.is_none() || next < self.armed) {
-            self.armed = next;
-            shared.wake.notify_one();
-        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.events.is_none()
     }
 
     /// Hands an event to the application: data to its bounded queue (dropped and counted
@@ -619,18 +635,11 @@ impl Inner {
     /// once, and over TCP/TLS once the connection task writes out its queue) and everything
     /// of the session but those connection tasks.
     fn close(&mut self) {
-        if self.closed {
+        if self.is_closed() {
             return;
         }
         self.agent.close(Instant::now());
-        while let Some(tx) = self.agent.poll_transmit() {
-            self.transmit(tx.via, &tx.data);
-        }
-        while self.agent.poll_request().is_some() {}
-        while let Some(ev) = self.agent.poll_event() {
-            self.deliver(ev);
-        }
-        self.closed = true;
+        self.drain(None);
         self.armed = None;
         // Dropping the queues ends the connection tasks (after their last writes) and,
         // once read, the application's `Events`.
@@ -640,28 +649,25 @@ impl Inner {
         self.data = None;
     }
 
-    fn transmit(&mut self, via: Via, data: &[u8]) {
-        match via {
-            Via::Udp { local, remote } => {
-                let Some(s) = self.sockets.get(&local) else {
-                    return;
-                };
-                // A full socket buffer drops the datagram, as the network might: checks
-                // are retransmitted and data is the application's to recover.
-                if let Err(e) = s.send_to(data, remote) {
-                    tracing::trace!(%local, %remote, error = %e, "send");
-                    self.dropped += 1;
-                }
-            }
-            Via::Connection(id) => {
-                let Some(c) = self.connections.get(&id) else {
-                    return;
-                };
-                // Whole frames only: a frame dropped on a full queue leaves the stream intact.
-                if c.try_send(data.to_vec()).is_err() {
-                    self.dropped += 1;
-                }
-            }
+    fn send_udp(&mut self, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
+        let Some(s) = self.sockets.get(&local) else {
+            return;
+        };
+        // A full socket buffer drops the datagram, as the network might: checks are
+        // retransmitted and data is the application's to recover.
+        if let Err(e) = s.send_to(data, remote) {
+            tracing::trace!(%local, %remote, error = %e, "send");
+            self.dropped += 1;
+        }
+    }
+
+    fn send_frame(&mut self, id: ConnectionId, frame: Vec<u8>) {
+        let Some(c) = self.connections.get(&id) else {
+            return;
+        };
+        // Whole frames only: a frame dropped on a full queue leaves the stream intact.
+        if c.try_send(frame).is_err() {
+            self.dropped += 1;
         }
     }
 }
@@ -785,7 +791,7 @@ async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
 impl Handle {
     fn with<R>(&self, f: impl FnOnce(&mut Agent, Instant) -> R) -> Result<R, DriverError> {
         let mut inner = lock(&self.shared.inner);
-        if inner.closed {
+        if inner.is_closed() {
             return Err(DriverError::Closed);
         }
         let r = f(&mut inner.agent, Instant::now());
@@ -881,15 +887,25 @@ impl Handle {
     /// Sends a datagram on the component's selected pair, from the caller's task. A full
     /// socket buffer drops it (counted in [`Handle::dropped`]).
     pub fn send(&self, stream: StreamId, component: u16, data: &[u8]) -> Result<(), DriverError> {
-        let mut buf = [0u8; MAX_DATAGRAM];
-        let mut inner = lock(&self.shared.inner);
-        if inner.closed {
+        let mut guard = lock(&self.shared.inner);
+        let inner = &mut *guard;
+        if inner.is_closed() {
             return Err(DriverError::Closed);
         }
-        let (via, n) = inner
+        // Room for the data and its TURN framing (a Send indication is the larger).
+        let mut out = std::mem::take(&mut inner.scratch);
+        out.resize(data.len() + crate::turn_client::SEND_OVERHEAD, 0);
+        let sent = inner
             .agent
-            .send(Instant::now(), stream, component, data, &mut buf)?;
-        inner.transmit(via, &buf[..n]);
+            .send(Instant::now(), stream, component, data, &mut out);
+        if let Ok((via, n)) = sent {
+            match via {
+                Via::Udp { local, remote } => inner.send_udp(local, remote, &out[..n]),
+                Via::Connection(id) => inner.send_frame(id, out[..n].to_vec()),
+            }
+        }
+        inner.scratch = out;
+        sent?;
         Ok(())
     }
 

@@ -66,15 +66,7 @@ pub fn turn_server() -> Turn {
     std::fs::remove_dir_all(&dir).unwrap();
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.cert.der().clone()).unwrap();
-    let client_tls = Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth(),
-    );
+    let client_tls = ice_agent::driver::tls_trusting(roots);
     let lo = "127.0.0.1".parse().unwrap();
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let mut users = Users::default();
