@@ -26,9 +26,10 @@ pub struct Scale {
 pub const ADDRESSES: usize = 4;
 
 impl Scale {
-    /// Builds `pairs` pairs (at most 60,000).
+    /// Builds `pairs` pairs (at most 32,000: host `h` has addresses `10.k.(h / 250).(h % 250
+    /// + 1)`, and the third octet must stay below 256).
     pub fn new(pairs: usize, seed: u64) -> Scale {
-        assert!(pairs <= 60_000);
+        assert!(2 * pairs <= 250 * 256);
         let mut t = Topology::new();
         let net = t.network("lan", &["10.0.0.0/8"]);
         let addr =
@@ -61,7 +62,6 @@ impl Scale {
             for (side, socks) in socks.into_iter().enumerate() {
                 let mut c = AgentConfig::new(ice_agent::Role::Controlling);
                 c.seed = Some(seed ^ (p as u64) << 1 ^ side as u64);
-                c.allow_loopback = false;
                 let e = AgentEndpoint::new(c, side, mailbox.clone(), socks);
                 sim.set_endpoint(pair[side], e);
             }
