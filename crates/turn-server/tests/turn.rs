@@ -870,6 +870,36 @@ fn rest_credentials_and_sha256_with_userhash() {
 }
 
 #[test]
+fn user_quota_counts_rest_users_by_the_part_after_the_colon() {
+    let secret = "north";
+    let mut h = Harness::with(
+        TurnConfig {
+            user_quota: 1,
+            ..TurnConfig::default()
+        },
+        RestSecrets::new([secret]),
+    );
+    let rest = |port: u16, username: &str| {
+        client(
+            port,
+            username,
+            &RestSecrets::password(secret.as_bytes(), username),
+        )
+    };
+    rest(4000, "1700003600:dave").allocate(&mut h);
+    // A freshly minted credential of the same user does not escape the quota.
+    let mut again = rest(4001, "1700007200:dave");
+    assert_eq!(
+        code(&again.call(&mut h, Method::ALLOCATE, |b| {
+            b.add(&RequestedTransport::UDP).unwrap();
+        })),
+        Some(486)
+    );
+    // Another user is counted apart.
+    rest(4002, "1700003600:erin").allocate(&mut h);
+}
+
+#[test]
 fn peer_policy_attack_list() {
     let mut h = Harness::with(
         TurnConfig {
