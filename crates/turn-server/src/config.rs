@@ -27,8 +27,6 @@ pub struct ServerConfig {
     pub max_port: u16,
     /// `realm` (default: "turn").
     pub realm: String,
-    /// `lt-cred-mech`: long-term credentials (always on; accepted for compatibility).
-    pub lt_cred_mech: bool,
     /// `user=name:password`: static users.
     pub users: Vec<(String, String)>,
     /// `use-auth-secret`: TURN REST API credentials.
@@ -41,8 +39,6 @@ pub struct ServerConfig {
     pub allowed_peer_ips: Vec<IpRange>,
     /// `allow-loopback-peers`: allow 127.0.0.0/8 and ::1 as peers (testing only).
     pub allow_loopback_peers: bool,
-    /// `no-multicast-peers`: deny multicast peers (always on; accepted for compatibility).
-    pub no_multicast_peers: bool,
     /// `no-udp`: no UDP listener.
     pub no_udp: bool,
     /// `no-tcp`: no TCP listener.
@@ -106,8 +102,6 @@ pub struct Key {
     pub short: Option<char>,
     /// What it takes.
     pub value: KeyValue,
-    /// Whether it may be given several times (each adds a value).
-    pub repeatable: bool,
     /// A valid example value (for tests and docs).
     pub example: &'static str,
     /// One line of help.
@@ -118,7 +112,6 @@ const fn key(
     name: &'static str,
     short: Option<char>,
     value: KeyValue,
-    repeatable: bool,
     example: &'static str,
     help: &'static str,
 ) -> Key {
@@ -126,7 +119,6 @@ const fn key(
         name,
         short,
         value,
-        repeatable,
         example,
         help,
     }
@@ -137,41 +129,41 @@ use KeyValue::{Flag, Optional, Required};
 /// Every key [`ServerConfig::apply`] understands, in the order `--help` lists them.
 #[rustfmt::skip]
 pub const KEYS: &[Key] = &[
-    key("listening-port", Some('p'), Required("PORT"), false, "3478", "UDP and TCP port for STUN and TURN [3478]"),
-    key("tls-listening-port", None, Required("PORT"), false, "5349", "TLS port for TURN [5349]"),
-    key("listening-ip", Some('L'), Required("IP"), true, "127.0.0.1", "address to listen on (repeatable) [all]"),
-    key("relay-ip", Some('E'), Required("IP"), true, "127.0.0.1", "address to relay from, one per family is used (repeatable) [listening addresses, else the host's first]"),
-    key("external-ip", Some('X'), Required("IP[/PRIVATE]"), true, "203.0.113.5/10.0.0.5", "public address advertised for relays; PUBLIC/PRIVATE maps one relay address"),
-    key("min-port", None, Required("PORT"), false, "49152", "lowest relay port [49152]"),
-    key("max-port", None, Required("PORT"), false, "65535", "highest relay port [65535]"),
-    key("realm", Some('r'), Required("REALM"), false, "example.org", "authentication realm [turn]"),
-    key("lt-cred-mech", Some('a'), Flag, false, "", "long-term credentials (always on)"),
-    key("user", Some('u'), Required("NAME:PASSWORD"), true, "alice:secret", "a static user (repeatable)"),
-    key("use-auth-secret", None, Flag, false, "", "accept TURN REST API credentials"),
-    key("static-auth-secret", None, Required("SECRET"), true, "s3cret", "a REST API secret (repeatable, for rotation)"),
-    key("denied-peer-ip", None, Required("RANGE"), true, "203.0.113.0-203.0.113.255", "deny peers in this range or CIDR (repeatable)"),
-    key("allowed-peer-ip", None, Required("RANGE"), true, "10.0.0.0/8", "allow peers in this range or CIDR whatever else says (repeatable)"),
-    key("allow-loopback-peers", None, Flag, false, "", "allow 127.0.0.0/8 and ::1 as peers (testing only)"),
-    key("no-multicast-peers", None, Flag, false, "", "deny multicast peers (always on)"),
-    key("no-udp", None, Flag, false, "", "no UDP listener"),
-    key("no-tcp", None, Flag, false, "", "no TCP listener"),
-    key("no-tls", None, Flag, false, "", "no TLS listener"),
-    key("total-quota", None, Required("N"), false, "1000", "allocations in all, 0 for unlimited [0]"),
-    key("user-quota", None, Required("N"), false, "10", "allocations per user, 0 for unlimited [0]"),
-    key("max-bps", None, Required("BYTES"), false, "125000", "bytes per second per allocation, 0 for unlimited [0]"),
-    key("cert", None, Required("FILE"), false, "/etc/turn/cert.pem", "TLS certificate chain (PEM)"),
-    key("pkey", None, Required("FILE"), false, "/etc/turn/key.pem", "TLS private key (PEM)"),
-    key("fingerprint", Some('f'), Flag, false, "", "FINGERPRINT in every TURN response (always when the request has one)"),
-    key("stale-nonce", None, Optional("SECONDS"), false, "600", "nonce lifetime [600]"),
-    key("log-file", Some('l'), Required("FILE"), false, "/var/log/turn.log", "log to this file [standard error]"),
-    key("prometheus", None, Flag, false, "", "serve Prometheus metrics on /metrics"),
-    key("prometheus-port", None, Required("PORT"), false, "9641", "metrics port [9641]"),
-    key("prometheus-address", None, Required("IP"), false, "0.0.0.0", "metrics address [127.0.0.1]"),
-    key("max-allocate-lifetime", None, Required("SECONDS"), false, "3600", "longest allocation lifetime, at least 600 [3600]"),
-    key("workers", None, Required("N"), false, "2", "worker threads [1]"),
-    key("stream-idle-timeout", None, Required("SECONDS"), false, "30", "close TCP/TLS connections without an allocation after this much silence [30]"),
-    key("max-stream-connections", None, Required("N"), false, "16384", "TCP and TLS connections per worker [16384]"),
-    key("log-json", None, Flag, false, "", "log JSON lines"),
+    key("listening-port", Some('p'), Required("PORT"), "3478", "UDP and TCP port for STUN and TURN [3478]"),
+    key("tls-listening-port", None, Required("PORT"), "5349", "TLS port for TURN [5349]"),
+    key("listening-ip", Some('L'), Required("IP"), "127.0.0.1", "address to listen on (repeatable) [all]"),
+    key("relay-ip", Some('E'), Required("IP"), "127.0.0.1", "address to relay from, one per family is used (repeatable) [listening addresses, else the host's first]"),
+    key("external-ip", Some('X'), Required("IP[/PRIVATE]"), "203.0.113.5/10.0.0.5", "public address advertised for relays; PUBLIC/PRIVATE maps one relay address"),
+    key("min-port", None, Required("PORT"), "49152", "lowest relay port [49152]"),
+    key("max-port", None, Required("PORT"), "65535", "highest relay port [65535]"),
+    key("realm", Some('r'), Required("REALM"), "example.org", "authentication realm [turn]"),
+    key("lt-cred-mech", Some('a'), Flag, "", "long-term credentials (always on)"),
+    key("user", Some('u'), Required("NAME:PASSWORD"), "alice:secret", "a static user (repeatable)"),
+    key("use-auth-secret", None, Flag, "", "accept TURN REST API credentials"),
+    key("static-auth-secret", None, Required("SECRET"), "s3cret", "a REST API secret (repeatable, for rotation)"),
+    key("denied-peer-ip", None, Required("RANGE"), "203.0.113.0-203.0.113.255", "deny peers in this range or CIDR (repeatable)"),
+    key("allowed-peer-ip", None, Required("RANGE"), "10.0.0.0/8", "allow peers in this range or CIDR whatever else says (repeatable)"),
+    key("allow-loopback-peers", None, Flag, "", "allow 127.0.0.0/8 and ::1 as peers (testing only)"),
+    key("no-multicast-peers", None, Flag, "", "deny multicast peers (always on)"),
+    key("no-udp", None, Flag, "", "no UDP listener"),
+    key("no-tcp", None, Flag, "", "no TCP listener"),
+    key("no-tls", None, Flag, "", "no TLS listener"),
+    key("total-quota", None, Required("N"), "1000", "allocations in all, 0 for unlimited [0]"),
+    key("user-quota", None, Required("N"), "10", "allocations per user, 0 for unlimited [0]"),
+    key("max-bps", None, Required("BYTES"), "125000", "bytes per second per allocation, 0 for unlimited [0]"),
+    key("cert", None, Required("FILE"), "/etc/turn/cert.pem", "TLS certificate chain (PEM)"),
+    key("pkey", None, Required("FILE"), "/etc/turn/key.pem", "TLS private key (PEM)"),
+    key("fingerprint", Some('f'), Flag, "", "FINGERPRINT in every TURN response (always when the request has one)"),
+    key("stale-nonce", None, Optional("SECONDS"), "600", "nonce lifetime [600]"),
+    key("log-file", Some('l'), Required("FILE"), "/var/log/turn.log", "log to this file [standard error]"),
+    key("prometheus", None, Flag, "", "serve Prometheus metrics on /metrics"),
+    key("prometheus-port", None, Required("PORT"), "9641", "metrics port [9641]"),
+    key("prometheus-address", None, Required("IP"), "0.0.0.0", "metrics address [127.0.0.1]"),
+    key("max-allocate-lifetime", None, Required("SECONDS"), "3600", "longest allocation lifetime, at least 600 [3600]"),
+    key("workers", None, Required("N"), "2", "worker threads [1]"),
+    key("stream-idle-timeout", None, Required("SECONDS"), "30", "close TCP/TLS connections without an allocation after this much silence [30]"),
+    key("max-stream-connections", None, Required("N"), "16384", "TCP and TLS connections per worker [16384]"),
+    key("log-json", None, Flag, "", "log JSON lines"),
 ];
 
 impl Default for ServerConfig {
@@ -185,14 +177,12 @@ impl Default for ServerConfig {
             min_port: 49152,
             max_port: 65535,
             realm: "turn".into(),
-            lt_cred_mech: true,
             users: Vec::new(),
             use_auth_secret: false,
             static_auth_secrets: Vec::new(),
             denied_peer_ips: Vec::new(),
             allowed_peer_ips: Vec::new(),
             allow_loopback_peers: false,
-            no_multicast_peers: true,
             no_udp: false,
             no_tcp: false,
             no_tls: false,
@@ -333,7 +323,11 @@ impl ServerConfig {
             "min-port" => self.min_port = port(need()?)?,
             "max-port" => self.max_port = port(need()?)?,
             "realm" => self.realm = need()?.to_owned(),
-            "lt-cred-mech" => self.lt_cred_mech = flag()?,
+            // Always on: long-term credentials, and multicast peers denied. Accepted (and
+            // checked) for coturn compatibility.
+            "lt-cred-mech" | "no-multicast-peers" => {
+                flag()?;
+            }
             "user" => {
                 let v = need()?;
                 let (name, password) = v
@@ -347,7 +341,6 @@ impl ServerConfig {
             "denied-peer-ip" => self.denied_peer_ips.push(range(need()?)?),
             "allowed-peer-ip" => self.allowed_peer_ips.push(range(need()?)?),
             "allow-loopback-peers" => self.allow_loopback_peers = flag()?,
-            "no-multicast-peers" => self.no_multicast_peers = flag()?,
             "no-udp" => self.no_udp = flag()?,
             "no-tcp" => self.no_tcp = flag()?,
             "no-tls" => self.no_tls = flag()?,

@@ -30,11 +30,6 @@ impl TokenBucket {
         }
     }
 
-    /// Units a second.
-    pub fn rate(&self) -> u64 {
-        self.rate
-    }
-
     /// Takes `amount` units at `now` if the bucket holds them.
     pub fn take(&mut self, amount: u64, now: Instant) -> bool {
         if let Some(last) = self.last {

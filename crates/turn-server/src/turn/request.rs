@@ -254,7 +254,8 @@ impl TurnServer {
     }
 
     /// Builds a response with `add`'s attributes, SOFTWARE, the request's kind of integrity
-    /// and FINGERPRINT if the request had one; queues it and returns its bytes.
+    /// and FINGERPRINT if the request had one; queues it and returns its length (the bytes
+    /// stay in `self.buf` until the next response).
     #[allow(clippy::too_many_arguments)]
     fn respond(
         &mut self,
@@ -265,22 +266,22 @@ impl TurnServer {
         integrity: Option<&Integrity>,
         fp: bool,
         add: impl FnOnce(&mut MessageBuilder<'_>) -> Result<(), BuildError>,
-    ) -> Option<Vec<u8>> {
+    ) -> Option<usize> {
         let mut buf = std::mem::take(&mut self.buf);
         let finish = Finish {
             software: self.config.software.as_deref(),
             integrity: integrity.map(|i| (&i.key, i.sha256)),
             fingerprint: fp || self.config.fingerprint,
         };
-        let built =
-            response::build(&mut buf, method, class, tid, finish, add).map(|n| buf[..n].to_vec());
+        let built = response::build(&mut buf, method, class, tid, finish, add);
+        if let Ok(n) = built {
+            self.out.push_back(Output::ToClient {
+                five_tuple: ft,
+                data: buf[..n].to_vec(),
+            });
+        }
         self.buf = buf;
-        let data = built.ok()?;
-        self.out.push_back(Output::ToClient {
-            five_tuple: ft,
-            data: data.clone(),
-        });
-        Some(data)
+        built.ok()
     }
 
     /// RFC 8656 §7.2 / §8: min(requested, max), but never below the default; 0 stays 0.
@@ -427,11 +428,13 @@ impl TurnServer {
                 Ok(())
             },
         );
-        let Some(response) = response else {
+        let Some(n) = response else {
             self.out
                 .push_back(Output::ReleaseRelay { relay: relay.addr });
             return;
         };
+        // Kept for retransmissions of the request (RFC 8656 §7.2).
+        let response = self.buf[..n].to_vec();
         *self
             .per_user
             .entry(quota_key(&p.username).to_owned())
