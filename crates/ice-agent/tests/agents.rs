@@ -278,7 +278,11 @@ fn several_streams_and_components() {
 #[test]
 fn without_end_of_candidates_checking_fails_after_the_trickle_wait() {
     let t = Instant::now();
-    let mut a = agent(Role::Controlling, false, 5);
+    let mut c = AgentConfig::new(Role::Controlling);
+    c.seed = Some(5);
+    // Longer than `check_timeout` (10 s), so the failure can only come from this wait.
+    c.trickle_wait = Duration::from_secs(15);
+    let mut a = Agent::new(c);
     let s = a.add_stream(1);
     a.add_local_socket(t, s, 1, "192.0.2.1:5000".parse().unwrap())
         .unwrap();
@@ -297,8 +301,9 @@ fn without_end_of_candidates_checking_fails_after_the_trickle_wait() {
     assert!(net.run_until(Duration::from_secs(30), |n| {
         n.agents[0].state() == ConnectionState::Failed
     }));
-    // The pair fails after `check_timeout` (10 s); the trickle wait (5 s) is over by then.
-    assert_eq!(net.t - t, Duration::from_secs(10));
+    // The pair failed after `check_timeout` (10 s); the agent still waited for candidates
+    // until 15 s after the last one.
+    assert_eq!(net.t - t, Duration::from_secs(15));
 }
 
 #[test]

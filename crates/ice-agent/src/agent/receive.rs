@@ -165,8 +165,8 @@ impl Agent {
         }
         // FINGERPRINT, then USERNAME's first part, then MESSAGE-INTEGRITY with our password
         // (RFC 8445 §7.3, RFC 8489 §9.1.3). Failures are dropped: no answer, no state.
-        let authentic = msg.has_fingerprint()
-            && msg.verify_fingerprint().is_ok()
+        // (`verify_fingerprint` fails on a missing FINGERPRINT too.)
+        let authentic = msg.verify_fingerprint().is_ok()
             && matches!(msg.get::<Username>(), Ok(Some(u))
                 if u.0.split_once(':').is_some_and(|(ours, _)| ours == self.local_credentials.ufrag))
             && msg.verify_integrity(&self.local_key).is_ok();
@@ -318,11 +318,7 @@ impl Agent {
             return;
         };
         // Only for a transaction we are waiting for: strays cost no HMAC.
-        let authentic = || {
-            msg.has_fingerprint()
-                && msg.verify_fingerprint().is_ok()
-                && msg.verify_integrity(key).is_ok()
-        };
+        let authentic = || msg.verify_fingerprint().is_ok() && msg.verify_integrity(key).is_ok();
         // A consent check?
         let s = &mut self.streams[stream];
         if let Some(sel) = s

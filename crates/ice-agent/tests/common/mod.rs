@@ -112,6 +112,8 @@ pub struct Side {
     pub events: Events,
     pub selected: (Candidate, Candidate),
     pub states: Vec<ConnectionState>,
+    /// The local candidates it signalled before both sides selected.
+    pub signalled: Vec<Candidate>,
 }
 
 /// Signals between two sessions (credentials, trickled candidates, end-of-candidates) until
@@ -125,6 +127,7 @@ pub async fn connect(a: (Handle, Events), b: (Handle, Events)) -> (Side, Side) {
         .unwrap();
     let mut sel: [Option<(Candidate, Candidate)>; 2] = [None, None];
     let mut states = [Vec::new(), Vec::new()];
+    let mut signalled = [Vec::new(), Vec::new()];
     let run = async {
         while sel.iter().any(Option::is_none) {
             let (i, ev) = tokio::select! {
@@ -134,6 +137,7 @@ pub async fn connect(a: (Handle, Events), b: (Handle, Events)) -> (Side, Side) {
             let other = if i == 0 { &hb } else { &ha };
             match ev {
                 Event::LocalCandidate { stream, candidate } => {
+                    signalled[i].push(candidate.clone());
                     other.add_remote_candidate(stream, candidate).unwrap();
                 }
                 Event::GatheringComplete { stream } => {
@@ -153,18 +157,21 @@ pub async fn connect(a: (Handle, Events), b: (Handle, Events)) -> (Side, Side) {
         .expect("connected in time");
     let [sa, sb] = sel;
     let [ta, tb] = states;
+    let [ca, cb] = signalled;
     (
         Side {
             handle: ha,
             events: ea,
             selected: sa.unwrap(),
             states: ta,
+            signalled: ca,
         },
         Side {
             handle: hb,
             events: eb,
             selected: sb.unwrap(),
             states: tb,
+            signalled: cb,
         },
     )
 }
