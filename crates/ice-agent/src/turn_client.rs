@@ -426,9 +426,10 @@ impl TurnClient {
     pub fn close(&mut self, now: Instant) {
         if self.state == State::Allocated {
             self.request(now, Request::Refresh { lifetime: 0 }, 0);
-            // Sent once; the answer does not matter.
-            self.transactions.clear();
         }
+        // The Refresh is sent once and its answer does not matter; a late answer to an
+        // Allocate must not bring the client back either.
+        self.transactions.clear();
         self.state = State::Closed;
     }
 

@@ -367,7 +367,9 @@ impl Agent {
             local,
             remote,
         });
-        // After a restart, the old relays go once every component has its new pair.
+        // After a restart, once every component has its new pair, an allocation that is in
+        // neither generation goes: kept over the restart but not confirmed in time, it has no
+        // candidate and no selected pair runs through it.
         if self.all_selected() == Some(true)
             && self
                 .streams
@@ -375,7 +377,17 @@ impl Agent {
                 .all(|s| s.selected.iter().flatten().all(|x| x.pair.is_some()))
         {
             for t in 0..self.turns.len() {
-                if self.turns[t].retired && !self.turns[t].client.is_done() {
+                let turn = &self.turns[t];
+                let orphan = turn.candidate.is_none()
+                    && !turn.revalidating
+                    && turn.client.relayed().is_some()
+                    && !turn.client.is_done()
+                    && !self
+                        .streams
+                        .iter()
+                        .flat_map(|s| s.selected.iter().flatten())
+                        .any(|sel| sel.path == Path::Relay(t));
+                if orphan {
                     self.turns[t].client.close(now);
                     self.drain_turn(now, t);
                     if let TurnPath::Connection(id, _) = self.turns[t].path {

@@ -31,7 +31,7 @@ impl Agent {
         if component == 0 || component > s.components {
             return Err(AddCandidateError::UnknownComponent(component));
         }
-        if self.sockets.iter().any(|x| x.addr == addr) {
+        if self.sockets.iter().any(|x| x.addr == addr) || self.state == ConnectionState::Closed {
             return Ok(());
         }
         self.sockets.push(HostSocket {
@@ -41,9 +41,6 @@ impl Agent {
             candidate: None,
         });
         self.gather_from_socket(now, self.sockets.len() - 1);
-        if self.state == ConnectionState::Closed {
-            return Ok(());
-        }
         self.update_state(now);
         Ok(())
     }
@@ -319,11 +316,12 @@ impl Agent {
             local_pref: pref,
         };
         self.turns[t].candidate = self.add_local(now, stream, relay, true);
-        // Permissions for every remote candidate known so far.
+        // Permissions for every remote candidate known so far, of the relay's family (the
+        // server would answer 443 for the other).
         let ips: Vec<IpAddr> = self.streams[stream]
             .remote
             .iter()
-            .filter(|r| r.component == component)
+            .filter(|r| r.component == component && r.addr.is_ipv4() == relayed.is_ipv4())
             .map(|r| r.addr.ip())
             .collect();
         for ip in ips {

@@ -435,6 +435,9 @@ impl Agent {
     /// the peer's new ones arrive, candidates gathered again. The selected pairs carry data
     /// until new ones are selected.
     pub fn restart(&mut self, now: Instant) {
+        if self.state == ConnectionState::Closed {
+            return;
+        }
         let (c, k) = new_credentials(&mut self.rng);
         self.local_credentials = c;
         self.local_key = k;
