@@ -294,7 +294,7 @@ impl fmt::Display for Candidate {
 pub fn is_loopback_or_link_local(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_loopback() || v4.is_link_local(),
-        IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xffc0) == 0xfe80,
+        IpAddr::V6(v6) => v6.is_loopback() || v6.is_unicast_link_local(),
     }
 }
 

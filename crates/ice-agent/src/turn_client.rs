@@ -531,9 +531,7 @@ impl TurnClient {
             return;
         }
         if self.refresh_at.is_some_and(|t| t <= now) {
-            self.refresh_at = None;
-            let lifetime = secs(self.config.lifetime);
-            self.request(now, Request::Refresh { lifetime }, 0);
+            self.refresh(now);
         }
         for i in 0..self.permissions.len() {
             if self.permissions[i].refresh_at.is_some_and(|t| t <= now) {
@@ -631,8 +629,8 @@ impl TurnClient {
             .position(|t| t.id == msg.transaction_id())?;
         // An answer to a signed request must be signed with the same key (RFC 8489
         // §9.2.5); 401 and 438 answers carry no integrity and are taken as they are.
-        let code = msg.get::<ErrorCode>().ok().flatten().map(|e| e.code);
-        let unsigned_ok = matches!(code, Some(401) | Some(438));
+        let error = msg.get::<ErrorCode>().ok().flatten();
+        let unsigned_ok = matches!(error.map(|e| e.code), Some(401) | Some(438));
         if self.transactions[i].signed && !unsigned_ok {
             let key = self.key.as_ref()?;
             msg.verify_integrity(key).ok()?;
@@ -642,7 +640,7 @@ impl TurnClient {
             self.request_succeeded(now, t.request, msg);
             return None;
         }
-        let Some(err) = msg.get::<ErrorCode>().ok().flatten() else {
+        let Some(err) = error else {
             self.request_failed(
                 now,
                 t.request,

@@ -22,9 +22,10 @@ impl Agent {
         self.next_check = Some(earliest.max(now));
     }
 
-    /// Sends `bytes` to `to` from a local candidate's path. False when it cannot go (no
+    /// Sends `bytes` to `to` from a local candidate's path: moved into the transmit from a
+    /// socket, framed for the relay from a relayed candidate. False when it cannot go (no
     /// TURN permission for the peer yet).
-    pub(super) fn send_from(&mut self, path: Path, to: SocketAddr, bytes: &[u8]) -> bool {
+    pub(super) fn send_from(&mut self, path: Path, to: SocketAddr, bytes: Vec<u8>) -> bool {
         match path {
             Path::Socket(i) => {
                 self.transmits.push_back(Transmit {
@@ -32,26 +33,19 @@ impl Agent {
                         local: self.sockets[i].addr,
                         remote: to,
                     },
-                    data: bytes.to_vec(),
+                    data: bytes,
                 });
                 true
             }
-            Path::Relay(t) => {
-                let mut buf = std::mem::take(&mut self.buf);
-                let sent = match self.turns[t].client.send_to(to, bytes, &mut buf) {
-                    Ok(len) => {
-                        let via = self.turn_via(t);
-                        self.transmits.push_back(Transmit {
-                            via,
-                            data: buf[..len].to_vec(),
-                        });
-                        true
-                    }
-                    Err(_) => false,
-                };
-                self.buf = buf;
-                sent
-            }
+            Path::Relay(t) => match self.turns[t].client.send_to(to, &bytes, &mut self.buf) {
+                Ok(len) => {
+                    let via = self.turn_via(t);
+                    let data = self.buf[..len].to_vec();
+                    self.transmits.push_back(Transmit { via, data });
+                    true
+                }
+                Err(_) => false,
+            },
         }
     }
 
@@ -87,7 +81,7 @@ impl Agent {
                         let path = self.streams[si].local[p.local].path;
                         let to = self.streams[si].remote[p.remote].addr;
                         self.stats.checks_sent += 1;
-                        self.send_from(path, to, &bytes);
+                        self.send_from(path, to, bytes);
                     }
                     Some(RetransmitAction::TimedOut) => {
                         let p = &mut self.streams[si].pairs[pi];
@@ -227,7 +221,7 @@ impl Agent {
         let to = self.streams[si].remote[remote].addr;
         tracing::trace!(local = %self.streams[si].local[local].cand.addr, remote = %to, nominating, "check");
         self.stats.checks_sent += 1;
-        self.send_from(path, to, &bytes);
+        self.send_from(path, to, bytes.clone());
         let role = self.role;
         let p = &mut self.streams[si].pairs[pi];
         let previous = p.check.as_ref().map(|c| c.id);
@@ -327,9 +321,6 @@ impl Agent {
         let s = &self.streams[stream];
         let p = &s.pairs[pi];
         let c = usize::from(p.component - 1);
-        let local = s.local[p.valid_local.unwrap_or(p.local)].cand.clone();
-        let remote = s.remote[p.remote].clone();
-        let path = s.local[p.local].path;
         if let Some(cur) = &s.selected[c] {
             if cur.pair == Some(pi) {
                 return;
@@ -342,6 +333,10 @@ impl Agent {
                 }
             }
         }
+        // Cloned only once the pair is really taken (not for every repeated nomination).
+        let local = s.local[p.valid_local.unwrap_or(p.local)].cand.clone();
+        let remote = s.remote[p.remote].clone();
+        let path = s.local[p.local].path;
         tracing::info!(stream, component = p.component, local = %local.addr, local_type = %local.kind,
             remote = %remote.addr, remote_type = %remote.kind, "selected pair");
         if let Path::Relay(t) = path {
@@ -428,7 +423,7 @@ impl Agent {
                             let bytes = check.bytes.clone();
                             let (path, to) = (sel.path, sel.remote.addr);
                             self.stats.consent_checks_sent += 1;
-                            self.send_from(path, to, &bytes);
+                            self.send_from(path, to, bytes);
                         }
                         Some(RetransmitAction::TimedOut) => sel.consent = None,
                         None => {}
@@ -467,7 +462,7 @@ impl Agent {
                 });
                 sel.last_sent = now;
                 self.stats.consent_checks_sent += 1;
-                self.send_from(path, to, &bytes);
+                self.send_from(path, to, bytes);
             }
         }
     }
@@ -486,6 +481,6 @@ impl Agent {
             return;
         }
         let bytes = b.finish().to_vec();
-        self.send_from(path, to, &bytes);
+        self.send_from(path, to, bytes);
     }
 }

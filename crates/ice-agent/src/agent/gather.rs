@@ -127,7 +127,7 @@ impl Agent {
             }
             let _ = b.add_fingerprint();
             let bytes = b.finish().to_vec();
-            self.send_from(Path::Socket(si), server, &bytes);
+            self.send_from(Path::Socket(si), server, bytes.clone());
             self.srflx.push(SrflxRequest {
                 stream,
                 socket: si,
@@ -583,7 +583,7 @@ impl Agent {
                 Some(RetransmitAction::Resend) => {
                     let r = &self.srflx[i];
                     let (si, server, bytes) = (r.socket, r.server, r.bytes.clone());
-                    self.send_from(Path::Socket(si), server, &bytes);
+                    self.send_from(Path::Socket(si), server, bytes);
                     i += 1;
                 }
                 Some(RetransmitAction::TimedOut) => {

@@ -195,7 +195,6 @@ pub struct Agent {
     local_key: IntegrityKey,
     remote_credentials: Option<Credentials>,
     remote_key: Option<IntegrityKey>,
-    remote_lite: bool,
     streams: Vec<Stream>,
     sockets: Vec<HostSocket>,
     host_ips: Vec<IpAddr>,
@@ -264,7 +263,6 @@ impl Agent {
             local_key,
             remote_credentials: None,
             remote_key: None,
-            remote_lite: false,
             streams: Vec::new(),
             sockets: Vec::new(),
             host_ips: Vec::new(),
@@ -326,7 +324,6 @@ impl Agent {
     pub fn set_remote_credentials(&mut self, now: Instant, credentials: Credentials, lite: bool) {
         self.remote_key = Some(IntegrityKey::new(credentials.pwd.as_bytes()));
         self.remote_credentials = Some(credentials);
-        self.remote_lite = lite;
         if lite && !self.config.lite && self.role != Role::Controlling {
             self.set_role(Role::Controlling);
         }

@@ -43,17 +43,15 @@ impl Agent {
         }
         // A lost allocation may share socket and server with its replacement: the live one
         // takes the answers.
+        // One walk: the first live match, else the first match (`min_by_key` keeps the
+        // first of equal keys).
         if let Some(t) = self
             .turns
             .iter()
-            .position(|t| {
-                t.path == TurnPath::Udp(si) && t.client.server() == from && !t.client.is_done()
-            })
-            .or_else(|| {
-                self.turns
-                    .iter()
-                    .position(|t| t.path == TurnPath::Udp(si) && t.client.server() == from)
-            })
+            .enumerate()
+            .filter(|(_, t)| t.path == TurnPath::Udp(si) && t.client.server() == from)
+            .min_by_key(|(_, t)| t.client.is_done())
+            .map(|(i, _)| i)
         {
             let got = self.turns[t].client.handle_datagram(now, data);
             self.drain_turn(now, t);
@@ -299,8 +297,7 @@ impl Agent {
             Ok::<usize, stun_codec::BuildError>(b.finish().len())
         })();
         if let Ok(len) = built {
-            let bytes = buf[..len].to_vec();
-            self.send_from(path, to, &bytes);
+            self.send_from(path, to, buf[..len].to_vec());
         }
     }
 
