@@ -26,7 +26,7 @@ fn ice(c: &mut Criterion) {
         .expect("every pair connects");
     println!(
         "{PAIRS} pairs connect in {took:?} of virtual time, {} deliveries",
-        check.sim.stats().events
+        check.sim.stats().delivered
     );
     let mut g = c.benchmark_group("ice");
     g.throughput(Throughput::Elements(PAIRS as u64));

@@ -43,11 +43,11 @@ fn a_thousand_pairs_connect_and_each_agent_holds_under_64_kib() {
     const PAIRS: usize = 1000;
     let before = LIVE.load(Ordering::Relaxed);
     let mut scale = Scale::new(PAIRS, 1);
-    let took = scale.run(Duration::from_secs(5));
-    assert!(
-        took.is_some(),
-        "not every pair connected within 5 s of virtual time"
-    );
+    let took = scale
+        .run(Duration::from_secs(5))
+        .expect("every pair connects within 5 s of virtual time");
+    // The run is deterministic; docs/benchmarks.md reports this figure.
+    assert!(took <= Duration::from_millis(300), "{took:?}");
     let held = LIVE.load(Ordering::Relaxed) - before;
     let per_agent = held / (2 * PAIRS) as isize;
     let a = scale.agent(scale.pairs[0][0]);
@@ -64,8 +64,8 @@ fn a_thousand_pairs_connect_and_each_agent_holds_under_64_kib() {
         ADDRESSES * ADDRESSES
     );
     println!(
-        "{PAIRS} pairs connected in {:?} of virtual time; heap held: {held} bytes, {per_agent} bytes per agent (simulation included)",
-        took.unwrap()
+        "{PAIRS} pairs connected in {took:?} of virtual time, {} deliveries; heap held: {held} bytes, {per_agent} bytes per agent (simulation included)",
+        scale.sim.stats().delivered
     );
     assert!(per_agent < 64 * 1024, "{per_agent} bytes per agent");
 }

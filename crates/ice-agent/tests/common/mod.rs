@@ -1,19 +1,21 @@
 //! For the driver's tests: our TURN server on loopback (UDP, TCP and TLS with a self-signed
-//! certificate for "localhost"), and in-process signalling between two driver sessions.
+//! certificate for "localhost", set up by the turn-server tests' helpers), and in-process
+//! signalling between two driver sessions.
 //! Every wait is for an event; the timeouts only bound a failing test.
 
 #![allow(dead_code)]
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ice_agent::driver::{Events, Handle};
 use ice_agent::{Candidate, ConnectionState, Event};
-use turn_server::auth::{RestSecrets, Users};
-use turn_server::driver::{RelayIp, Server, Settings};
-use turn_server::peer_policy::PeerPolicy;
-use turn_server::turn::TurnConfig;
+use turn_server::driver::{Server, Settings};
+
+/// The turn-server tests' own helpers: its certificate, port range and server settings.
+#[path = "../../../turn-server/tests/common/mod.rs"]
+mod turn_common;
 
 pub const LIMIT: Duration = Duration::from_secs(20);
 
@@ -37,72 +39,18 @@ impl Turn {
     }
 }
 
-/// A free range of `n` UDP ports on loopback below the ephemeral range.
-fn free_ports(n: u16) -> (u16, u16) {
-    let offset = (std::process::id() % 97) as u16 * 100;
-    'search: for base in (20_000 + offset..32_700u16).step_by(89) {
-        for p in base..base + n {
-            if UdpSocket::bind(("127.0.0.1", p)).is_err() {
-                continue 'search;
-            }
-        }
-        return (base, base + n - 1);
-    }
-    panic!("no free port range")
-}
-
+/// Our TURN server with the turn-server tests' settings: users alice/secret and bob/hunter2,
+/// realm example.org, loopback peers allowed, UDP, TCP and TLS on ephemeral ports.
 pub fn turn_server() -> Turn {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let dir = std::env::temp_dir().join(format!(
-        "ice-driver-tls-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&c, cert.cert.pem()).unwrap();
-    std::fs::write(&k, cert.key_pair.serialize_pem()).unwrap();
-    let server_tls = turn_server::driver::tls_config(&c, &k).unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.cert.der().clone()).unwrap();
-    let client_tls = ice_agent::driver::tls_trusting(roots);
-    let lo = "127.0.0.1".parse().unwrap();
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let mut users = Users::default();
-    users.add("alice", "example.org", "secret").unwrap();
+    let tls = turn_common::tls();
     let settings = Settings {
-        udp: vec![any],
-        tcp: vec![any],
-        tls_listen: vec![any],
-        tls: Some(server_tls),
-        relay_ips: vec![RelayIp {
-            bind: lo,
-            advertise: lo,
-        }],
-        ports: free_ports(32),
-        workers: 1,
         stream_idle_timeout: Duration::from_secs(5),
-        handshake_timeout: Duration::from_secs(5),
-        max_stream_connections: 100,
-        turn: TurnConfig {
-            realm: "example.org".into(),
-            peer_policy: PeerPolicy {
-                allow_loopback: true,
-                ..PeerPolicy::default()
-            },
-            relay_families: vec![stun_codec::attr::AddressFamily::V4],
-            ..TurnConfig::default()
-        },
-        users,
-        rest: RestSecrets::new(Vec::<String>::new()),
-        nonce_key: [9; 32],
-        metrics: None,
+        ..turn_common::settings(Some(&tls))
     };
     Turn {
         server: Server::start(settings).unwrap(),
-        cert_pem: cert.cert.pem(),
-        client_tls,
+        cert_pem: tls.cert_pem,
+        client_tls: tls.client,
     }
 }
 

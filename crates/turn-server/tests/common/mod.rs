@@ -28,6 +28,8 @@ pub struct Tls {
     pub client: Arc<rustls::ClientConfig>,
     /// A client that offers TLS 1.2 only.
     pub client_tls12: Arc<rustls::ClientConfig>,
+    /// The certificate, PEM-encoded (for clients in other processes).
+    pub cert_pem: String,
 }
 
 pub fn tls() -> Tls {
@@ -58,6 +60,7 @@ pub fn tls() -> Tls {
         server,
         client: client(rustls::DEFAULT_VERSIONS),
         client_tls12: client(&[&rustls::version::TLS12]),
+        cert_pem: cert.cert.pem(),
     }
 }
 
