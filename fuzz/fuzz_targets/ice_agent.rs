@@ -252,7 +252,9 @@ fuzz_target!(|steps: Vec<Step>| {
                 if up {
                     agent.connection_established(now, ConnectionId(1))
                 } else {
-                    agent.connection_closed(now, ConnectionId(1))
+                    // The driver reports it closed: nothing may be written to it any more.
+                    agent.connection_closed(now, ConnectionId(1));
+                    connections.remove(&ConnectionId(1));
                 }
             }
             Step::Candidate { line } => {

@@ -32,8 +32,6 @@ pub enum Signal {
 #[derive(Debug, Default)]
 struct MailboxInner {
     queues: [VecDeque<(Instant, Signal)>; 2],
-    posted: bool,
-    sent: u64,
 }
 
 /// The signalling channel between side 0 and side 1, with a fixed one-way delay.
@@ -41,8 +39,9 @@ struct MailboxInner {
 pub struct Mailbox {
     inner: Rc<RefCell<MailboxInner>>,
     delay: Duration,
-    /// Where many mailboxes note that they were posted to: (board, this mailbox's tag).
-    board: Option<(Board, usize)>,
+    /// Where this mailbox notes that it was posted to (its tag), maybe with many others.
+    board: Board,
+    tag: usize,
 }
 
 /// The tags of the mailboxes posted to since it was last drained, so a run with many
@@ -50,32 +49,26 @@ pub struct Mailbox {
 pub type Board = Rc<RefCell<Vec<usize>>>;
 
 impl Mailbox {
-    /// A channel delivering after `delay`.
+    /// A channel delivering after `delay`, with a board of its own.
     pub fn new(delay: Duration) -> Mailbox {
-        Mailbox {
-            inner: Rc::default(),
-            delay,
-            board: None,
-        }
+        Mailbox::on_board(delay, Board::default(), 0)
     }
 
     /// A channel delivering after `delay` that notes `tag` on `board` whenever it is posted
     /// to.
     pub fn on_board(delay: Duration, board: Board, tag: usize) -> Mailbox {
         Mailbox {
-            board: Some((board, tag)),
-            ..Mailbox::new(delay)
+            inner: Rc::default(),
+            delay,
+            board,
+            tag,
         }
     }
 
     fn post(&self, now: Instant, to: usize, s: Signal) {
         let mut m = self.inner.borrow_mut();
         m.queues[to].push_back((now + self.delay, s));
-        m.posted = true;
-        m.sent += 1;
-        if let Some((board, tag)) = &self.board {
-            board.borrow_mut().push(*tag);
-        }
+        self.board.borrow_mut().push(self.tag);
     }
 
     fn next(&self, side: usize) -> Option<Instant> {
@@ -91,20 +84,16 @@ impl Mailbox {
         }
     }
 
-    /// Whether something was posted since the last [`take_posted`](Self::take_posted).
+    /// Whether something was posted on this mailbox's board since the last
+    /// [`take_posted`](Self::take_posted).
     pub fn posted(&self) -> bool {
-        self.inner.borrow().posted
+        !self.board.borrow().is_empty()
     }
 
-    /// Whether something was posted since the last call (the simulator must then re-arm
-    /// the receiver's timer: [`natsim::Sim::wake`]).
+    /// Whether something was posted on the board since the last call (the simulator must
+    /// then re-arm the receivers' timers: [`natsim::Sim::wake`]).
     pub fn take_posted(&self) -> bool {
-        std::mem::take(&mut self.inner.borrow_mut().posted)
-    }
-
-    /// Messages sent so far.
-    pub fn sent(&self) -> u64 {
-        self.inner.borrow().sent
+        !std::mem::take(&mut *self.board.borrow_mut()).is_empty()
     }
 }
 
@@ -206,6 +195,21 @@ impl AgentEndpoint {
         }
     }
 
+    /// Queues a packet for natsim: a datagram, or bytes on a TURN connection.
+    fn emit(&mut self, via: Via, data: Vec<u8>) {
+        self.out.push_back(match via {
+            Via::Udp { local, remote } => Output::Udp {
+                local,
+                remote,
+                data,
+            },
+            Via::Connection(id) => Output::TcpSend {
+                conn: ConnId(id.0),
+                data,
+            },
+        });
+    }
+
     fn pump(&mut self, now: Instant) {
         while let Some(s) = self.mailbox.take_due(self.side, now) {
             match s {
@@ -244,17 +248,7 @@ impl AgentEndpoint {
             let mut progress = false;
             while let Some(t) = self.agent.poll_transmit() {
                 progress = true;
-                match t.via {
-                    Via::Udp { local, remote } => self.out.push_back(Output::Udp {
-                        local,
-                        remote,
-                        data: t.data,
-                    }),
-                    Via::Connection(id) => self.out.push_back(Output::TcpSend {
-                        conn: ConnId(id.0),
-                        data: t.data,
-                    }),
-                }
+                self.emit(t.via, t.data);
             }
             while let Some(r) = self.agent.poll_request() {
                 progress = true;
@@ -306,18 +300,7 @@ impl AgentEndpoint {
                         .send(now, self.stream, 1, hello.as_bytes(), &mut buf)
                 {
                     progress = true;
-                    let data = buf[..len].to_vec();
-                    match via {
-                        Via::Udp { local, remote } => self.out.push_back(Output::Udp {
-                            local,
-                            remote,
-                            data,
-                        }),
-                        Via::Connection(id) => self.out.push_back(Output::TcpSend {
-                            conn: ConnId(id.0),
-                            data,
-                        }),
-                    }
+                    self.emit(via, buf[..len].to_vec());
                 }
             }
             if !progress {
