@@ -124,6 +124,9 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(shared: &Shared, mut stream: S, 
     let mut rbuf = vec![0u8; 4096];
     let mut wbuf = Vec::new();
     let mut last = Instant::now();
+    // One timer for the connection, re-armed only when it fires: reads just note the time.
+    let timer = tokio::time::sleep_until((last + idle).into());
+    tokio::pin!(timer);
     'conn: loop {
         tokio::select! {
             r = stream.read(&mut rbuf) => {
@@ -164,11 +167,18 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(shared: &Shared, mut stream: S, 
                     break;
                 }
             }
-            _ = tokio::time::sleep_until((last + idle).into()) => {
+            _ = &mut timer => {
+                let due = last + idle;
+                if Instant::now() < due {
+                    // Something was read since the timer was armed.
+                    timer.as_mut().reset(due.into());
+                    continue;
+                }
                 // Silence: fine while an allocation lives (it has its own lifetime), else
                 // the connection goes.
                 if shared.borrow().core.allocation(&ft).is_some() {
                     last = Instant::now();
+                    timer.as_mut().reset((last + idle).into());
                 } else {
                     shared.borrow_mut().stats.stream_idle_closed += 1;
                     break;
