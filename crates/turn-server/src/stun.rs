@@ -133,7 +133,23 @@ impl StunServer {
         data: &[u8],
         out: &mut [u8],
     ) -> Option<Reply> {
-        let reply = self.answer(local, remote, data, out);
+        let Ok(msg) = Message::parse(data) else {
+            self.stats.dropped += 1;
+            return None;
+        };
+        self.handle_message(local, remote, &msg, out)
+    }
+
+    /// [`handle_datagram`](Self::handle_datagram) for a message its caller already parsed
+    /// (the TURN server, which demultiplexes Binding requests on its own port).
+    pub fn handle_message(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+        out: &mut [u8],
+    ) -> Option<Reply> {
+        let reply = self.answer(local, remote, msg, out);
         if reply.is_none() {
             self.stats.dropped += 1;
         }
@@ -144,10 +160,9 @@ impl StunServer {
         &mut self,
         local: SocketAddr,
         remote: SocketAddr,
-        data: &[u8],
+        msg: &Message<'_>,
         out: &mut [u8],
     ) -> Option<Reply> {
-        let msg = Message::parse(data).ok()?;
         let mt = msg.message_type();
         if mt.class != Class::Request {
             return None; // indications and responses get no answer

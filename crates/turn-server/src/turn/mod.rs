@@ -366,7 +366,7 @@ impl TurnServer {
             }
             _ => {
                 let msg = Message::parse(data).ok()?;
-                self.message_from_client(now, five_tuple, &msg, data)
+                self.message_from_client(now, five_tuple, &msg)
             }
         }
     }
@@ -376,7 +376,6 @@ impl TurnServer {
         now: Instant,
         five_tuple: FiveTuple,
         msg: &Message<'a>,
-        data: &[u8],
     ) -> Option<PeerTransmit<'a>> {
         let mt = msg.message_type();
         match (mt.method, mt.class) {
@@ -384,7 +383,7 @@ impl TurnServer {
                 let mut buf = std::mem::take(&mut self.buf);
                 if let Some(r) =
                     self.stun
-                        .handle_datagram(five_tuple.server, five_tuple.client, data, &mut buf)
+                        .handle_message(five_tuple.server, five_tuple.client, msg, &mut buf)
                 {
                     // Over UDP an RFC 5780 answer may leave from another local address or go to
                     // another port; over streams it can only go back on the same connection.
