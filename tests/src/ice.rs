@@ -13,10 +13,10 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use ice_agent::{
-    Agent, AgentConfig, Candidate, CandidateKind, ConnectionId, ConnectionState, Credentials,
-    DriverRequest, Event, Role, StreamId, Via,
+    Agent, AgentConfig, Candidate, CandidateKind, ConnectionState, Credentials, DriverRequest,
+    Event, Role, StreamId, Via,
 };
-use natsim::{ConnId, Endpoint, Input, Output};
+use natsim::{Endpoint, Input, Output};
 
 /// One signalling message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,10 +203,7 @@ impl AgentEndpoint {
                 remote,
                 data,
             },
-            Via::Connection(id) => Output::TcpSend {
-                conn: ConnId(id.0),
-                data,
-            },
+            Via::Connection(id) => Output::TcpSend { conn: id, data },
         });
     }
 
@@ -256,12 +253,12 @@ impl AgentEndpoint {
                     DriverRequest::Connect {
                         id, server, local, ..
                     } => self.out.push_back(Output::TcpConnect {
-                        conn: ConnId(id.0),
+                        conn: id,
                         local: SocketAddr::new(local.ip(), 40000 + id.0 as u16),
                         remote: server,
                     }),
                     DriverRequest::Close { id } => {
-                        self.out.push_back(Output::TcpClose { conn: ConnId(id.0) })
+                        self.out.push_back(Output::TcpClose { conn: id })
                     }
                     _ => {}
                 }
@@ -335,16 +332,9 @@ impl Endpoint for AgentEndpoint {
                     self.received.push(r.data.to_vec());
                 }
             }
-            Input::TcpConnected { conn, .. } => {
-                self.agent.connection_established(now, ConnectionId(conn.0))
-            }
-            Input::TcpData { conn, data } => {
-                self.agent
-                    .handle_connection_data(now, ConnectionId(conn.0), data)
-            }
-            Input::TcpClosed { conn, .. } => {
-                self.agent.connection_closed(now, ConnectionId(conn.0))
-            }
+            Input::TcpConnected { conn, .. } => self.agent.connection_established(now, conn),
+            Input::TcpData { conn, data } => self.agent.handle_connection_data(now, conn, data),
+            Input::TcpClosed { conn, .. } => self.agent.connection_closed(now, conn),
             Input::TcpAccepted { .. } => {}
         }
         self.pump(now);

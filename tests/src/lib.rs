@@ -10,7 +10,9 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use natsim::{ConnId, Endpoint, Input, Output};
+use natsim::{ConnectionId, Endpoint, Input, Output};
+use sans_io::{Receive, Transmit};
+use stun_client::discovery::{Discovery, NatDiscovery};
 use stun_codec::StreamFramer;
 use turn_server::stun::{StunServer, StunServerConfig};
 use turn_server::turn::{self, FiveTuple, Relay, Transport, TurnServer};
@@ -85,6 +87,84 @@ impl Endpoint for StunServerEndpoint {
     }
 }
 
+/// A UDP transmit of a core as the simulated host's datagram.
+pub fn udp_output(t: Transmit) -> Output {
+    Output::Udp {
+        local: t.local,
+        remote: t.remote,
+        data: t.data,
+    }
+}
+
+/// The RFC 5780 discovery client on a simulated host.
+#[derive(Debug)]
+pub struct DiscoveryEndpoint {
+    core: NatDiscovery,
+    timer: Option<Instant>,
+    out: VecDeque<Output>,
+    result: Option<Discovery>,
+}
+
+impl DiscoveryEndpoint {
+    /// A client on `local` probing the RFC 5780 server whose primary address is `server`.
+    pub fn new(local: SocketAddr, server: SocketAddr) -> DiscoveryEndpoint {
+        DiscoveryEndpoint {
+            core: NatDiscovery::new(local, server),
+            timer: None,
+            out: VecDeque::new(),
+            result: None,
+        }
+    }
+
+    /// What the probe found, once every test has run.
+    pub fn result(&self) -> Option<&Discovery> {
+        self.result.as_ref()
+    }
+
+    fn drain(&mut self) {
+        while let Some(o) = self.core.poll_output() {
+            match o {
+                sans_io::Output::Transmit(t) => self.out.push_back(udp_output(t)),
+                sans_io::Output::Event(d) => self.result = Some(d),
+                sans_io::Output::Timeout(t) => self.timer = t,
+            }
+        }
+    }
+}
+
+impl Endpoint for DiscoveryEndpoint {
+    fn start(&mut self, now: Instant) {
+        self.core.start(now);
+        self.drain();
+    }
+
+    fn handle_input(&mut self, now: Instant, input: Input<'_>) {
+        if let Input::Udp {
+            local,
+            remote,
+            data,
+        } = input
+        {
+            self.core
+                .handle_receive(now, Receive::udp(local, remote, data));
+            self.drain();
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.core.handle_timeout(now);
+        self.drain();
+    }
+
+    fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.timer
+    }
+}
+
 /// The TURN core on a simulated host, over UDP and TCP: datagrams and framed stream messages
 /// to the listening address go to [`TurnServer::handle_client`], datagrams to a relayed
 /// address to [`TurnServer::handle_peer`]; relay sockets are granted from a port counter on
@@ -96,8 +176,8 @@ pub struct TurnServerEndpoint {
     relay_ip: std::net::IpAddr,
     next_port: u16,
     relays: Vec<SocketAddr>,
-    conns: HashMap<ConnId, (FiveTuple, StreamFramer)>,
-    by_tuple: HashMap<FiveTuple, ConnId>,
+    conns: HashMap<ConnectionId, (FiveTuple, StreamFramer)>,
+    by_tuple: HashMap<FiveTuple, ConnectionId>,
     out: VecDeque<Output>,
 }
 
@@ -218,18 +298,9 @@ impl Endpoint for TurnServerEndpoint {
                 let Some((five_tuple, mut framer)) = self.conns.remove(&conn) else {
                     return;
                 };
-                framer.push(data);
-                let mut frames = Vec::new();
-                let ok = loop {
-                    match framer.next_frame() {
-                        Ok(Some((_, frame))) => frames.push(frame.to_vec()),
-                        Ok(None) => break true,
-                        Err(_) => break false,
-                    }
-                };
-                for f in frames {
-                    self.client_message(now, five_tuple, &f);
-                }
+                let ok = framer
+                    .feed(data, |frame| self.client_message(now, five_tuple, frame))
+                    .is_ok();
                 if ok {
                     self.conns.insert(conn, (five_tuple, framer));
                 } else {

@@ -4,11 +4,9 @@
 
 use std::time::Duration;
 
-use natsim::discovery::{Discovery, NatDiscovery};
-use natsim::{
-    FilteringBehavior as F, LinkConfig, MappingBehavior as M, NatConfig, Preset, Topology,
-};
-use scenarios::StunServerEndpoint;
+use natsim::{FilteringBehavior, LinkConfig, MappingBehavior, NatConfig, Preset, Topology};
+use scenarios::{DiscoveryEndpoint, StunServerEndpoint};
+use stun_client::discovery::{Discovery, FilteringBehavior as F, MappingBehavior as M};
 
 /// A client behind one NAT with `config`, a RFC 5780 server with two public IPs; returns what
 /// the probe found.
@@ -38,20 +36,25 @@ fn discover(config: NatConfig) -> Discovery {
     );
     sim.set_endpoint(
         client,
-        NatDiscovery::new(
+        DiscoveryEndpoint::new(
             "192.168.1.10:5000".parse().unwrap(),
             "198.51.100.1:3478".parse().unwrap(),
         ),
     );
     sim.run_until(Duration::from_secs(60), |s| {
-        s.endpoint::<NatDiscovery>(client).unwrap().result().done
+        s.endpoint::<DiscoveryEndpoint>(client)
+            .unwrap()
+            .result()
+            .is_some()
     })
     .expect("the probe finishes");
     let result = sim
-        .endpoint::<NatDiscovery>(client)
+        .endpoint::<DiscoveryEndpoint>(client)
         .unwrap()
         .result()
-        .clone();
+        .cloned()
+        .expect("finished");
+    assert!(result.done);
     result
 }
 
@@ -143,6 +146,7 @@ fn firewalls_block_udp() {
 fn hairpinning_off_is_detected() {
     let mut config = NatConfig::preset(Preset::FullCone);
     config.hairpinning = false;
+    assert_eq!(config.filtering, FilteringBehavior::EndpointIndependent);
     assert_eq!(discover(config).hairpinning, Some(false));
     let mut config = NatConfig::preset(Preset::FullCone);
     config.hairpinning = true;
@@ -152,7 +156,7 @@ fn hairpinning_off_is_detected() {
 #[test]
 fn address_dependent_mapping() {
     let mut config = NatConfig::preset(Preset::PortRestrictedCone);
-    config.mapping = M::AddressDependent;
+    config.mapping = MappingBehavior::AddressDependent;
     config.preserve_port = false;
     let d = discover(config);
     assert_eq!(d.mapping, Some(M::AddressDependent));

@@ -162,9 +162,7 @@ impl fmt::Debug for Credentials {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamId(pub usize);
 
-/// A stream connection to a TURN server (TCP or TLS) that the driver opens for the agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnectionId(pub u64);
+pub use sans_io::ConnectionId;
 
 /// The connection state of the whole agent, as in WebRTC's `RTCIceConnectionState`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

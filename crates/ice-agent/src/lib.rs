@@ -58,7 +58,6 @@ pub mod candidate;
 mod config;
 #[cfg(feature = "driver")]
 pub mod driver;
-pub mod transaction;
 pub mod turn_client;
 
 pub use agent::Agent;

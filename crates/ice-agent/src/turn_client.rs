@@ -45,7 +45,7 @@ use stun_codec::{
     PacketKind, StreamFramer, TransactionId, HEADER_LEN,
 };
 
-use crate::transaction::{Retransmit, RetransmitAction};
+use sans_io::{Retransmit, RetransmitAction};
 
 /// How the client reaches its server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -3,22 +3,17 @@
 //! A host runs one [`Endpoint`]. The simulator hands it inputs with the virtual `now`, then
 //! drains [`Endpoint::poll_output`] and asks [`Endpoint::poll_timeout`] when to wake it — the
 //! same loop a tokio driver runs around the same core (architecture conventions 1–3).
+//!
+//! This is the simulated host's system-call layer: UDP datagrams by address, TCP by
+//! connection. A TCP connection is named by a [`ConnectionId`] (the stack's one connection-id
+//! type): the endpoint's own for connections it opens, one the simulator picks, with the top
+//! bit set, for connections it accepts.
 
 use std::any::Any;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-/// Identifies one TCP connection of a host. Connections the endpoint opens use the id it
-/// chose; connections it accepts get ids with the top bit set, chosen by the simulator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(pub u64);
-
-impl ConnId {
-    /// Whether the simulator chose this id for an accepted connection.
-    pub fn is_accepted(self) -> bool {
-        self.0 & (1 << 63) != 0
-    }
-}
+use sans_io::ConnectionId;
 
 /// Something that happened to the endpoint's host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +30,7 @@ pub enum Input<'a> {
     /// A connection to a listening port was accepted.
     TcpAccepted {
         /// The new connection.
-        conn: ConnId,
+        conn: ConnectionId,
         /// The host's address and port.
         local: SocketAddr,
         /// The peer's address and port, as seen here.
@@ -44,21 +39,21 @@ pub enum Input<'a> {
     /// A connection the endpoint opened is established.
     TcpConnected {
         /// The connection.
-        conn: ConnId,
+        conn: ConnectionId,
         /// The local address and port the connection uses.
         local: SocketAddr,
     },
     /// Bytes arrived on a connection, in order.
     TcpData {
         /// The connection.
-        conn: ConnId,
+        conn: ConnectionId,
         /// The bytes.
         data: &'a [u8],
     },
     /// A connection ended: closed by the peer, reset, refused, or never answered.
     TcpClosed {
         /// The connection.
-        conn: ConnId,
+        conn: ConnectionId,
         /// True for a reset or a refused connection, false for an orderly close.
         reset: bool,
     },
@@ -84,7 +79,7 @@ pub enum Output {
     /// Open a TCP connection from `local` to `remote`, named `conn` (top bit clear).
     TcpConnect {
         /// The endpoint's name for the connection.
-        conn: ConnId,
+        conn: ConnectionId,
         /// Source address and port.
         local: SocketAddr,
         /// Destination.
@@ -93,14 +88,14 @@ pub enum Output {
     /// Send bytes on an established connection (ignored on any other).
     TcpSend {
         /// The connection.
-        conn: ConnId,
+        conn: ConnectionId,
         /// The bytes.
         data: Vec<u8>,
     },
     /// Close a connection (orderly).
     TcpClose {
         /// The connection.
-        conn: ConnId,
+        conn: ConnectionId,
     },
 }
 

@@ -60,7 +60,6 @@
 
 #![deny(missing_docs)]
 
-pub mod discovery;
 mod endpoint;
 mod link;
 mod nat;
@@ -70,7 +69,7 @@ pub mod scripted;
 mod sim;
 mod topology;
 
-pub use endpoint::{ConnId, Endpoint, Input, Output};
+pub use endpoint::{Endpoint, Input, Output};
 pub use link::{LinkConfig, LinkStats};
 pub use nat::{
     FilteringBehavior, MappingBehavior, MappingInfo, NatConfig, NatStats, Policy, Pooling,
@@ -78,5 +77,6 @@ pub use nat::{
 };
 pub use packet::{Packet, Payload, Protocol, TcpSegment};
 pub use prefix::{Prefix, PrefixError};
+pub use sans_io::ConnectionId;
 pub use sim::{Sim, SimStats, Timeout, TraceEntry, TCP_CONNECT_TIMEOUT};
 pub use topology::{NetworkId, NodeId, Topology, TopologyError};

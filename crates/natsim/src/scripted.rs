@@ -6,7 +6,8 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::endpoint::{ConnId, Endpoint, Input, Output};
+use crate::endpoint::{Endpoint, Input, Output};
+use sans_io::ConnectionId;
 
 /// Something a [`Scripted`] endpoint received, with the virtual time since the start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +28,7 @@ pub enum Received {
         /// When.
         at: Duration,
         /// The connection.
-        conn: ConnId,
+        conn: ConnectionId,
         /// What happened, e.g. `"accepted from 203.0.113.1:5000"`, `"data 5 bytes"`,
         /// `"connected"`, `"closed"`, `"reset"`.
         what: String,
@@ -104,7 +105,7 @@ impl Scripted {
     }
 
     /// The TCP events received, as (connection, what).
-    pub fn tcp_events(&self) -> Vec<(ConnId, String)> {
+    pub fn tcp_events(&self) -> Vec<(ConnectionId, String)> {
         self.received
             .iter()
             .filter_map(|r| match r {

@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use crate::endpoint::{ConnId, Endpoint, Input, Output};
+use crate::endpoint::{Endpoint, Input, Output};
 use crate::link::{Link, LinkConfig, LinkStats};
 use crate::nat::{MappingInfo, Nat, NatStats, Verdict};
 use crate::packet::{Packet, Payload, Protocol, TcpSegment};
 use crate::prefix::Prefix;
 use crate::topology::NodeId;
+use sans_io::ConnectionId;
 
 /// Hops a packet may take before it is dropped.
 const TTL: u8 = 32;
@@ -66,8 +67,8 @@ pub(crate) struct HostState {
     endpoint: Option<Box<dyn Endpoint>>,
     timer: Option<u64>,
     listening: HashSet<u16>,
-    conns: HashMap<ConnId, TcpConn>,
-    by_tuple: HashMap<(SocketAddr, SocketAddr), ConnId>,
+    conns: HashMap<ConnectionId, TcpConn>,
+    by_tuple: HashMap<(SocketAddr, SocketAddr), ConnectionId>,
     next_accepted: u64,
 }
 
@@ -118,7 +119,7 @@ enum Event {
     },
     ConnectTimeout {
         node: usize,
-        conn: ConnId,
+        conn: ConnectionId,
         tuple: (SocketAddr, SocketAddr),
     },
 }
@@ -564,7 +565,7 @@ impl Sim {
             (TcpSegment::Syn, None) => {
                 if h.listening.contains(&local.port()) {
                     h.next_accepted += 1;
-                    let conn = ConnId(1 << 63 | h.next_accepted);
+                    let conn = ConnectionId(1 << 63 | h.next_accepted);
                     h.conns.insert(
                         conn,
                         TcpConn {

@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use natsim::scripted::Scripted;
 use natsim::{
-    ConnId, LinkConfig, MappingBehavior, NatConfig, Output, Pooling, PortSelection, Preset,
+    ConnectionId, LinkConfig, MappingBehavior, NatConfig, Output, Pooling, PortSelection, Preset,
 };
 
 fn echo_servers(w: &mut World) {
@@ -351,7 +351,7 @@ fn tcp_through_nat() {
             .at(
                 secs(1),
                 Output::TcpConnect {
-                    conn: ConnId(1),
+                    conn: ConnectionId(1),
                     local,
                     remote: server,
                 },
@@ -359,16 +359,21 @@ fn tcp_through_nat() {
             .at(
                 secs(2),
                 Output::TcpSend {
-                    conn: ConnId(1),
+                    conn: ConnectionId(1),
                     data: b"hello".to_vec(),
                 },
             )
-            .at(secs(3), Output::TcpClose { conn: ConnId(1) })
+            .at(
+                secs(3),
+                Output::TcpClose {
+                    conn: ConnectionId(1),
+                },
+            )
             // Nobody listens on port 80: refused with a reset.
             .at(
                 secs(4),
                 Output::TcpConnect {
-                    conn: ConnId(2),
+                    conn: ConnectionId(2),
                     local: addr(&format!("{CLIENT_A}:40001")),
                     remote: addr("198.51.100.1:80"),
                 },
@@ -381,7 +386,7 @@ fn tcp_through_nat() {
         Scripted::new().at(
             secs(5),
             Output::TcpConnect {
-                conn: ConnId(9),
+                conn: ConnectionId(9),
                 local: addr("198.51.100.2:50000"),
                 remote: addr("203.0.113.1:40000"),
             },
@@ -396,9 +401,9 @@ fn tcp_through_nat() {
     assert_eq!(
         client,
         vec![
-            (ConnId(1), "connected".to_owned()),
-            (ConnId(1), "data 5 bytes".to_owned()),
-            (ConnId(2), "reset".to_owned()),
+            (ConnectionId(1), "connected".to_owned()),
+            (ConnectionId(1), "data 5 bytes".to_owned()),
+            (ConnectionId(2), "reset".to_owned()),
         ]
     );
     let srv = w
@@ -420,7 +425,7 @@ fn tcp_through_nat() {
         .tcp_events();
     assert_eq!(
         unsolicited,
-        vec![(ConnId(9), "closed".to_owned())],
+        vec![(ConnectionId(9), "closed".to_owned())],
         "timed out"
     );
     assert!(w.sim.nat_stats(w.nat).unwrap().filtered >= 1);
@@ -441,7 +446,7 @@ fn only_tcp_443_gets_out() {
             .at(
                 secs(1),
                 Output::TcpConnect {
-                    conn: ConnId(1),
+                    conn: ConnectionId(1),
                     local: addr(&format!("{CLIENT_A}:40000")),
                     remote: addr("198.51.100.1:443"),
                 },
@@ -449,7 +454,7 @@ fn only_tcp_443_gets_out() {
             .at(
                 secs(1),
                 Output::TcpConnect {
-                    conn: ConnId(2),
+                    conn: ConnectionId(2),
                     local: addr(&format!("{CLIENT_A}:40001")),
                     remote: addr("198.51.100.1:80"),
                 },
@@ -470,8 +475,8 @@ fn only_tcp_443_gets_out() {
     assert_eq!(
         client,
         vec![
-            (ConnId(1), "connected".to_owned()),
-            (ConnId(2), "closed".to_owned())
+            (ConnectionId(1), "connected".to_owned()),
+            (ConnectionId(2), "closed".to_owned())
         ]
     );
     assert_eq!(
@@ -615,7 +620,7 @@ fn tcp_simultaneous_open_through_two_nats() {
     t.link_all(LinkConfig::with_latency(ms(10)));
     let mut sim = t.build(1).unwrap();
     let connect = |local: &str, remote: &str| Output::TcpConnect {
-        conn: ConnId(1),
+        conn: ConnectionId(1),
         local: addr(local),
         remote: addr(remote),
     };
@@ -626,7 +631,7 @@ fn tcp_simultaneous_open_through_two_nats() {
             .at(
                 ms(500),
                 Output::TcpSend {
-                    conn: ConnId(1),
+                    conn: ConnectionId(1),
                     data: b"ping".to_vec(),
                 },
             ),
@@ -638,13 +643,13 @@ fn tcp_simultaneous_open_through_two_nats() {
     sim.run_for(secs(1));
     assert_eq!(
         sim.endpoint::<Scripted>(a).unwrap().tcp_events(),
-        vec![(ConnId(1), "connected".to_owned())]
+        vec![(ConnectionId(1), "connected".to_owned())]
     );
     assert_eq!(
         sim.endpoint::<Scripted>(b).unwrap().tcp_events(),
         vec![
-            (ConnId(1), "connected".to_owned()),
-            (ConnId(1), "data 4 bytes".to_owned())
+            (ConnectionId(1), "connected".to_owned()),
+            (ConnectionId(1), "data 4 bytes".to_owned())
         ]
     );
 }

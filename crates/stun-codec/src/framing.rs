@@ -64,9 +64,11 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<(FrameKind, usize)>, FramingError>
 
 /// Buffers bytes read from a stream and hands out complete frames.
 ///
-/// Push what the socket gave, then call [`next_frame`](Self::next_frame) until it returns
-/// `Ok(None)`. Used that way — drain after every push — the buffer holds at most one incomplete
-/// frame ([`MAX_FRAME_LEN`]) plus one push, so a peer cannot make it grow without bound.
+/// Every driver of the stack reads a stream the same way: [`feed`](Self::feed) what the
+/// socket gave, and each complete frame goes to the core as one message. (Or push, then call
+/// [`next_frame`](Self::next_frame) until it returns `Ok(None)`.) Used that way — drain after
+/// every push — the buffer holds at most one incomplete frame ([`MAX_FRAME_LEN`]) plus one
+/// push, so a peer cannot make it grow without bound.
 #[derive(Debug, Default)]
 pub struct StreamFramer {
     buf: Vec<u8>,
@@ -86,6 +88,17 @@ impl StreamFramer {
             self.start = 0;
         }
         self.buf.extend_from_slice(data);
+    }
+
+    /// Pushes bytes read from the stream and hands every frame now complete to `each`, in
+    /// order, borrowed from the framer. An error means the stream is out of step (frames
+    /// before the bad one were handed on): close the connection.
+    pub fn feed(&mut self, data: &[u8], mut each: impl FnMut(&[u8])) -> Result<(), FramingError> {
+        self.push(data);
+        while let Some((_, frame)) = self.next_frame()? {
+            each(frame);
+        }
+        Ok(())
     }
 
     /// Bytes buffered and not yet returned as frames.
@@ -166,6 +179,24 @@ mod tests {
             got,
             vec![(FrameKind::ChannelData, 12), (FrameKind::Stun, 28)]
         );
+    }
+
+    #[test]
+    fn feed_hands_on_the_frames_before_an_error() {
+        let mut stream = stun_frame();
+        stream.extend(channel_frame(b"xy"));
+        stream.extend(b"\x80\x60\x00\x01"); // RTP: out of step
+        let mut f = StreamFramer::new();
+        let mut lens = Vec::new();
+        assert_eq!(
+            f.feed(&stream[..30], |frame| lens.push(frame.len())),
+            Ok(())
+        );
+        assert_eq!(
+            f.feed(&stream[30..], |frame| lens.push(frame.len())),
+            Err(FramingError::UnknownFrame { first_byte: 0x80 })
+        );
+        assert_eq!(lens, [28, 8]);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use stun_codec::{Class, MessageBuilder, MessageType, Method};
 
 use super::*;
 use crate::candidate::priority;
-use crate::transaction::RetransmitAction;
+use sans_io::RetransmitAction;
 
 impl Agent {
     /// Makes sure the pacing timer runs if there may be something to check.

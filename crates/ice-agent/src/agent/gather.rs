@@ -10,8 +10,8 @@ use stun_codec::{Class, Message, MessageBuilder, MessageType, Method};
 
 use super::*;
 use crate::candidate::{dual_stack_preferences, is_loopback_or_link_local, priority};
-use crate::transaction::RetransmitAction;
 use crate::turn_client::{TurnClientConfig, TurnEvent, TurnTransport};
+use sans_io::RetransmitAction;
 
 impl Agent {
     /// Tells the agent about a bound UDP socket of a stream's component. Its address becomes

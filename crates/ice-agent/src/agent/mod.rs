@@ -21,8 +21,8 @@ use stun_codec::{IntegrityKey, TransactionId};
 
 use crate::candidate::{Candidate, CandidateKind, CandidateTransport};
 use crate::config::*;
-use crate::transaction::Retransmit;
 use crate::turn_client::{TurnClient, TurnTransport};
+use sans_io::Retransmit;
 
 /// How a local candidate sends: from one of the host sockets, or through a TURN allocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -135,19 +135,13 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(shared: &Shared, mut stream: S, 
                     Ok(n) => n,
                 };
                 last = Instant::now();
-                framer.push(&rbuf[..n]);
-                loop {
-                    match framer.next_frame() {
-                        Ok(Some((_, frame))) => {
-                            shared.borrow_mut().receive_from_client(shared, last, ft, frame);
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            debug!(error = %e, "closing");
-                            shared.borrow_mut().stats.stream_framing_errors += 1;
-                            break 'conn;
-                        }
-                    }
+                let fed = framer.feed(&rbuf[..n], |frame| {
+                    shared.borrow_mut().receive_from_client(shared, last, ft, frame);
+                });
+                if let Err(e) = fed {
+                    debug!(error = %e, "closing");
+                    shared.borrow_mut().stats.stream_framing_errors += 1;
+                    break 'conn;
                 }
             }
             _ = conn.wake.notified() => {

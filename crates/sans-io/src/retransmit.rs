@@ -1,5 +1,6 @@
-//! The STUN client retransmission schedule (RFC 8489 §6.2.1), shared by server-reflexive
-//! gathering, the TURN client, connectivity checks and consent checks.
+//! The STUN client retransmission schedule (RFC 8489 §6.2.1), the one every client
+//! transaction of the stack uses: server-reflexive gathering, the TURN client, connectivity
+//! and consent checks, RFC 5780 discovery.
 
 use std::time::{Duration, Instant};
 

@@ -1,4 +1,5 @@
-//! An RFC 5780 NAT behaviour discovery client, as a simulated endpoint.
+//! An RFC 5780 NAT behaviour discovery client, a sans-IO core like every other of the stack
+//! (natsim hosts it in `scenarios`; a tokio driver could as well).
 //!
 //! It runs, from one local port, against a server with a primary (A1, P1) and an alternate
 //! (A2, P2) address (`turn_server::stun::StunServer` in RFC 5780 mode is one):
@@ -14,18 +15,52 @@
 //!    else address-and-port-dependent.
 //! 4. Hairpinning (§4.5): a Binding request to M1; receiving it back means the NAT hairpins.
 //!
-//! Requests are retransmitted at 100, 200, 400 and 800 ms; a test with no answer 1.5 s after
-//! the last retransmission has failed.
+//! Requests follow the RFC 8489 schedule with an RTO of 100 ms: resent 100, 200, 400 and
+//! 800 ms apart; a test with no answer 1.5 s after the last one has failed
+//! ([`Retransmit::udp`] with Rc = 5, Rm = 15).
+//!
+//! ```
+//! use std::time::Instant;
+//! use sans_io::Output;
+//! use stun_client::discovery::NatDiscovery;
+//!
+//! let now = Instant::now();
+//! let mut probe = NatDiscovery::new("192.168.1.10:5000".parse()?, "198.51.100.1:3478".parse()?);
+//! probe.start(now);
+//! let Some(Output::Transmit(test_i)) = probe.poll_output() else { panic!("test I") };
+//! assert_eq!(test_i.remote, "198.51.100.1:3478".parse()?);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use sans_io::{Output, Outputs, Receive, Retransmit, RetransmitAction, Transmit, Transport};
 use stun_codec::attr::{ChangeRequest, OtherAddress, XorMappedAddress};
 use stun_codec::{Class, Message, MessageBuilder, MessageType, Method, TransactionId};
 
-use crate::endpoint::{Endpoint, Input, Output};
-use crate::nat::{FilteringBehavior, MappingBehavior};
+/// How a NAT maps an internal address to external ones (RFC 4787 §4.1, as RFC 5780 §4.3
+/// finds it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MappingBehavior {
+    /// The same mapping to every destination.
+    EndpointIndependent,
+    /// A mapping per destination IP.
+    AddressDependent,
+    /// A mapping per destination IP and port.
+    AddressAndPortDependent,
+}
+
+/// Which sources a NAT lets through a mapping (RFC 4787 §5, as RFC 5780 §4.4 finds it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FilteringBehavior {
+    /// Anyone.
+    EndpointIndependent,
+    /// Any port of an IP the mapping has sent to.
+    AddressDependent,
+    /// Only IP and port pairs the mapping has sent to.
+    AddressAndPortDependent,
+}
 
 /// What the discovery found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -54,10 +89,14 @@ enum Step {
     Hairpin,
 }
 
-const RETRANSMITS: [u64; 4] = [100, 200, 400, 800];
-const FINAL_WAIT: u64 = 1500;
+/// The RTO of the discovery requests, and the schedule: 5 sends, the last waited on for
+/// 15 RTOs.
+const RTO: Duration = Duration::from_millis(100);
+const SENDS: u32 = 5;
+const LAST_WAIT: u32 = 15;
 
-/// The RFC 5780 discovery client. Read the outcome with [`NatDiscovery::result`].
+/// The RFC 5780 discovery client. Its one event is the [`Discovery`] once every test has
+/// run; [`NatDiscovery::result`] shows what is known so far.
 #[derive(Debug)]
 pub struct NatDiscovery {
     local: SocketAddr,
@@ -65,11 +104,11 @@ pub struct NatDiscovery {
     other: Option<SocketAddr>,
     step: Option<Step>,
     tid: TransactionId,
-    attempt: usize,
-    next: Option<Instant>,
+    timer: Option<Retransmit>,
+    bytes: Vec<u8>,
     m2: Option<SocketAddr>,
     result: Discovery,
-    out: VecDeque<Output>,
+    out: Outputs<Discovery>,
     counter: u8,
 }
 
@@ -82,11 +121,11 @@ impl NatDiscovery {
             other: None,
             step: None,
             tid: TransactionId([0; 12]),
-            attempt: 0,
-            next: None,
+            timer: None,
+            bytes: Vec::new(),
             m2: None,
             result: Discovery::default(),
-            out: VecDeque::new(),
+            out: Outputs::new(),
             counter: 0,
         }
     }
@@ -106,24 +145,78 @@ impl NatDiscovery {
         })
     }
 
+    /// Starts the tests from the local port.
+    pub fn start(&mut self, now: Instant) {
+        if self.step.is_none() && !self.result.done {
+            self.begin(Some(Step::MappingI), now);
+        }
+    }
+
+    /// A datagram on the local port: an answer to the current test, or the hairpin probe.
+    pub fn handle_receive(&mut self, now: Instant, r: Receive<'_>) {
+        if r.local != self.local || r.transport != Transport::Udp {
+            return;
+        }
+        let Ok(msg) = Message::parse(r.data) else {
+            return;
+        };
+        if msg.transaction_id() != self.tid {
+            return;
+        }
+        match (self.step, msg.message_type().class) {
+            // Our own hairpin probe came back to us.
+            (Some(Step::Hairpin), Class::Request) => {
+                self.result.hairpinning = Some(true);
+                self.begin(None, now);
+            }
+            (Some(_), Class::SuccessResponse) => self.answered(&msg, r.remote, now),
+            _ => {}
+        }
+    }
+
+    /// Resends the current test's request, or gives the test up.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.out.timer_moved();
+        let Some(timer) = self.timer.as_mut() else {
+            return;
+        };
+        match timer.poll(now) {
+            Some(RetransmitAction::Resend) => self.transmit(),
+            Some(RetransmitAction::TimedOut) => self.timed_out(now),
+            None => {}
+        }
+    }
+
+    /// The next output: requests, the result once every test has run, and last the timer.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output<Discovery>> {
+        self.out.pop().or_else(|| {
+            self.out
+                .take_timer_moved()
+                .then(|| Output::Timeout(self.timer.as_ref().map(Retransmit::next)))
+        })
+    }
+
     fn begin(&mut self, step: Option<Step>, now: Instant) {
         self.step = step;
-        self.attempt = 0;
+        self.out.timer_moved();
         let Some(step) = step else {
             self.result.done = true;
-            self.next = None;
+            self.timer = None;
+            self.out.event(self.result.clone());
             return;
         };
         self.counter += 1;
         self.tid = TransactionId([self.counter, 0x5e, 0x78, 0, 0, 0, 0, 0, 0, 0, 0, step as u8]);
-        self.send(now);
+        self.request(now);
     }
 
-    fn send(&mut self, now: Instant) {
+    /// Sends the current test's request (a test whose destination is unknown ends the run).
+    fn request(&mut self, now: Instant) {
         let Some(step) = self.step else { return };
-        let Some(dst) = self.destination(step) else {
+        if self.destination(step).is_none() {
             return self.begin(None, now);
-        };
+        }
         let change = match step {
             Step::FilteringII => Some(ChangeRequest {
                 change_ip: true,
@@ -149,13 +242,21 @@ impl NatDiscovery {
             Ok::<usize, stun_codec::BuildError>(b.finish().len())
         })()
         .expect("64 bytes hold a Binding request");
-        self.out.push_back(Output::Udp {
+        self.bytes = buf[..len].to_vec();
+        self.timer = Some(Retransmit::udp(now, RTO, SENDS, LAST_WAIT));
+        self.transmit();
+    }
+
+    fn transmit(&mut self) {
+        let Some(remote) = self.step.and_then(|s| self.destination(s)) else {
+            return;
+        };
+        self.out.transmit(Transmit {
+            transport: Transport::Udp,
             local: self.local,
-            remote: dst,
-            data: buf[..len].to_vec(),
+            remote,
+            data: self.bytes.clone(),
         });
-        let wait = RETRANSMITS.get(self.attempt).copied().unwrap_or(FINAL_WAIT);
-        self.next = Some(now + Duration::from_millis(wait));
     }
 
     /// The current test got no answer.
@@ -240,49 +341,5 @@ impl NatDiscovery {
             Step::Hairpin => return,
         };
         self.begin(next, now);
-    }
-}
-
-impl Endpoint for NatDiscovery {
-    fn start(&mut self, now: Instant) {
-        self.begin(Some(Step::MappingI), now);
-    }
-
-    fn handle_input(&mut self, now: Instant, input: Input<'_>) {
-        let Input::Udp { data, remote, .. } = input else {
-            return;
-        };
-        let Ok(msg) = Message::parse(data) else {
-            return;
-        };
-        if msg.transaction_id() != self.tid {
-            return;
-        }
-        match (self.step, msg.message_type().class) {
-            // Our own hairpin probe came back to us.
-            (Some(Step::Hairpin), Class::Request) => {
-                self.result.hairpinning = Some(true);
-                self.begin(None, now);
-            }
-            (Some(_), Class::SuccessResponse) => self.answered(&msg, remote, now),
-            _ => {}
-        }
-    }
-
-    fn handle_timeout(&mut self, now: Instant) {
-        if self.attempt < RETRANSMITS.len() {
-            self.attempt += 1;
-            self.send(now);
-        } else {
-            self.timed_out(now);
-        }
-    }
-
-    fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop_front()
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.next
     }
 }
