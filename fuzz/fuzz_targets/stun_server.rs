@@ -5,11 +5,12 @@
 use std::net::SocketAddr;
 
 use libfuzzer_sys::fuzz_target;
+use sans_io::{Receive, Transport};
 use stun_codec::{Class, Message};
 use turn_server::stun::{StunServer, StunServerConfig};
 
-fuzz_target!(|input: (u8, u16, Vec<u8>)| {
-    let (which, port, data) = input;
+fuzz_target!(|input: (u8, u16, bool, Vec<u8>)| {
+    let (which, port, tcp, data) = input;
     let mut server = StunServer::new(StunServerConfig::with_alternate(
         "192.0.2.1:3478".parse().unwrap(),
         "192.0.2.2:3479".parse().unwrap(),
@@ -18,10 +19,22 @@ fuzz_target!(|input: (u8, u16, Vec<u8>)| {
     let local = locals[usize::from(which) % locals.len()];
     let remote = SocketAddr::new("198.51.100.9".parse().unwrap(), port.max(1));
     let mut out = [0u8; 1500];
-    if let Some(reply) = server.handle_datagram(local, remote, &data, &mut out) {
-        assert!(locals.contains(&reply.from));
-        assert_eq!(reply.to.ip(), remote.ip());
-        let answer = Message::parse(&out[..reply.len]).expect("answers parse");
+    let transport = if tcp { Transport::Tcp } else { Transport::Udp };
+    let r = Receive {
+        transport,
+        local,
+        remote,
+        data: &data,
+    };
+    if let Some(reply) = server.answer(r, &mut out) {
+        assert!(locals.contains(&reply.local));
+        assert_eq!(reply.remote.ip(), remote.ip());
+        assert_eq!(reply.transport, transport);
+        if tcp {
+            // Over a stream the answer goes back on the connection.
+            assert_eq!((reply.local, reply.remote), (local, remote));
+        }
+        let answer = Message::parse(reply.data).expect("answers parse");
         let request = Message::parse(&data).expect("only STUN requests are answered");
         assert_eq!(answer.transaction_id(), request.transaction_id());
         // A response to the request's method, FINGERPRINT exactly when the request had one.

@@ -21,8 +21,10 @@ use stun_codec::{
 use turn_server::auth::{RestSecrets, Users};
 use turn_server::peer_policy::PeerPolicy;
 use turn_server::stun::StunServerConfig;
-use turn_server::turn::{FiveTuple, Output, Relay, RelayError, Transport, TurnConfig, TurnServer};
-use turn_server::turn::{PeerTransmit, RELAY_OVERHEAD};
+use turn_server::turn::{
+    FiveTuple, Output, Relay, RelayError, Request, Transmit, Transport, TurnConfig, TurnServer,
+    RELAY_OVERHEAD,
+};
 
 const REALM: &str = "realm";
 
@@ -80,12 +82,12 @@ fn five_tuple(client: u8) -> FiveTuple {
 }
 
 /// Keeps the NONCE a 401 or 438 carries for its client's address, as a client would.
-fn learn_nonce(nonces: &mut HashMap<IpAddr, String>, to: FiveTuple, data: &[u8]) {
+fn learn_nonce(nonces: &mut HashMap<IpAddr, String>, to: SocketAddr, data: &[u8]) {
     if let Some(n) = Message::parse(data)
         .ok()
         .and_then(|m| m.get::<Nonce>().ok().flatten())
     {
-        nonces.insert(to.client.ip(), n.0.to_owned());
+        nonces.insert(to.ip(), n.0.to_owned());
     }
 }
 
@@ -108,13 +110,13 @@ fuzz_target!(|steps: Vec<Step>| {
     };
     let policy = PeerPolicy::default();
     // Every datagram to a peer goes from a live relay to a peer the policy allows.
-    let check = |relays: &[SocketAddr], t: Option<PeerTransmit<'_>>| {
+    let check = |relays: &[SocketAddr], t: Option<Transmit<&[u8]>>| {
         if let Some(t) = t {
-            assert!(relays.contains(&t.relay), "relayed from a released socket");
+            assert!(relays.contains(&t.local), "relayed from a released socket");
             assert!(
-                policy.check(t.peer.ip()).is_ok(),
+                policy.check(t.remote.ip()).is_ok(),
                 "relayed to a denied peer {}",
-                t.peer
+                t.remote
             );
         }
     };
@@ -163,8 +165,8 @@ fuzz_target!(|steps: Vec<Step>| {
                     let t = core.handle_client(now, ft, &req);
                     check(&relays, t);
                     while let Some(out) = core.poll_output() {
-                        if let Output::ToClient { five_tuple, data } = out {
-                            learn_nonce(&mut nonces, five_tuple, &data);
+                        if let Output::Transmit(t) = out {
+                            learn_nonce(&mut nonces, t.remote, &t.data);
                         }
                     }
                 }
@@ -244,8 +246,7 @@ fuzz_target!(|steps: Vec<Step>| {
                     let mut out = vec![0u8; data.len() + RELAY_OVERHEAD];
                     if let Some(t) = core.handle_peer(now, r, peer, &data, &mut out) {
                         assert!(
-                            Message::parse(&out[..t.len]).is_ok()
-                                || ChannelData::parse(&out[..t.len]).is_ok()
+                            Message::parse(t.data).is_ok() || ChannelData::parse(t.data).is_ok()
                         );
                     }
                 }
@@ -258,7 +259,7 @@ fuzz_target!(|steps: Vec<Step>| {
         }
         while let Some(out) = core.poll_output() {
             match out {
-                Output::AllocateRelay(r) => {
+                Output::Request(Request::AllocateRelay(r)) => {
                     if refuse {
                         refuse = false;
                         core.relay_allocated(now, r.id, Err(RelayError::Exhausted));
@@ -276,24 +277,24 @@ fuzz_target!(|steps: Vec<Step>| {
                         );
                     }
                 }
-                Output::ReleaseRelay { relay } => {
+                Output::Request(Request::ReleaseRelay { relay }) => {
                     assert!(relays.contains(&relay), "release of an unknown relay");
                     relays.retain(|r| *r != relay);
                 }
                 // A 401 or 438 carries a fresh nonce: use it from now on (nonces go stale
                 // when time advances).
-                Output::ToClient { five_tuple, data } => {
-                    learn_nonce(&mut nonces, five_tuple, &data)
-                }
+                Output::Transmit(t) => learn_nonce(&mut nonces, t.remote, &t.data),
+                // Timers are checked in `turn_unauth`; here time moves by `Advance`.
+                Output::Timeout(_) => {}
             }
         }
         // Quotas and caps hold: 3 allocations per user, 5 in all, 4 live permissions and
         // channels per allocation.
         let mut per_user: HashMap<&str, usize> = HashMap::new();
         for a in tuples.iter().filter_map(|t| core.allocation(t)) {
-            *per_user.entry(a.username.as_str()).or_default() += 1;
-            assert!(a.permissions.iter().filter(|p| p.expires > now).count() <= 4);
-            assert!(a.channels.iter().filter(|c| c.expires > now).count() <= 4);
+            *per_user.entry(a.username()).or_default() += 1;
+            assert!(a.permissions().iter().filter(|p| p.expires > now).count() <= 4);
+            assert!(a.channels().iter().filter(|c| c.expires > now).count() <= 4);
         }
         assert!(
             per_user.values().all(|&n| n <= 3),

@@ -15,16 +15,15 @@ use sans_io::{Receive, Transmit};
 use stun_client::discovery::{Discovery, NatDiscovery};
 use stun_codec::StreamFramer;
 use turn_server::stun::{StunServer, StunServerConfig};
-use turn_server::turn::{self, FiveTuple, Relay, Transport, TurnServer};
+use turn_server::turn::{self, FiveTuple, Relay, Request, Transport, TurnServer};
 
 /// The STUN server core on a simulated host: every datagram to one of its addresses goes to
-/// [`StunServer::handle_datagram`], every reply goes out as the core says.
+/// [`StunServer::handle_receive`], every reply goes out as the core says.
 #[derive(Debug)]
 pub struct StunServerEndpoint {
     core: StunServer,
     locals: Vec<SocketAddr>,
     out: VecDeque<Output>,
-    buf: Vec<u8>,
 }
 
 impl StunServerEndpoint {
@@ -35,7 +34,6 @@ impl StunServerEndpoint {
             locals: core.local_addresses(),
             core,
             out: VecDeque::new(),
-            buf: vec![0; 1500],
         }
     }
 
@@ -51,7 +49,7 @@ impl StunServerEndpoint {
 }
 
 impl Endpoint for StunServerEndpoint {
-    fn handle_input(&mut self, _now: Instant, input: Input<'_>) {
+    fn handle_input(&mut self, now: Instant, input: Input<'_>) {
         let Input::Udp {
             local,
             remote,
@@ -64,15 +62,12 @@ impl Endpoint for StunServerEndpoint {
         if !self.locals.contains(&local) {
             return;
         }
-        if let Some(reply) = self
-            .core
-            .handle_datagram(local, remote, data, &mut self.buf)
-        {
-            self.out.push_back(Output::Udp {
-                local: reply.from,
-                remote: reply.to,
-                data: self.buf[..reply.len].to_vec(),
-            });
+        self.core
+            .handle_receive(now, Receive::udp(local, remote, data));
+        while let Some(o) = self.core.poll_output() {
+            if let sans_io::Output::Transmit(t) = o {
+                self.out.push_back(udp_output(t));
+            }
         }
     }
 
@@ -179,6 +174,7 @@ pub struct TurnServerEndpoint {
     conns: HashMap<ConnectionId, (FiveTuple, StreamFramer)>,
     by_tuple: HashMap<FiveTuple, ConnectionId>,
     out: VecDeque<Output>,
+    timer: Option<Instant>,
 }
 
 impl TurnServerEndpoint {
@@ -197,19 +193,21 @@ impl TurnServerEndpoint {
             conns: HashMap::new(),
             by_tuple: HashMap::new(),
             out: VecDeque::new(),
+            timer: None,
         }
     }
 
-    fn send_to_client(&mut self, five_tuple: FiveTuple, data: Vec<u8>) {
-        match five_tuple.transport {
-            Transport::Udp => self.out.push_back(Output::Udp {
-                local: five_tuple.server,
-                remote: five_tuple.client,
-                data,
-            }),
+    fn send_to_client(&mut self, t: Transmit) {
+        match t.transport {
+            Transport::Udp => self.out.push_back(udp_output(t)),
             _ => {
-                if let Some(&conn) = self.by_tuple.get(&five_tuple) {
-                    self.out.push_back(Output::TcpSend { conn, data });
+                let ft = FiveTuple {
+                    transport: t.transport,
+                    client: t.remote,
+                    server: t.local,
+                };
+                if let Some(&conn) = self.by_tuple.get(&ft) {
+                    self.out.push_back(Output::TcpSend { conn, data: t.data });
                 }
             }
         }
@@ -217,11 +215,7 @@ impl TurnServerEndpoint {
 
     fn client_message(&mut self, now: Instant, five_tuple: FiveTuple, data: &[u8]) {
         if let Some(t) = self.core.handle_client(now, five_tuple, data) {
-            self.out.push_back(Output::Udp {
-                local: t.relay,
-                remote: t.peer,
-                data: t.payload.to_vec(),
-            });
+            self.out.push_back(udp_output(t.to_owned()));
         }
     }
 
@@ -233,10 +227,8 @@ impl TurnServerEndpoint {
     fn drain(&mut self, now: Instant) {
         while let Some(o) = self.core.poll_output() {
             match o {
-                turn::Output::ToClient { five_tuple, data } => {
-                    self.send_to_client(five_tuple, data)
-                }
-                turn::Output::AllocateRelay(req) => {
+                turn::Output::Transmit(t) => self.send_to_client(t),
+                turn::Output::Request(Request::AllocateRelay(req)) => {
                     let addr = SocketAddr::new(self.relay_ip, self.next_port);
                     self.next_port += 2;
                     self.relays.push(addr);
@@ -246,7 +238,10 @@ impl TurnServerEndpoint {
                     };
                     self.core.relay_allocated(now, req.id, Ok(relay));
                 }
-                turn::Output::ReleaseRelay { relay } => self.relays.retain(|r| *r != relay),
+                turn::Output::Request(Request::ReleaseRelay { relay }) => {
+                    self.relays.retain(|r| *r != relay)
+                }
+                turn::Output::Timeout(t) => self.timer = t,
             }
         }
     }
@@ -276,8 +271,8 @@ impl Endpoint for TurnServerEndpoint {
                 } else if self.relays.contains(&local) {
                     let mut buf = vec![0u8; data.len() + turn::RELAY_OVERHEAD];
                     if let Some(t) = self.core.handle_peer(now, local, remote, data, &mut buf) {
-                        buf.truncate(t.len);
-                        self.send_to_client(t.five_tuple, buf);
+                        let t = t.to_owned();
+                        self.send_to_client(t);
                     }
                 }
             }
@@ -305,14 +300,14 @@ impl Endpoint for TurnServerEndpoint {
                     self.conns.insert(conn, (five_tuple, framer));
                 } else {
                     self.by_tuple.remove(&five_tuple);
-                    self.core.connection_closed(five_tuple);
+                    self.core.connection_closed(now, five_tuple);
                     self.out.push_back(Output::TcpClose { conn });
                 }
             }
             Input::TcpClosed { conn, .. } => {
                 if let Some((five_tuple, _)) = self.conns.remove(&conn) {
                     self.by_tuple.remove(&five_tuple);
-                    self.core.connection_closed(five_tuple);
+                    self.core.connection_closed(now, five_tuple);
                 }
             }
             _ => {}
@@ -330,6 +325,6 @@ impl Endpoint for TurnServerEndpoint {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.core.poll_timeout()
+        self.timer
     }
 }

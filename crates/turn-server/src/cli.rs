@@ -188,6 +188,26 @@ pub fn init_logging(
     Ok(())
 }
 
+/// Runs until SIGTERM or SIGINT (Ctrl-C), calling `on_hangup` for each SIGHUP in between.
+pub fn wait_for_termination(mut on_hangup: impl FnMut()) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut term = signal(SignalKind::terminate())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        loop {
+            tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break }
+                _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: shutting down"); break }
+                Some(()) = hup.recv() => on_hangup(),
+            }
+        }
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,11 +1,16 @@
-//! The server side of the stack, sans-IO: a core that takes `(local address, remote address,
-//! bytes)` and answers with transmits, and that any driver — a tokio loop, or the natsim
-//! network emulator — can host unchanged.
+//! The server side of the stack: the sans-IO TURN core ([`turn::TurnServer`], RFC 8656) with
+//! the STUN Binding server beside it ([`stun::StunServer`], RFC 8489 and RFC 5780), the
+//! credentials and nonces they check ([`auth`]), the peer policy ([`peer_policy`]), and
+//! coturn's configuration keys ([`config`]). With the `driver` feature (on by default): the
+//! tokio [`driver`] that runs the core on real sockets, one worker per thread, and the
+//! `turnserver` and `stunserver` programs (the latter is the driver's STUN-only mode).
 //!
-//! Today: the STUN Binding server of RFC 8489 with the NAT behaviour discovery support of
-//! RFC 5780 ([`stun::StunServer`]). The TURN allocation core (RFC 8656) joins it.
+//! The cores show the face of every core of the stack (the `sans-io` crate): inputs with
+//! `now`, outputs from one `poll_output` that ends in the timer, and a borrowed fast path
+//! for what must not queue (relayed packets; a Binding answer into the caller's buffer).
 //!
 //! ```
+//! use sans_io::{Output, Receive};
 //! use turn_server::stun::{StunServer, StunServerConfig};
 //! use stun_codec::{attr::XorMappedAddress, Class, Message, MessageBuilder, MessageType, Method, TransactionId};
 //!
@@ -19,10 +24,10 @@
 //!     .to_vec();
 //! let client = "198.51.100.7:40000".parse()?;
 //!
-//! let mut out = [0u8; 1500];
-//! let reply = server.handle_datagram(server_addr, client, &req, &mut out).expect("answered");
-//! assert_eq!((reply.from, reply.to), (server_addr, client));
-//! let resp = Message::parse(&out[..reply.len])?;
+//! server.handle_receive(std::time::Instant::now(), Receive::udp(server_addr, client, &req));
+//! let Some(Output::Transmit(answer)) = server.poll_output() else { panic!("answered") };
+//! assert_eq!((answer.local, answer.remote), (server_addr, client));
+//! let resp = Message::parse(&answer.data)?;
 //! assert_eq!(resp.get::<XorMappedAddress>()?, Some(XorMappedAddress(client)));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

@@ -4,9 +4,16 @@
 //! (A1, P1), (A1, P2), (A2, P1), (A2, P2) for primary (A1, P1) and alternate (A2, P2) — and
 //! honours CHANGE-REQUEST, RESPONSE-PORT and PADDING, adding OTHER-ADDRESS and RESPONSE-ORIGIN
 //! to its answers (RFC 5780 §6).
+//!
+//! Its face is that of every core (`sans-io`): [`StunServer::handle_receive`] and
+//! [`StunServer::poll_output`]. Being stateless, it also answers straight into the caller's
+//! buffer ([`StunServer::answer`]), the fast path its driver and the TURN core use.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::time::Instant;
 
+use sans_io::{Output, Outputs, Receive, Transmit, Transport};
 use stun_codec::attr::{
     AttributeType, ChangeRequest, MappedAddress, OtherAddress, Padding, ResponseOrigin,
     ResponsePort, UnknownAttributes, XorMappedAddress,
@@ -46,17 +53,6 @@ impl StunServerConfig {
     }
 }
 
-/// Where and how long an answer is: send `out[..len]` from `from` to `to`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reply {
-    /// The local transport address to send from (one of [`StunServer::local_addresses`]).
-    pub from: SocketAddr,
-    /// The destination.
-    pub to: SocketAddr,
-    /// The message length in the caller's buffer.
-    pub len: usize,
-}
-
 /// Counters of what the server did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StunStats {
@@ -73,6 +69,19 @@ pub struct StunStats {
 pub struct StunServer {
     config: StunServerConfig,
     stats: StunStats,
+    out: Outputs<Infallible>,
+    buf: Vec<u8>,
+}
+
+/// Where an answer goes, and to which request: what every answer path needs.
+#[derive(Debug, Clone, Copy)]
+struct Answering {
+    transport: Transport,
+    local: SocketAddr,
+    remote: SocketAddr,
+    method: Method,
+    tid: TransactionId,
+    fingerprint: bool,
 }
 
 impl StunServer {
@@ -81,6 +90,8 @@ impl StunServer {
         StunServer {
             config,
             stats: StunStats::default(),
+            out: Outputs::new(),
+            buf: vec![0; 1500],
         }
     }
 
@@ -123,55 +134,85 @@ impl StunServer {
         Some(SocketAddr::new(ip, port))
     }
 
-    /// Handles one datagram that arrived on `local` from `remote`. Returns the answer written
-    /// into `out`, or `None` when the datagram is to be dropped (RFC 8489 §6.3: not a request,
-    /// bad FINGERPRINT) or `out` is too small.
-    pub fn handle_datagram(
-        &mut self,
-        local: SocketAddr,
-        remote: SocketAddr,
-        data: &[u8],
-        out: &mut [u8],
-    ) -> Option<Reply> {
-        let Ok(msg) = Message::parse(data) else {
+    /// A datagram (or a frame on a TCP connection) for the server: its answer is queued for
+    /// [`poll_output`](Self::poll_output).
+    pub fn handle_receive(&mut self, _now: Instant, r: Receive<'_>) {
+        let mut buf = std::mem::take(&mut self.buf);
+        if let Some(t) = self.answer(r, &mut buf) {
+            self.out.transmit(t.to_owned());
+        }
+        self.buf = buf;
+    }
+
+    /// The next answer to send. The server keeps no timer: the first drain ends with
+    /// `Timeout(None)`.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output<Infallible>> {
+        self.out
+            .pop()
+            .or_else(|| self.out.take_timer_moved().then_some(Output::Timeout(None)))
+    }
+
+    /// The fast path: answers `r` into `out` and returns the transmit, borrowing `out`, or
+    /// `None` when the datagram is to be dropped (RFC 8489 §6.3: not a request, bad
+    /// FINGERPRINT) or `out` is too small. Over UDP an RFC 5780 answer may leave from another
+    /// of [`local_addresses`](Self::local_addresses) or go to another port; over a stream it
+    /// goes back on the connection.
+    #[must_use = "the answer is returned, not queued"]
+    pub fn answer<'o>(&mut self, r: Receive<'_>, out: &'o mut [u8]) -> Option<Transmit<&'o [u8]>> {
+        let Ok(msg) = Message::parse(r.data) else {
             self.stats.dropped += 1;
             return None;
         };
-        self.handle_message(local, remote, &msg, out)
+        self.answer_message(r.transport, r.local, r.remote, &msg, out)
     }
 
-    /// [`handle_datagram`](Self::handle_datagram) for a message its caller already parsed
-    /// (the TURN server, which demultiplexes Binding requests on its own port).
-    pub fn handle_message(
+    /// [`answer`](Self::answer) for a message its caller already parsed (the TURN server,
+    /// which demultiplexes Binding requests on its own port).
+    #[must_use = "the answer is returned, not queued"]
+    pub fn answer_message<'o>(
         &mut self,
+        transport: Transport,
         local: SocketAddr,
         remote: SocketAddr,
         msg: &Message<'_>,
-        out: &mut [u8],
-    ) -> Option<Reply> {
-        let reply = self.answer(local, remote, msg, out);
-        if reply.is_none() {
+        out: &'o mut [u8],
+    ) -> Option<Transmit<&'o [u8]>> {
+        let mt = msg.message_type();
+        let at = Answering {
+            transport,
+            local,
+            remote,
+            method: mt.method,
+            tid: msg.transaction_id(),
+            fingerprint: msg.has_fingerprint(),
+        };
+        let Some((from, to, len)) = self.build_answer(&at, msg, out) else {
             self.stats.dropped += 1;
-        }
-        reply
+            return None;
+        };
+        Some(Transmit {
+            transport,
+            local: from,
+            remote: to,
+            data: &out[..len],
+        })
     }
 
-    fn answer(
+    /// Writes the answer into `out`: where it leaves from, where it goes, its length.
+    fn build_answer(
         &mut self,
-        local: SocketAddr,
-        remote: SocketAddr,
+        at: &Answering,
         msg: &Message<'_>,
         out: &mut [u8],
-    ) -> Option<Reply> {
+    ) -> Option<(SocketAddr, SocketAddr, usize)> {
         let mt = msg.message_type();
         if mt.class != Class::Request {
             return None; // indications and responses get no answer
         }
-        if msg.has_fingerprint() && msg.verify_fingerprint().is_err() {
+        if at.fingerprint && msg.verify_fingerprint().is_err() {
             return None; // RFC 8489 §7.3: discard
         }
-        let tid = msg.transaction_id();
-        let with_fp = msg.has_fingerprint();
         let rfc5780 = self.config.alternate.is_some();
 
         // 420 for comprehension-required attributes we do not process (RFC 8489 §6.3.1).
@@ -193,18 +234,14 @@ impl StunServer {
             }
         }
         if n > 0 {
-            return self.reject(
-                out,
-                mt.method,
-                tid,
-                420,
-                Some(&unknown[..n]),
-                with_fp,
-                (local, remote),
-            );
+            return self
+                .reject(out, at, 420, Some(&unknown[..n]))
+                .map(|n| (at.local, at.remote, n));
         }
         if mt.method != Method::BINDING {
-            return self.reject(out, mt.method, tid, 400, None, with_fp, (local, remote));
+            return self
+                .reject(out, at, 400, None)
+                .map(|n| (at.local, at.remote, n));
         }
 
         let (change, response_port, padding) = match (
@@ -214,16 +251,21 @@ impl StunServer {
         ) {
             // RFC 5780 §7.5: a request with both RESPONSE-PORT and PADDING is not processed.
             (Ok(_), Ok(Some(_)), Ok(Some(_))) => {
-                return self.reject(out, mt.method, tid, 400, None, with_fp, (local, remote));
+                return self
+                    .reject(out, at, 400, None)
+                    .map(|n| (at.local, at.remote, n));
             }
             (Ok(c), Ok(r), Ok(p)) => (c.unwrap_or_default(), r, p),
             _ => {
-                return self.reject(out, mt.method, tid, 400, None, with_fp, (local, remote));
+                return self
+                    .reject(out, at, 400, None)
+                    .map(|n| (at.local, at.remote, n));
             }
         };
-        let mut from = local;
-        let mut to = remote;
-        let other = self.other(local);
+        let (remote, tid) = (at.remote, at.tid);
+        let mut from = at.local;
+        let mut to = at.remote;
+        let other = self.other(at.local);
         if let Some(other) = other {
             if change.change_ip {
                 from.set_ip(other.ip());
@@ -238,7 +280,7 @@ impl StunServer {
         let finish = Finish {
             software: self.config.software.as_deref(),
             integrity: None,
-            fingerprint: with_fp,
+            fingerprint: at.fingerprint,
         };
         let built = response::build(
             out,
@@ -261,33 +303,36 @@ impl StunServer {
         );
         // The answer does not fit (a PADDING larger than the buffer): say so rather than drop.
         let Ok(len) = built else {
-            return self.reject(out, mt.method, tid, 400, None, with_fp, (local, remote));
+            return self
+                .reject(out, at, 400, None)
+                .map(|n| (at.local, at.remote, n));
         };
         self.stats.success += 1;
-        Some(Reply { from, to, len })
+        // Over a stream the answer can only go back on the connection.
+        if at.transport.is_stream() {
+            Some((at.local, at.remote, len))
+        } else {
+            Some((from, to, len))
+        }
     }
 }
 
 impl StunServer {
-    /// Writes an error response with `code` (and UNKNOWN-ATTRIBUTES for 420) back to the
-    /// sender.
-    #[allow(clippy::too_many_arguments)]
+    /// Writes an error response with `code` (and UNKNOWN-ATTRIBUTES for 420) to go back to
+    /// the sender; its length.
     fn reject(
         &mut self,
         out: &mut [u8],
-        method: Method,
-        tid: TransactionId,
+        at: &Answering,
         code: u16,
         unknown: Option<&[AttributeType]>,
-        with_fp: bool,
-        (local, remote): (SocketAddr, SocketAddr),
-    ) -> Option<Reply> {
+    ) -> Option<usize> {
         let finish = Finish {
             software: self.config.software.as_deref(),
             integrity: None,
-            fingerprint: with_fp,
+            fingerprint: at.fingerprint,
         };
-        let len = response::error(out, method, tid, code, finish, |b| {
+        let len = response::error(out, at.method, at.tid, code, finish, |b| {
             if let Some(list) = unknown {
                 b.add(&UnknownAttributes::new(list))?;
             }
@@ -295,10 +340,6 @@ impl StunServer {
         })
         .ok()?;
         self.stats.errors += 1;
-        Some(Reply {
-            from: local,
-            to: remote,
-            len,
-        })
+        Some(len)
     }
 }

@@ -2,9 +2,45 @@
 
 use std::net::SocketAddr;
 
+use sans_io::Receive;
 use stun_codec::attr::*;
 use stun_codec::{Class, Message, MessageBuilder, MessageType, Method, TransactionId};
 use turn_server::stun::{StunServer, StunServerConfig};
+
+/// Where and how long an answer is: `out[..len]`, from `from` to `to`.
+struct Reply {
+    from: SocketAddr,
+    to: SocketAddr,
+    len: usize,
+}
+
+/// The fast path over UDP, as these tests read it.
+trait Udp {
+    fn handle_datagram(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+        out: &mut [u8],
+    ) -> Option<Reply>;
+}
+
+impl Udp for StunServer {
+    fn handle_datagram(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+        out: &mut [u8],
+    ) -> Option<Reply> {
+        let t = self.answer(Receive::udp(local, remote, data), out)?;
+        Some(Reply {
+            from: t.local,
+            to: t.remote,
+            len: t.data.len(),
+        })
+    }
+}
 
 const TID: TransactionId = TransactionId([4; 12]);
 

@@ -13,7 +13,7 @@ use turn_server::auth::{RestSecrets, Users};
 use turn_server::peer_policy::PeerPolicy;
 use turn_server::stun::StunServerConfig;
 use turn_server::turn::{
-    FiveTuple, Output, Relay, RelayError, RelayRequest, Transport, TurnConfig, TurnServer,
+    FiveTuple, Output, Relay, RelayError, RelayRequest, Request, Transport, TurnConfig, TurnServer,
     RELAY_OVERHEAD,
 };
 
@@ -38,9 +38,17 @@ enum Out {
 impl From<Output> for Out {
     fn from(o: Output) -> Out {
         match o {
-            Output::ToClient { five_tuple, data } => Out::ToClient { five_tuple, data },
-            Output::AllocateRelay(r) => Out::AllocateRelay(r),
-            Output::ReleaseRelay { relay } => Out::ReleaseRelay { relay },
+            Output::Transmit(t) => Out::ToClient {
+                five_tuple: FiveTuple {
+                    transport: t.transport,
+                    client: t.remote,
+                    server: t.local,
+                },
+                data: t.data,
+            },
+            Output::Request(Request::AllocateRelay(r)) => Out::AllocateRelay(r),
+            Output::Request(Request::ReleaseRelay { relay }) => Out::ReleaseRelay { relay },
+            Output::Timeout(_) => unreachable!("Harness::poll keeps the timer"),
         }
     }
 }
@@ -67,6 +75,8 @@ struct Harness {
     now: Instant,
     next_port: u16,
     relayed: Vec<Out>,
+    /// The timer as the last drain reported it.
+    timer: Option<Instant>,
 }
 
 impl Harness {
@@ -93,6 +103,7 @@ impl Harness {
             now,
             next_port: 50_000,
             relayed: Vec::new(),
+            timer: None,
         }
     }
 
@@ -100,9 +111,27 @@ impl Harness {
         Harness::with(TurnConfig::default(), RestSecrets::default())
     }
 
+    /// The core's next output; the timer it reports is kept in `timer`.
+    fn poll(&mut self) -> Option<Out> {
+        loop {
+            match self.server.poll_output()? {
+                Output::Timeout(t) => self.timer = t,
+                o => return Some(Out::from(o)),
+            }
+        }
+    }
+
+    /// The core's timer after a drain (what was drained waits for [`outputs`]).
+    fn timeout(&mut self) -> Option<Instant> {
+        while let Some(o) = self.poll() {
+            self.relayed.push(o);
+        }
+        self.timer
+    }
+
     fn outputs(&mut self) -> Vec<Out> {
         let mut out = std::mem::take(&mut self.relayed);
-        out.extend(std::iter::from_fn(|| self.server.poll_output()).map(Out::from));
+        out.extend(std::iter::from_fn(|| self.poll()));
         out
     }
 
@@ -114,8 +143,12 @@ impl Harness {
             .handle_peer(self.now, relay, peer, data, &mut buf)
         {
             self.relayed.push(Out::ToClient {
-                five_tuple: t.five_tuple,
-                data: buf[..t.len].to_vec(),
+                five_tuple: FiveTuple {
+                    transport: t.transport,
+                    client: t.remote,
+                    server: t.local,
+                },
+                data: t.data.to_vec(),
             });
         }
     }
@@ -124,9 +157,9 @@ impl Harness {
     fn client(&mut self, ft: FiveTuple, bytes: &[u8]) {
         if let Some(t) = self.server.handle_client(self.now, ft, bytes) {
             self.relayed.push(Out::ToPeer {
-                relay: t.relay,
-                peer: t.peer,
-                data: t.payload.to_vec(),
+                relay: t.local,
+                peer: t.remote,
+                data: t.data.to_vec(),
             });
         }
     }
@@ -135,7 +168,7 @@ impl Harness {
     fn send(&mut self, ft: FiveTuple, bytes: &[u8]) -> Vec<Out> {
         self.client(ft, bytes);
         let mut out = std::mem::take(&mut self.relayed);
-        while let Some(o) = self.server.poll_output().map(Out::from) {
+        while let Some(o) = self.poll() {
             if let Out::AllocateRelay(r) = o {
                 let port = self.next_port;
                 self.next_port += 2;
@@ -299,11 +332,7 @@ fn no_credentials_401_and_no_state() {
     assert!(m.get::<PasswordAlgorithms>().unwrap().is_some());
     assert!(!outs.iter().any(|o| matches!(o, Out::AllocateRelay(_))));
     assert_eq!(h.server.allocation_count(), 0);
-    assert_eq!(
-        h.server.poll_timeout(),
-        None,
-        "nothing to expire: nothing stored"
-    );
+    assert_eq!(h.timeout(), None, "nothing to expire: nothing stored");
 }
 
 #[test]
@@ -496,22 +525,16 @@ fn stuck_relay_requests_time_out_with_508_and_closed_streams_end_allocations() {
         b.add(&RequestedTransport::UDP).unwrap();
     });
     h.client(c.ft, &req);
-    assert!(matches!(
-        h.server.poll_output(),
-        Some(Output::AllocateRelay(_))
-    ));
-    let deadline = h
-        .server
-        .poll_timeout()
-        .expect("the pending Allocate has a deadline");
+    assert!(matches!(h.poll(), Some(Out::AllocateRelay(_))));
+    let deadline = h.timeout().expect("the pending Allocate has a deadline");
     h.server.handle_timeout(deadline);
     assert_eq!(code(&reply(&h.outputs())), Some(508));
-    assert_eq!(h.server.poll_timeout(), None);
+    assert_eq!(h.timeout(), None);
 
     let mut t = client(4001, "alice", "secret");
     t.ft.transport = Transport::Tcp;
     let relay = t.allocate(&mut h);
-    h.server.connection_closed(t.ft);
+    h.server.connection_closed(h.now, t.ft);
     assert_eq!(h.outputs(), vec![Out::ReleaseRelay { relay }]);
     assert_eq!(h.server.allocation_count(), 0);
 }
@@ -526,7 +549,7 @@ fn allocate_retransmission_and_437() {
     let req = c.request(Method::ALLOCATE, tid, |b| {
         b.add(&RequestedTransport::UDP).unwrap();
     });
-    let first = h.server.allocation(&c.ft).unwrap().response.clone();
+    let first = h.server.allocation(&c.ft).unwrap().response().to_vec();
     assert_eq!(reply(&h.send(c.ft, &req)), first);
     // A new Allocate on the same 5-tuple: 437.
     let resp = c.call(&mut h, Method::ALLOCATE, |b| {
@@ -634,7 +657,7 @@ fn relay_exhaustion_508_and_quotas_486() {
         b.add(&RequestedTransport::UDP).unwrap();
     });
     h.client(c.ft, &req);
-    let Some(Output::AllocateRelay(r)) = h.server.poll_output() else {
+    let Some(Out::AllocateRelay(r)) = h.poll() else {
         panic!("asks for a relay")
     };
     h.server
@@ -830,7 +853,7 @@ fn refresh_zero_deletes_and_expiry() {
     // An allocation left alone expires at the end of its lifetime.
     let mut c = client(4001, "alice", "secret");
     let relay2 = c.allocate(&mut h);
-    let deadline = h.server.poll_timeout().unwrap();
+    let deadline = h.timeout().unwrap();
     assert_eq!(deadline, h.now + Duration::from_secs(600));
     h.server.handle_timeout(deadline);
     assert_eq!(h.outputs(), vec![Out::ReleaseRelay { relay: relay2 }]);
@@ -1035,7 +1058,7 @@ fn challenge_answers_are_rate_limited_per_source_and_floods_store_nothing() {
         "{answered}: only hash collisions of the fixed table cost answers"
     );
     assert_eq!(h.server.allocation_count(), 0);
-    assert_eq!(h.server.poll_timeout(), None);
+    assert_eq!(h.timeout(), None);
 }
 
 #[test]

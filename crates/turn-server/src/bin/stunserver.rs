@@ -1,28 +1,19 @@
 //! `stunserver`: the STUN Binding server alone (RFC 8489) over UDP and TCP, with RFC 5780 NAT
 //! behaviour discovery when given an alternate address: it then answers on the four
 //! combinations of the two IPs and two ports and honours CHANGE-REQUEST, RESPONSE-PORT and
-//! PADDING.
+//! PADDING. It is the `turnserver` driver in its STUN-only mode: the same sockets, timers and
+//! back-off, no relaying.
 //!
 //! ```text
 //! stunserver                                         # 0.0.0.0:3478, plain STUN
 //! stunserver --primary 127.0.0.1:3478 --alternate 127.0.0.2:3479
 //! ```
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::rc::Rc;
-use std::time::Duration;
 
 use clap::{Arg, ArgAction, Command};
-use stun_codec::StreamFramer;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, UdpSocket};
-use turn_server::stun::{StunServer, StunServerConfig};
-
-/// A TCP connection that sends nothing for this long is closed.
-const IDLE: Duration = Duration::from_secs(30);
+use turn_server::driver::{Server, Settings};
 
 fn command() -> Command {
     Command::new("stunserver")
@@ -91,137 +82,40 @@ fn main() -> ExitCode {
         _ => unreachable!("primary has a default"),
     };
     if let Some(a) = alternate {
-        if a.ip() == primary.ip() || a.port() == primary.port() || a.is_ipv4() != primary.is_ipv4()
+        if a.ip() == primary.ip()
+            || a.port() == primary.port()
+            || a.is_ipv4() != primary.is_ipv4()
+            || primary.port() == 0
+            || a.port() == 0
         {
             eprintln!(
                 "stunserver: the alternate address needs another IP and another port of the same \
-                 family (RFC 5780 §4)"
+                 family (RFC 5780 §4), and both ports must be given"
             );
             return ExitCode::from(2);
         }
     }
     let _ = turn_server::cli::init_logging(m.get_flag("log-json"), None, m.get_flag("verbose"));
-    let config = StunServerConfig {
-        software: Some(concat!("nat-traversal stunserver ", env!("CARGO_PKG_VERSION")).into()),
-        alternate,
-        ..StunServerConfig::new(primary)
-    };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
+    let tcp = !m.get_flag("no-tcp");
+    let server = match Server::start(Settings::stun_only(primary, alternate, tcp)) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("stunserver: {e}");
             return ExitCode::from(1);
         }
     };
-    let local = tokio::task::LocalSet::new();
-    let tcp = !m.get_flag("no-tcp");
-    match local.block_on(&rt, serve(config, tcp)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("stunserver: {e}");
-            ExitCode::from(1)
-        }
+    tracing::info!(udp = ?server.udp_addrs(), tcp = ?server.tcp_addrs(), rfc5780 = alternate.is_some(), "stunserver running");
+    if let Err(e) = turn_server::cli::wait_for_termination(|| {}) {
+        eprintln!("stunserver: signals: {e}");
     }
-}
-
-async fn serve(config: StunServerConfig, tcp: bool) -> std::io::Result<()> {
-    let server = Rc::new(RefCell::new(StunServer::new(config.clone())));
-    let mut sockets = HashMap::new();
-    let locals = server.borrow().local_addresses();
-    for addr in &locals {
-        let s = UdpSocket::bind(addr)
-            .await
-            .map_err(|e| std::io::Error::new(e.kind(), format!("{addr}: {e}")))?;
-        sockets.insert(*addr, Rc::new(s));
-    }
-    let sockets = Rc::new(sockets);
-    for addr in &locals {
-        tokio::task::spawn_local(udp(server.clone(), sockets.clone(), *addr));
-    }
-    if tcp {
-        let l = TcpListener::bind(config.primary)
-            .await
-            .map_err(|e| std::io::Error::new(e.kind(), format!("tcp {}: {e}", config.primary)))?;
-        tokio::task::spawn_local(tcp_accept(server.clone(), l));
-    }
-    tracing::info!(udp = ?locals, tcp, rfc5780 = config.alternate.is_some(), "stunserver running");
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    let s = server.borrow().stats();
+    let metrics = server.metrics().clone();
+    server.shutdown();
+    let s = metrics.total().stun;
     tracing::info!(
         success = s.success,
         errors = s.errors,
         dropped = s.dropped,
         "stopped"
     );
-    Ok(())
-}
-
-/// Datagrams on one of the server's addresses; the answer leaves from the address the core
-/// picks (RFC 5780 CHANGE-REQUEST) to the port it picks (RESPONSE-PORT).
-async fn udp(
-    server: Rc<RefCell<StunServer>>,
-    sockets: Rc<HashMap<SocketAddr, Rc<UdpSocket>>>,
-    local: SocketAddr,
-) {
-    let socket = sockets[&local].clone();
-    let mut buf = vec![0u8; 2048];
-    let mut out = vec![0u8; 2048];
-    loop {
-        let Ok((n, remote)) = socket.recv_from(&mut buf).await else {
-            continue;
-        };
-        let reply = server
-            .borrow_mut()
-            .handle_datagram(local, remote, &buf[..n], &mut out);
-        if let Some(r) = reply {
-            if let Some(s) = sockets.get(&r.from) {
-                let _ = s.try_send_to(&out[..r.len], r.to);
-            }
-        }
-    }
-}
-
-async fn tcp_accept(server: Rc<RefCell<StunServer>>, listener: TcpListener) {
-    loop {
-        let (mut conn, remote) = turn_server::driver::accept(&listener).await;
-        let server = server.clone();
-        tokio::task::spawn_local(async move {
-            let Ok(local) = conn.local_addr() else {
-                return;
-            };
-            let mut framer = StreamFramer::new();
-            let mut buf = vec![0u8; 2048];
-            let mut out = vec![0u8; 2048];
-            loop {
-                let n = match tokio::time::timeout(IDLE, conn.read(&mut buf)).await {
-                    Ok(Ok(n)) if n > 0 => n,
-                    _ => return,
-                };
-                framer.push(&buf[..n]);
-                loop {
-                    let frame = match framer.next_frame() {
-                        Ok(Some((_, frame))) => frame,
-                        Ok(None) => break,
-                        Err(_) => return, // not STUN: close
-                    };
-                    // Over TCP the answer can only go back on the connection.
-                    let reply = server
-                        .borrow_mut()
-                        .handle_datagram(local, remote, frame, &mut out);
-                    if let Some(r) = reply {
-                        if conn.write_all(&out[..r.len]).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-        });
-    }
+    ExitCode::SUCCESS
 }

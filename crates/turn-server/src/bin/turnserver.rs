@@ -81,38 +81,14 @@ fn main() -> ExitCode {
     if let Some(secret) = generated {
         print_generated(&secret, host, &config);
     }
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("turnserver: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    rt.block_on(async {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("turnserver: SIGTERM handler: {e}");
-                    return;
-                }
-            };
-        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-        loop {
-            tokio::select! {
-                _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break }
-                _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: shutting down"); break }
-                // coturn's log rotation sends SIGHUP: keep running (the log file is appended to
-                // by path on each open; use copytruncate rotation).
-                Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
-                    tracing::info!("SIGHUP: nothing to reload; still running");
-                }
-            }
-        }
+    // coturn's log rotation sends SIGHUP: keep running (the log file is appended to by path
+    // on each open; use copytruncate rotation).
+    let waited = cli::wait_for_termination(|| {
+        tracing::info!("SIGHUP: nothing to reload; still running");
     });
+    if let Err(e) = waited {
+        eprintln!("turnserver: signals: {e}");
+    }
     let metrics = server.metrics().clone();
     server.shutdown();
     let t = metrics.total();

@@ -68,6 +68,10 @@ pub struct Settings {
     pub nonce_key: [u8; 32],
     /// Where to serve metrics.
     pub metrics: Option<SocketAddr>,
+    /// RFC 5780 NAT behaviour discovery: the alternate address (A2, P2), another IP and port
+    /// than the first UDP listener (A1, P1). The server then also listens on (A1, P2),
+    /// (A2, P1) and (A2, P2) and answers CHANGE-REQUEST from them.
+    pub rfc5780_alternate: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -290,7 +294,42 @@ impl Settings {
             metrics: c
                 .prometheus
                 .then(|| SocketAddr::new(c.prometheus_address, c.prometheus_port)),
+            rfc5780_alternate: None,
         })
+    }
+}
+
+impl Settings {
+    /// A STUN server alone (the `stunserver` program): Binding over UDP on `primary` (and
+    /// over TCP unless `tcp` is false), no relaying, no credentials; with an RFC 5780
+    /// `alternate` it listens on the four combinations of the two IPs and ports.
+    pub fn stun_only(primary: SocketAddr, alternate: Option<SocketAddr>, tcp: bool) -> Settings {
+        let mut nonce_key = [0u8; 32];
+        rand::Rng::fill(&mut rand::rngs::OsRng, &mut nonce_key);
+        Settings {
+            udp: vec![primary],
+            tcp: if tcp { vec![primary] } else { vec![] },
+            tls_listen: vec![],
+            tls: None,
+            relay_ips: vec![],
+            ports: (0, 0),
+            workers: 1,
+            stream_idle_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(10),
+            max_stream_connections: 10_000,
+            turn: TurnConfig {
+                software: Some(
+                    concat!("nat-traversal stunserver ", env!("CARGO_PKG_VERSION")).into(),
+                ),
+                stun_only: true,
+                ..TurnConfig::default()
+            },
+            users: Users::default(),
+            rest: RestSecrets::default(),
+            nonce_key,
+            metrics: None,
+            rfc5780_alternate: alternate,
+        }
     }
 }
 
@@ -348,11 +387,24 @@ pub struct Server {
 impl Server {
     /// Binds every listener (so errors come out here, before anything runs) and starts the
     /// workers.
-    pub fn start(settings: Settings) -> Result<Server, SetupError> {
+    pub fn start(mut settings: Settings) -> Result<Server, SetupError> {
         let workers = settings.workers.max(1);
         let (min, max) = settings.ports;
-        if min == 0 || min > max || u32::from(max - min) + 1 < 2 * workers as u32 {
+        let relays = !settings.turn.stun_only;
+        if relays && (min == 0 || min > max || u32::from(max - min) + 1 < 2 * workers as u32) {
             return Err(SetupError::PortRange { min, max, workers });
+        }
+        // RFC 5780: the three other combinations of the primary's and the alternate's IP and
+        // port, after the primary (the first UDP listener stays the primary).
+        if let (Some(alternate), Some(&primary)) =
+            (settings.rfc5780_alternate, settings.udp.first())
+        {
+            let stun = crate::stun::StunServerConfig::with_alternate(primary, alternate);
+            for addr in crate::stun::StunServer::new(stun).local_addresses() {
+                if !settings.udp.contains(&addr) {
+                    settings.udp.push(addr);
+                }
+            }
         }
         let reuse = workers > 1;
         // Bind every listener once per worker; port 0 is resolved by the first bind and

@@ -177,6 +177,12 @@ impl PortPool {
     }
 
     /// Ends reservations that were not claimed in time.
+    /// When the next reservation lapses (a walk of the reservations: one per EVEN-PORT with
+    /// R still unclaimed, a handful).
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.reserved.values().map(|r| r.expires).min()
+    }
+
     pub fn sweep(&mut self, now: Instant) {
         let held = &mut self.held;
         self.reserved.retain(|_, r| {
@@ -210,14 +216,19 @@ mod tests {
         }
     }
 
-    /// A free range of `n` ports on loopback, found by binding.
+    /// A free range of `n` ports on loopback, found by binding. Each call starts its search
+    /// elsewhere: the tests run side by side, and two that probed the same free range would
+    /// then share its ports.
     fn pool(n: u16) -> PortPool {
+        static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
         let lo = "127.0.0.1".parse().unwrap();
         let ip = RelayIp {
             bind: lo,
             advertise: "203.0.113.9".parse().unwrap(),
         };
-        'search: for base in (40_000..60_000).step_by(64) {
+        let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let start = 40_000 + (k % 32) * 640 + (std::process::id() % 10) as u16 * 64;
+        'search: for base in (start..60_000).chain(40_000..start).step_by(64) {
             for p in base..base + n {
                 if UdpSocket::bind((lo, p)).is_err() {
                     continue 'search;

@@ -13,7 +13,7 @@ use stun_codec::StreamFramer;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
-use tracing::debug;
+use tracing::{debug, info, Instrument};
 
 use super::worker::Shared;
 use crate::turn::{FiveTuple, Transport};
@@ -92,20 +92,36 @@ async fn serve(
             client,
             server,
         };
-        match tls {
-            None => {
-                // Hold no buffer until the client sends something.
-                if tokio::time::timeout(idle, tcp.readable()).await.is_ok() {
-                    run(&shared, tcp, ft).await;
-                } else {
-                    shared.borrow_mut().stats.stream_idle_closed += 1;
+        // Every line the connection logs carries its client. The span is attached to the
+        // future, not entered across an await: other tasks of the worker run in between.
+        let span = tracing::debug_span!("stream", client = %ft.client, transport = ?ft.transport);
+        async {
+            match tls {
+                None => {
+                    // Hold no buffer until the client sends something.
+                    if tokio::time::timeout(idle, tcp.readable()).await.is_ok() {
+                        run(&shared, tcp, ft).await;
+                    } else {
+                        shared.borrow_mut().stats.stream_idle_closed += 1;
+                    }
+                }
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => run(&shared, stream, ft).await,
+                        Ok(Err(e)) => {
+                            info!(client = %ft.client, error = %e, "TLS handshake failed");
+                            shared.borrow_mut().stats.tls_handshake_failures += 1;
+                        }
+                        Err(_) => {
+                            info!(client = %ft.client, "TLS handshake timed out");
+                            shared.borrow_mut().stats.tls_handshake_failures += 1;
+                        }
+                    }
                 }
             }
-            Some(acceptor) => match tokio::time::timeout(handshake, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => run(&shared, stream, ft).await,
-                _ => shared.borrow_mut().stats.tls_handshake_failures += 1,
-            },
         }
+        .instrument(span)
+        .await;
     }
     shared.borrow_mut().stats.stream_connections -= 1;
 }
@@ -118,8 +134,6 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(shared: &Shared, mut stream: S, 
         w.streams.insert(ft, conn.clone());
         w.settings.stream_idle_timeout
     };
-    let span = tracing::debug_span!("stream", client = %ft.client, transport = ?ft.transport);
-    let _enter = span.enter();
     let mut framer = StreamFramer::new();
     let mut rbuf = vec![0u8; 4096];
     let mut wbuf = Vec::new();
@@ -184,6 +198,6 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(shared: &Shared, mut stream: S, 
     let now = Instant::now();
     let mut w = shared.borrow_mut();
     w.streams.remove(&ft);
-    w.core.connection_closed(ft);
+    w.core.connection_closed(now, ft);
     w.drain(shared, now);
 }

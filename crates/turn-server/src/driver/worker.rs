@@ -1,6 +1,8 @@
-//! One worker: a single-threaded runtime around one [`TurnServer`](crate::turn::TurnServer). Every task of the worker
-//! reaches the core through one `Rc<RefCell<_>>`, borrowed only between awaits, so the
-//! packet path takes no lock.
+//! One worker: a single-threaded runtime around one [`TurnServer`](crate::turn::TurnServer).
+//! Every task of the worker reaches the core through one `Rc<RefCell<_>>`, borrowed only
+//! between awaits, so the packet path takes no lock. One timer task sleeps until the
+//! deadline the core last reported (or the port pool's next reservation expiry), never on a
+//! fixed tick.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -11,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
@@ -19,7 +22,9 @@ use super::ports::PortPool;
 use super::stream::{self, StreamConn};
 use super::Settings;
 use crate::stun::StunServerConfig;
-use crate::turn::{FiveTuple, Output, PeerTransmit, Relay, Transport, TurnServer, RELAY_OVERHEAD};
+use crate::turn::{
+    FiveTuple, Output, Relay, Request, Transmit, Transport, TurnServer, RELAY_OVERHEAD,
+};
 
 /// The listeners one worker owns.
 #[derive(Debug, Default)]
@@ -78,6 +83,10 @@ pub(super) struct Worker {
     inbuf: Vec<u8>,
     pub stats: DriverStats,
     pub settings: Settings,
+    /// The core's deadline as its last drain reported it.
+    timer: Option<Instant>,
+    /// Wakes the timer task when the deadline moved earlier.
+    wake: Rc<Notify>,
 }
 
 pub(super) type Shared = Rc<RefCell<Worker>>;
@@ -86,32 +95,37 @@ pub(super) type Shared = Rc<RefCell<Worker>>;
 const STREAM_QUEUE_LIMIT: usize = 256 * 1024;
 
 impl Worker {
-    /// A relayed datagram to a peer.
-    fn send_to_peer(&mut self, t: PeerTransmit<'_>) {
-        let Some(r) = self.relays.get(&t.relay) else {
+    /// A relayed datagram to a peer, from the relay socket it names.
+    fn send_to_peer(&mut self, t: Transmit<&[u8]>) {
+        let Some(r) = self.relays.get(&t.local) else {
             return;
         };
-        if send_datagram(&r.socket, t.payload, t.peer).is_err() {
+        if send_datagram(&r.socket, t.data, t.remote).is_err() {
             self.stats.send_errors += 1;
         }
     }
 
     /// A message to a client: a datagram from its listener, or a frame queued on its stream.
-    pub fn send_to_client(&mut self, ft: FiveTuple, data: &[u8]) {
-        match ft.transport {
+    pub fn send_to_client(&mut self, t: Transmit<&[u8]>) {
+        match t.transport {
             Transport::Udp => {
-                let Some(s) = self.udp.get(&ft.server) else {
+                let Some(s) = self.udp.get(&t.local) else {
                     return;
                 };
-                if send_datagram(s, data, ft.client).is_err() {
+                if send_datagram(s, t.data, t.remote).is_err() {
                     self.stats.send_errors += 1;
                 }
             }
             Transport::Tcp | Transport::Tls => {
+                let ft = FiveTuple {
+                    transport: t.transport,
+                    client: t.remote,
+                    server: t.local,
+                };
                 let Some(c) = self.streams.get(&ft) else {
                     return;
                 };
-                if !c.queue(data, STREAM_QUEUE_LIMIT) {
+                if !c.queue(t.data, STREAM_QUEUE_LIMIT) {
                     self.stats.stream_queue_full += 1;
                 }
             }
@@ -132,73 +146,100 @@ impl Worker {
         self.drain(shared, now);
     }
 
-    /// Does what the core asked: sends, binds and releases relay sockets.
+    /// Does what the core asked: sends, binds and releases relay sockets, re-arms the timer.
     pub fn drain(&mut self, shared: &Shared, now: Instant) {
         while let Some(o) = self.core.poll_output() {
             match o {
-                Output::ToClient { five_tuple, data } => self.send_to_client(five_tuple, &data),
-                Output::AllocateRelay(req) => {
-                    let result = self.ports.bind(&req, now).and_then(|b| {
-                        let local = b.local;
-                        let socket = UdpSocket::from_std(b.socket).map_err(|_| {
-                            self.ports.release(local);
-                            crate::turn::RelayError::Exhausted
-                        })?;
-                        Ok((Rc::new(socket), local, b.advertised, b.token))
-                    });
-                    match result {
-                        Ok((socket, local, advertised, token)) => {
-                            let task = tokio::task::spawn_local(datagram_task(
-                                shared.clone(),
-                                socket.clone(),
-                                advertised,
-                                from_peer,
-                            ));
-                            self.relays.insert(
-                                advertised,
-                                RelaySocket {
-                                    socket,
-                                    local,
-                                    task,
-                                    owner: req.five_tuple,
-                                },
-                            );
-                            self.core.relay_allocated(
-                                now,
-                                req.id,
-                                Ok(Relay {
-                                    addr: advertised,
-                                    reservation_token: token,
-                                }),
-                            );
-                            debug!(relay = %advertised, "relay bound");
-                        }
-                        Err(e) => {
-                            self.stats.relay_bind_failures += 1;
-                            warn!(?e, "no relay socket");
-                            self.core.relay_allocated(now, req.id, Err(e));
-                        }
-                    }
+                Output::Transmit(t) => self.send_to_client(Transmit {
+                    transport: t.transport,
+                    local: t.local,
+                    remote: t.remote,
+                    data: &t.data,
+                }),
+                Output::Request(Request::AllocateRelay(req)) => {
+                    self.allocate_relay(shared, now, req)
                 }
-                Output::ReleaseRelay { relay } => {
-                    if let Some(r) = self.relays.remove(&relay) {
-                        r.task.abort();
-                        self.ports.release(r.local);
-                        debug!(%relay, "relay released");
-                        // A stream's allocation ended: so does the stream (RFC 8656 §7).
-                        if r.owner.transport.is_stream() {
-                            if let Some(c) = self.streams.get(&r.owner) {
-                                c.close();
-                            }
-                        }
-                    }
+                Output::Request(Request::ReleaseRelay { relay }) => self.release_relay(relay),
+                Output::Timeout(t) => self.arm(t),
+            }
+        }
+    }
+
+    /// The core's new deadline, with the port pool's: wakes the timer task if it moved
+    /// earlier (a later one it finds when it wakes).
+    fn arm(&mut self, core: Option<Instant>) {
+        let next = [core, self.ports.next_expiry()].into_iter().flatten().min();
+        let earlier = match (next, self.timer) {
+            (Some(n), Some(t)) => n < t,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        self.timer = next;
+        if earlier {
+            self.wake.notify_one();
+        }
+    }
+
+    fn allocate_relay(&mut self, shared: &Shared, now: Instant, req: crate::turn::RelayRequest) {
+        let result = self.ports.bind(&req, now).and_then(|b| {
+            let local = b.local;
+            let socket = UdpSocket::from_std(b.socket).map_err(|_| {
+                self.ports.release(local);
+                crate::turn::RelayError::Exhausted
+            })?;
+            Ok((Rc::new(socket), local, b.advertised, b.token))
+        });
+        match result {
+            Ok((socket, local, advertised, token)) => {
+                let task = tokio::task::spawn_local(datagram_task(
+                    shared.clone(),
+                    socket.clone(),
+                    advertised,
+                    from_peer,
+                ));
+                self.relays.insert(
+                    advertised,
+                    RelaySocket {
+                        socket,
+                        local,
+                        task,
+                        owner: req.five_tuple,
+                    },
+                );
+                self.core.relay_allocated(
+                    now,
+                    req.id,
+                    Ok(Relay {
+                        addr: advertised,
+                        reservation_token: token,
+                    }),
+                );
+                debug!(relay = %advertised, "relay bound");
+            }
+            Err(e) => {
+                self.stats.relay_bind_failures += 1;
+                warn!(?e, "no relay socket");
+                self.core.relay_allocated(now, req.id, Err(e));
+            }
+        }
+    }
+
+    fn release_relay(&mut self, relay: SocketAddr) {
+        if let Some(r) = self.relays.remove(&relay) {
+            r.task.abort();
+            self.ports.release(r.local);
+            debug!(%relay, "relay released");
+            // A stream's allocation ended: so does the stream (RFC 8656 §7).
+            if r.owner.transport.is_stream() {
+                if let Some(c) = self.streams.get(&r.owner) {
+                    c.close();
                 }
             }
         }
     }
 
-    fn snapshot(&self, now: Instant) -> Snapshot {
-        let (permissions, channels) = self.core.permission_and_channel_counts(now);
+    fn snapshot(&self) -> Snapshot {
+        let (permissions, channels) = self.core.permission_and_channel_counts();
         Snapshot {
             turn: self.core.stats(),
             stun: self.core.stun_stats(),
@@ -249,7 +290,7 @@ fn from_peer(
 ) {
     let mut out = std::mem::take(&mut w.out);
     if let Some(t) = w.core.handle_peer(now, relay, peer, data, &mut out) {
-        w.send_to_client(t.five_tuple, &out[..t.len]);
+        w.send_to_client(t);
     }
     w.out = out;
 }
@@ -281,19 +322,36 @@ async fn datagram_task(shared: Shared, socket: Rc<UdpSocket>, local: SocketAddr,
     }
 }
 
-/// Timers: the core's expiries, port reservations, and the metrics snapshot, once a second.
-async fn tick_task(shared: Shared, index: usize, metrics: Metrics) {
+/// The core's timers (and the port pool's reservations): sleeps until the deadline the last
+/// drain reported, woken early when a drain moves it earlier.
+async fn timer_task(shared: Shared, wake: Rc<Notify>) {
+    loop {
+        let deadline = shared.borrow().timer;
+        let sleep = async {
+            match deadline {
+                Some(t) => tokio::time::sleep_until(t.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = sleep => {}
+            // The deadline moved earlier: sleep again until the new one.
+            _ = wake.notified() => continue,
+        }
+        let now = Instant::now();
+        let mut w = shared.borrow_mut();
+        w.ports.sweep(now);
+        w.core.handle_timeout(now);
+        w.drain(&shared, now);
+    }
+}
+
+/// The metrics snapshot, once a second: counters the core keeps as it goes, no walk.
+async fn metrics_task(shared: Shared, index: usize, metrics: Metrics) {
     let mut interval = tokio::time::interval(Duration::from_secs(1));
     loop {
         interval.tick().await;
-        let now = Instant::now();
-        let mut w = shared.borrow_mut();
-        if w.core.poll_timeout().is_some_and(|t| t <= now) {
-            w.core.handle_timeout(now);
-            w.drain(&shared, now);
-        }
-        w.ports.sweep(now);
-        metrics.publish(index, w.snapshot(now));
+        metrics.publish(index, shared.borrow().snapshot());
     }
 }
 
@@ -330,6 +388,7 @@ pub(super) fn run(
             settings.turn.clone(),
             StunServerConfig {
                 software: settings.turn.software.clone(),
+                alternate: settings.rfc5780_alternate,
                 ..StunServerConfig::new(primary)
             },
             settings.users.clone(),
@@ -343,6 +402,7 @@ pub(super) fn run(
             settings.ports.0,
             settings.ports.1,
         );
+        let wake = Rc::new(Notify::new());
         let shared: Shared = Rc::new(RefCell::new(Worker {
             core,
             udp: HashMap::new(),
@@ -353,6 +413,8 @@ pub(super) fn run(
             inbuf: vec![0u8; 65_536],
             stats: DriverStats::default(),
             settings: settings.clone(),
+            timer: None,
+            wake: wake.clone(),
         }));
         for s in sockets.udp {
             let Ok(socket) = UdpSocket::from_std(s) else {
@@ -383,10 +445,12 @@ pub(super) fn run(
             }
             tokio::task::spawn_local(stream::accept_task(shared.clone(), listener, acceptor));
         }
-        tokio::task::spawn_local(tick_task(shared.clone(), index, metrics.clone()));
+        // The core's first timer (none until something is stored).
+        shared.borrow_mut().drain(&shared, Instant::now());
+        tokio::task::spawn_local(timer_task(shared.clone(), wake));
+        tokio::task::spawn_local(metrics_task(shared.clone(), index, metrics.clone()));
         let _ = stop.wait_for(|s| *s).await;
-        let now = Instant::now();
-        metrics.publish(index, shared.borrow().snapshot(now));
+        metrics.publish(index, shared.borrow().snapshot());
         info!(worker = index, "stopped");
     });
 }

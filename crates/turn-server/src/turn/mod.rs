@@ -1,11 +1,18 @@
 //! The sans-IO TURN server core (RFC 8656) with the STUN Binding server beside it.
 //!
-//! Inputs: datagrams or stream frames from clients ([`TurnServer::handle_client`]), datagrams
+//! It shows the face of every core of the stack (the `sans-io` crate). Inputs, each with
+//! `now`: datagrams or stream frames from clients ([`TurnServer::handle_client`]), datagrams
 //! arriving on relayed addresses ([`TurnServer::handle_peer`]), the driver's answer to a relay
-//! socket request ([`TurnServer::relay_allocated`]) and timeouts. Outputs
-//! ([`TurnServer::poll_output`]): messages to clients, datagrams to peers, and requests to bind
-//! or release relay sockets — so quotas, port exhaustion and policy are testable without
-//! sockets, and natsim can host the same core.
+//! socket request ([`TurnServer::relay_allocated`]), a closed connection, and timeouts.
+//! Outputs come from [`TurnServer::poll_output`]: messages to clients as [`Transmit`]s,
+//! requests to bind or release relay sockets ([`Request`]) — so quotas, port exhaustion and
+//! policy are testable without sockets, and natsim can host the same core — and last the
+//! timer. Relayed packets are the fast path: they come back from the input call itself,
+//! borrowed, never queued or copied.
+//!
+//! Timers do not walk the allocations: every expiry (allocation, permission, channel, the
+//! reserve of an expired channel number) sits in one heap, and a pending Allocate's deadline
+//! in a queue in arrival order.
 //!
 //! Nothing is stored for a client before its request authenticates: a request without valid
 //! credentials gets a 401 (a stale or foreign nonce with valid credentials a 438) carrying a
@@ -16,19 +23,24 @@
 mod allocation;
 mod bucket;
 mod limiter;
+mod reject;
 mod request;
 
 use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use allocation::Allocations;
-pub use allocation::{Allocation, ChannelBinding, FiveTuple, Permission, Transport};
-pub use bucket::TokenBucket;
+pub use allocation::{Allocation, ChannelBinding, FiveTuple, Permission};
+use bucket::TokenBucket;
+use reject::Reject;
+pub use sans_io::{Transmit, Transport};
 
 use crate::auth::{Nonces, RestSecrets, Users};
 use crate::peer_policy::PeerPolicy;
 use crate::stun::{StunServer, StunServerConfig};
+use sans_io::{Outputs, Receive};
 use stun_codec::attr::{AddressFamily, Data, XorPeerAddress};
 use stun_codec::{
     demux, ChannelData, Class, Message, MessageBuilder, MessageType, Method, PacketKind,
@@ -74,6 +86,10 @@ pub struct TurnConfig {
     pub challenge_rate: u32,
     /// Burst of 401/438 answers a source may get at once.
     pub challenge_burst: u32,
+    /// A STUN server only (the `stunserver` program): Binding requests are answered, every
+    /// other message is left to the STUN server (400 for a request it does not know, like
+    /// Allocate), and nothing is relayed.
+    pub stun_only: bool,
 }
 
 impl Default for TurnConfig {
@@ -96,6 +112,7 @@ impl Default for TurnConfig {
             fingerprint: false,
             challenge_rate: 10,
             challenge_burst: 20,
+            stun_only: false,
         }
     }
 }
@@ -136,46 +153,21 @@ pub struct Relay {
     pub reservation_token: Option<u64>,
 }
 
-/// Something the driver must do.
+/// Something only the driver can do for the core.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output {
-    /// Send to a client over its 5-tuple (a datagram, or a frame on its stream).
-    ToClient {
-        /// The client's 5-tuple.
-        five_tuple: FiveTuple,
-        /// The message.
-        data: Vec<u8>,
-    },
+pub enum Request {
     /// Bind a relay socket and answer with [`TurnServer::relay_allocated`].
     AllocateRelay(RelayRequest),
-    /// Close a relay socket.
+    /// Close a relay socket (and, for an allocation over TCP or TLS, the client's
+    /// connection: RFC 8656 §7 ties them).
     ReleaseRelay {
         /// Its address.
         relay: SocketAddr,
     },
 }
 
-/// A relayed datagram for a peer, from [`TurnServer::handle_client`]: send `payload` from the
-/// relayed address `relay` to `peer`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PeerTransmit<'a> {
-    /// The relayed address to send from.
-    pub relay: SocketAddr,
-    /// The peer.
-    pub peer: SocketAddr,
-    /// The application data (borrowed from the client's message).
-    pub payload: &'a [u8],
-}
-
-/// A relayed datagram for a client, from [`TurnServer::handle_peer`]: send the first `len`
-/// bytes of the caller's buffer to the client on `five_tuple`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientTransmit {
-    /// The client's 5-tuple.
-    pub five_tuple: FiveTuple,
-    /// The length of the ChannelData message or Data indication in the buffer.
-    pub len: usize,
-}
+/// What [`TurnServer::poll_output`] gives: transmits to clients, [`Request`]s, the timer.
+pub type Output = sans_io::Output<Infallible, Request>;
 
 /// How many bytes a ChannelData message or Data indication adds to a peer's datagram at most:
 /// the STUN header, XOR-PEER-ADDRESS for IPv6, the DATA header and padding (20 + 24 + 4 + 3),
@@ -221,16 +213,13 @@ pub struct TurnStats {
 /// An Allocate waiting for its relay socket.
 #[derive(Debug, Clone)]
 struct Pending {
-    queued: Instant,
     /// ADDITIONAL-ADDRESS-FAMILY asked for IPv6 too, which is refused in the answer
     /// (ADDRESS-ERROR-CODE 440): dual allocations are not supported yet.
     dual_refused: bool,
-    five_tuple: FiveTuple,
-    tid: TransactionId,
+    /// The request, to answer it.
+    request: request::Context,
     username: String,
     lifetime: Duration,
-    integrity: request::Integrity,
-    fingerprint: bool,
 }
 
 /// The TURN server core.
@@ -247,8 +236,10 @@ pub struct TurnServer {
     allocations: Allocations,
     per_user: HashMap<String, usize>,
     pending: HashMap<u64, Pending>,
+    /// When each pending Allocate is given up, in the order they came (one timeout for all).
+    pending_deadlines: VecDeque<(Instant, u64)>,
     next_id: u64,
-    out: VecDeque<Output>,
+    out: Outputs<Infallible, Request>,
     stats: TurnStats,
     buf: Vec<u8>,
 }
@@ -289,11 +280,12 @@ impl TurnServer {
             rest,
             epoch: now,
             epoch_unix: unix_now,
-            allocations: Allocations::default(),
+            allocations: Allocations::new(now, CHANNEL_RESERVE),
             per_user: HashMap::new(),
             pending: HashMap::new(),
+            pending_deadlines: VecDeque::new(),
             next_id: 0,
-            out: VecDeque::new(),
+            out: Outputs::new(),
             stats: TurnStats::default(),
             buf: vec![0; 1500],
         }
@@ -309,15 +301,15 @@ impl TurnServer {
         self.allocations.len()
     }
 
-    /// Live permissions and channel bindings over all allocations (walks them all: call it
-    /// for metrics, not per packet).
-    pub fn permission_and_channel_counts(&self, now: Instant) -> (usize, usize) {
-        self.allocations.iter().fold((0, 0), |(p, c), a| {
-            (
-                p + a.permissions.iter().filter(|x| x.expires > now).count(),
-                c + a.channels.iter().filter(|x| x.expires > now).count(),
-            )
-        })
+    /// Live permissions and channel bindings over all allocations, kept as they change and
+    /// expire (no walk: metrics read it every second).
+    pub fn permission_and_channel_counts(&self) -> (usize, usize) {
+        self.allocations.live_counts()
+    }
+
+    /// Every allocation (a walk: for tests and diagnostics, not per packet or per tick).
+    pub fn allocations(&self) -> impl Iterator<Item = &Allocation> {
+        self.allocations.iter()
     }
 
     /// The Binding server's counters.
@@ -330,9 +322,26 @@ impl TurnServer {
         self.allocations.get(five_tuple)
     }
 
-    /// The next thing to do.
+    /// The next output: messages to clients, requests for the driver, and last the timer
+    /// (see the drain rule of `sans-io`).
+    #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop_front()
+        self.out.pop().or_else(|| {
+            self.out
+                .take_timer_moved()
+                .then(|| Output::Timeout(self.next_timeout()))
+        })
+    }
+
+    /// Queues a message to the client of `ft` (a datagram from the server address it used, or
+    /// a frame on its connection).
+    fn send_to_client(&mut self, ft: FiveTuple, data: Vec<u8>) {
+        self.out.transmit(Transmit {
+            transport: ft.transport,
+            local: ft.server,
+            remote: ft.client,
+            data,
+        });
     }
 
     fn unix(&self, now: Instant) -> u64 {
@@ -340,16 +349,31 @@ impl TurnServer {
     }
 
     /// A message or ChannelData from a client on `five_tuple`. A relayed packet (ChannelData
-    /// or a Send indication's DATA) comes back at once, borrowing its payload from `data`, for
-    /// the driver to send from the relayed address: nothing is copied or allocated for it.
-    /// Everything else (responses, relay socket requests) is queued for
+    /// or a Send indication's DATA) comes back at once as the datagram for the peer, from the
+    /// relayed address, borrowing its payload from `data`: nothing is copied or allocated for
+    /// it. Everything else (responses, relay socket requests) is queued for
     /// [`poll_output`](Self::poll_output).
+    #[must_use = "a relayed packet is returned, not queued"]
     pub fn handle_client<'a>(
         &mut self,
         now: Instant,
         five_tuple: FiveTuple,
         data: &'a [u8],
-    ) -> Option<PeerTransmit<'a>> {
+    ) -> Option<Transmit<&'a [u8]>> {
+        if self.config.stun_only {
+            let mut buf = std::mem::take(&mut self.buf);
+            let r = Receive {
+                transport: five_tuple.transport,
+                local: five_tuple.server,
+                remote: five_tuple.client,
+                data,
+            };
+            if let Some(t) = self.stun.answer(r, &mut buf) {
+                self.out.transmit(t.to_owned());
+            }
+            self.buf = buf;
+            return None;
+        }
         match demux(data) {
             PacketKind::ChannelData => {
                 let cd = ChannelData::parse(data).ok()?;
@@ -376,36 +400,24 @@ impl TurnServer {
         now: Instant,
         five_tuple: FiveTuple,
         msg: &Message<'a>,
-    ) -> Option<PeerTransmit<'a>> {
+    ) -> Option<Transmit<&'a [u8]>> {
         let mt = msg.message_type();
         match (mt.method, mt.class) {
             (Method::BINDING, _) => {
                 let mut buf = std::mem::take(&mut self.buf);
-                if let Some(r) =
+                let ft = five_tuple;
+                if let Some(t) =
                     self.stun
-                        .handle_message(five_tuple.server, five_tuple.client, msg, &mut buf)
+                        .answer_message(ft.transport, ft.server, ft.client, msg, &mut buf)
                 {
-                    // Over UDP an RFC 5780 answer may leave from another local address or go to
-                    // another port; over streams it can only go back on the same connection.
-                    let to = if five_tuple.transport == Transport::Udp {
-                        FiveTuple {
-                            transport: Transport::Udp,
-                            client: r.to,
-                            server: r.from,
-                        }
-                    } else {
-                        five_tuple
-                    };
-                    self.out.push_back(Output::ToClient {
-                        five_tuple: to,
-                        data: buf[..r.len].to_vec(),
-                    });
+                    self.out.transmit(t.to_owned());
                 }
                 self.buf = buf;
                 None
             }
             (Method::SEND, Class::Indication) => self.send_indication(now, five_tuple, msg),
             (_, Class::Request) => {
+                self.out.timer_moved();
                 self.request(now, five_tuple, msg);
                 None
             }
@@ -420,7 +432,7 @@ impl TurnServer {
         now: Instant,
         five_tuple: FiveTuple,
         msg: &Message<'a>,
-    ) -> Option<PeerTransmit<'a>> {
+    ) -> Option<Transmit<&'a [u8]>> {
         if msg
             .unknown_comprehension_required(request::understood)
             .next()
@@ -443,16 +455,17 @@ impl TurnServer {
 
     /// A datagram from `peer` arrived on the relayed address `relay`. If it may be relayed,
     /// the ChannelData message or Data indication carrying it is written to `out` (which must
-    /// have [`RELAY_OVERHEAD`] bytes more than `data`) and returned: one look-up, no
-    /// allocation.
-    pub fn handle_peer(
+    /// have [`RELAY_OVERHEAD`] bytes more than `data`) and returned as the transmit to the
+    /// client, borrowing `out`: one look-up, no allocation.
+    #[must_use = "a relayed packet is returned, not queued"]
+    pub fn handle_peer<'o>(
         &mut self,
         now: Instant,
         relay: SocketAddr,
         peer: SocketAddr,
         data: &[u8],
-        out: &mut [u8],
-    ) -> Option<ClientTransmit> {
+        out: &'o mut [u8],
+    ) -> Option<Transmit<&'o [u8]>> {
         let Some(a) = self.allocations.by_relay_mut(&relay) else {
             self.stats.dropped_no_permission += 1;
             return None;
@@ -486,42 +499,41 @@ impl TurnServer {
         };
         self.stats.packets_to_clients += 1;
         self.stats.bytes_to_clients += data.len() as u64;
-        Some(ClientTransmit { five_tuple, len })
+        Some(Transmit {
+            transport: five_tuple.transport,
+            local: five_tuple.server,
+            remote: five_tuple.client,
+            data: &out[..len],
+        })
     }
 
-    /// The driver's answer to [`Output::AllocateRelay`].
+    /// The driver's answer to [`Request::AllocateRelay`].
     pub fn relay_allocated(&mut self, now: Instant, id: u64, result: Result<Relay, RelayError>) {
-        let Some(p) = self.pending.remove(&id) else {
+        self.out.timer_moved();
+        let removed = self.pending.remove(&id);
+        self.trim_pending_deadlines();
+        let Some(p) = removed else {
             // Not ours (or the allocation was given up): free the socket.
             if let Ok(relay) = result {
                 self.out
-                    .push_back(Output::ReleaseRelay { relay: relay.addr });
+                    .request(Request::ReleaseRelay { relay: relay.addr });
             }
             return;
         };
         match result {
             Ok(relay) => self.allocation_made(now, p, relay),
-            Err(_) => {
-                let method = Method::ALLOCATE;
-                self.error(
-                    p.five_tuple,
-                    method,
-                    p.tid,
-                    508,
-                    Some(&p.integrity),
-                    p.fingerprint,
-                );
-            }
+            Err(_) => self.error(&p.request, Reject::InsufficientCapacity),
         }
     }
 
-    /// When [`handle_timeout`](Self::handle_timeout) should next be called.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.allocations
-            .iter()
-            .map(|a| a.next_expiry(CHANNEL_RESERVE))
-            .chain(self.pending.values().map(|p| p.queued + PENDING_TIMEOUT))
-            .min()
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called: the top of the
+    /// expiry heap and the oldest pending Allocate, no walk.
+    fn next_timeout(&self) -> Option<Instant> {
+        let pending = self.pending_deadlines.front().map(|&(t, _)| t);
+        match (self.allocations.next_timeout(), pending) {
+            (Some(a), Some(p)) => Some(a.min(p)),
+            (a, p) => a.or(p),
+        }
     }
 
     /// The allocation of `five_tuple` if it has not expired; an expired one is deleted here,
@@ -539,45 +551,41 @@ impl TurnServer {
     }
 
     /// A TCP or TLS connection closed: its allocation ends with it (RFC 8656 §7).
-    pub fn connection_closed(&mut self, five_tuple: FiveTuple) {
+    pub fn connection_closed(&mut self, _now: Instant, five_tuple: FiveTuple) {
         if five_tuple.transport.is_stream() {
             self.delete(&five_tuple);
-            self.pending.retain(|_, p| p.five_tuple != five_tuple);
+            self.pending.retain(|_, p| p.request.ft != five_tuple);
+            self.trim_pending_deadlines();
         }
     }
 
-    /// Expires allocations, permissions and channels due by `now`.
+    /// Expires allocations, permissions and channels due by `now`, and answers 508 to an
+    /// Allocate whose relay socket never came. Only what is due is touched.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let expired: Vec<FiveTuple> = self
-            .allocations
-            .iter()
-            .filter(|a| a.expires <= now)
-            .map(|a| a.five_tuple)
-            .collect();
-        for t in expired {
-            self.delete(&t);
+        self.out.timer_moved();
+        while let Some(ft) = self.allocations.next_expired(now) {
+            self.delete(&ft);
         }
-        for a in self.allocations.iter_mut() {
-            a.expire(now, CHANNEL_RESERVE);
-        }
-        // Allocates whose relay socket never came: 508, and forget them.
-        let stuck: Vec<u64> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.queued + PENDING_TIMEOUT <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in stuck {
-            if let Some(p) = self.pending.remove(&id) {
-                self.error(
-                    p.five_tuple,
-                    Method::ALLOCATE,
-                    p.tid,
-                    508,
-                    Some(&p.integrity),
-                    p.fingerprint,
-                );
+        while let Some(&(t, id)) = self.pending_deadlines.front() {
+            if t > now {
+                break;
             }
+            self.pending_deadlines.pop_front();
+            if let Some(p) = self.pending.remove(&id) {
+                self.error(&p.request, Reject::InsufficientCapacity);
+            }
+            self.trim_pending_deadlines();
+        }
+    }
+
+    /// Drops deadlines of Allocates no longer pending (answered, or gone with their
+    /// connection) off the front, so the front is a live one and the timer exact.
+    fn trim_pending_deadlines(&mut self) {
+        while let Some(&(_, id)) = self.pending_deadlines.front() {
+            if self.pending.contains_key(&id) {
+                return;
+            }
+            self.pending_deadlines.pop_front();
         }
     }
 
@@ -591,7 +599,7 @@ impl TurnServer {
                 }
             }
             self.stats.allocations_deleted += 1;
-            self.out.push_back(Output::ReleaseRelay { relay: a.relay });
+            self.out.request(Request::ReleaseRelay { relay: a.relay });
         }
     }
 
@@ -640,16 +648,17 @@ fn relay_to_peer<'a>(
     now: Instant,
     peer: SocketAddr,
     payload: &'a [u8],
-) -> Option<PeerTransmit<'a>> {
+) -> Option<Transmit<&'a [u8]>> {
     if !may_relay(a, config, stats, peer, payload.len(), now) {
         return None;
     }
     stats.packets_to_peers += 1;
     stats.bytes_to_peers += payload.len() as u64;
-    Some(PeerTransmit {
-        relay: a.relay,
-        peer,
-        payload,
+    Some(Transmit {
+        transport: Transport::Udp,
+        local: a.relay,
+        remote: peer,
+        data: payload,
     })
 }
 

@@ -15,7 +15,7 @@ use stun_codec::{
 };
 
 use super::{
-    quota_key, Allocation, ChannelBinding, FiveTuple, Output, Pending, Relay, RelayRequest,
+    quota_key, Allocation, FiveTuple, Pending, Reject, Relay, RelayRequest, Request, TokenBucket,
     TurnServer,
 };
 use crate::auth::{NonceError, UserKeys, PASSWORD_ALGORITHMS};
@@ -23,15 +23,33 @@ use crate::response::{self, Finish};
 
 /// How a request was authenticated, so its response is protected the same way.
 #[derive(Debug, Clone)]
-pub(super) struct Integrity {
+struct Integrity {
     key: IntegrityKey,
     /// The request used MESSAGE-INTEGRITY-SHA256.
     sha256: bool,
 }
 
-/// An authenticated request's user and how to protect its answer; `None` when the request
-/// has already been answered (401, 438 or 400).
-type Auth = Option<(String, Integrity)>;
+/// The request being answered: where the answer goes and how it is protected. Every
+/// response, error and challenge is built from it.
+#[derive(Debug, Clone)]
+pub(super) struct Context {
+    pub(super) ft: FiveTuple,
+    method: Method,
+    tid: TransactionId,
+    /// The request carried FINGERPRINT (then so does the answer).
+    fingerprint: bool,
+    /// Set once the request authenticated: the answer is signed with the same key.
+    integrity: Option<Integrity>,
+}
+
+/// The two answers that hand the client a fresh nonce (RFC 8489 §9.2.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Challenge {
+    /// 401: no credentials, or wrong ones.
+    Unauthenticated,
+    /// 438: valid credentials with a stale or foreign nonce.
+    StaleNonce,
+}
 
 /// The comprehension-required attributes a TURN request may carry and this server processes.
 /// Known to the codec but not processed here — RFC 5780's CHANGE-REQUEST, RESPONSE-PORT,
@@ -56,73 +74,75 @@ pub(super) fn understood(t: AttributeType) -> bool {
 
 impl TurnServer {
     pub(super) fn request(&mut self, now: Instant, ft: FiveTuple, msg: &Message<'_>) {
-        let method = msg.message_type().method;
-        let tid = msg.transaction_id();
-        let fp = msg.has_fingerprint();
-        if fp && msg.verify_fingerprint().is_err() {
+        let mut cx = Context {
+            ft,
+            method: msg.message_type().method,
+            tid: msg.transaction_id(),
+            fingerprint: msg.has_fingerprint(),
+            integrity: None,
+        };
+        if cx.fingerprint && msg.verify_fingerprint().is_err() {
             return; // RFC 8489 §7.3: discard
         }
-        let Some((username, integrity)) = self.authenticate(now, ft, msg) else {
+        let Some(username) = self.authenticate(now, &mut cx, msg) else {
             return;
         };
+        if let Err(reject) = self.authenticated(now, &cx, msg, username) {
+            if reject == Reject::BadRequest {
+                self.stats.bad_requests += 1;
+            }
+            self.error(&cx, reject);
+        }
+    }
+
+    fn authenticated(
+        &mut self,
+        now: Instant,
+        cx: &Context,
+        msg: &Message<'_>,
+        username: String,
+    ) -> Result<(), Reject> {
         let unknown: Vec<AttributeType> = msg
             .unknown_comprehension_required(understood)
             .take(16)
             .collect();
         if !unknown.is_empty() {
-            self.respond(
-                ft,
-                method,
-                Class::ErrorResponse,
-                tid,
-                Some(&integrity),
-                fp,
-                |b| {
-                    b.add(&ErrorCode::new(420))?
-                        .add(&UnknownAttributes::new(&unknown))?;
-                    Ok(())
-                },
-            );
-            return;
+            return Err(Reject::UnknownAttributes(unknown));
         }
-        let outcome = match method {
-            Method::ALLOCATE => self.allocate(now, ft, msg, username, &integrity),
+        match cx.method {
+            Method::ALLOCATE => self.allocate(now, cx, msg, username),
             Method::REFRESH | Method::CREATE_PERMISSION | Method::CHANNEL_BIND => {
                 // The allocation must be live and the request from the user who made it
                 // (RFC 8656 §5: else 441).
-                match self.live(ft, now).map(|a| a.username == username) {
-                    None => Err(437),
-                    Some(false) => Err(441),
-                    Some(true) => match method {
-                        Method::REFRESH => self.refresh(now, ft, msg, &integrity),
-                        Method::CREATE_PERMISSION => {
-                            self.create_permission(now, ft, msg, &integrity)
-                        }
-                        _ => self.channel_bind(now, ft, msg, &integrity),
+                match self.live(cx.ft, now).map(|a| *a.username == *username) {
+                    None => Err(Reject::AllocationMismatch),
+                    Some(false) => Err(Reject::WrongCredentials),
+                    Some(true) => match cx.method {
+                        Method::REFRESH => self.refresh(now, cx, msg),
+                        Method::CREATE_PERMISSION => self.create_permission(now, cx, msg),
+                        _ => self.channel_bind(now, cx, msg),
                     },
                 }
             }
-            _ => Err(400),
-        };
-        if let Err(code) = outcome {
-            if code == 400 {
-                self.stats.bad_requests += 1;
-            }
-            self.error(ft, method, tid, code, Some(&integrity), fp);
+            _ => Err(Reject::BadRequest),
         }
     }
 
     /// RFC 8489 §9.2.4, in its order: no integrity → 401; missing USERNAME/USERHASH, REALM or
     /// NONCE → 400; PASSWORD-ALGORITHMS checks → 400; unknown user or bad integrity → 401;
-    /// a nonce no longer valid → 438. Nothing is stored for the client here.
-    fn authenticate(&mut self, now: Instant, ft: FiveTuple, msg: &Message<'_>) -> Auth {
-        let method = msg.message_type().method;
-        let tid = msg.transaction_id();
-        let fp = msg.has_fingerprint();
+    /// a nonce no longer valid → 438. Nothing is stored for the client here. Returns the
+    /// user, with `cx` now holding the key to sign the answer; `None` when the request has
+    /// been answered already (401, 438 or 400) or dropped by the rate limit.
+    fn authenticate(
+        &mut self,
+        now: Instant,
+        cx: &mut Context,
+        msg: &Message<'_>,
+    ) -> Option<String> {
         let sha256 = msg.has_integrity_sha256();
         if !msg.has_integrity() && !sha256 {
             self.stats.auth_unauthenticated += 1;
-            self.challenge(now, ft, method, tid, 401, fp);
+            self.challenge(now, cx, Challenge::Unauthenticated);
             return None;
         }
         let username = msg.get::<Username>().ok().flatten();
@@ -130,10 +150,10 @@ impl TurnServer {
         let realm = msg.get::<Realm>().ok().flatten();
         let nonce = msg.get::<Nonce>().ok().flatten();
         let (Some(_), Some(nonce)) = (realm, nonce) else {
-            return self.bad_request(now, ft, method, tid, fp);
+            return self.bad_request(now, cx);
         };
         if username.is_none() && userhash.is_none() {
-            return self.bad_request(now, ft, method, tid, fp);
+            return self.bad_request(now, cx);
         }
         // PASSWORD-ALGORITHMS and PASSWORD-ALGORITHM: both or neither; the list must be ours
         // (a downgrade check) and the choice must be in it.
@@ -148,11 +168,11 @@ impl TurnServer {
                     .map(|a| a.algorithm)
                     .eq(PASSWORD_ALGORITHMS.iter().map(|a| a.algorithm));
                 if !ours || !list.iter().any(|a| a.algorithm == choice.algorithm) {
-                    return self.bad_request(now, ft, method, tid, fp);
+                    return self.bad_request(now, cx);
                 }
                 Some(choice.algorithm)
             }
-            _ => return self.bad_request(now, ft, method, tid, fp),
+            _ => return self.bad_request(now, cx),
         };
         // Candidate keys: a static user, or TURN REST credentials under each secret.
         let candidates: Vec<UserKeys> = match (username, userhash) {
@@ -178,34 +198,28 @@ impl TurnServer {
                 (user.username.clone(), integrity)
             })
         });
-        let Some(verified) = verified else {
+        let Some((username, integrity)) = verified else {
             self.stats.auth_wrong_credentials += 1;
-            self.challenge(now, ft, method, tid, 401, fp);
+            self.challenge(now, cx, Challenge::Unauthenticated);
             return None;
         };
         if let Err(NonceError::Stale | NonceError::Invalid) =
-            self.nonces.check(nonce.0, now, ft.client.ip())
+            self.nonces.check(nonce.0, now, cx.ft.client.ip())
         {
             self.stats.auth_stale_nonce += 1;
-            self.challenge(now, ft, method, tid, 438, fp);
+            self.challenge(now, cx, Challenge::StaleNonce);
             return None;
         }
-        Some(verified)
+        cx.integrity = Some(integrity);
+        Some(username)
     }
 
     /// A 400 before authentication: rate-limited like the challenges, since the source is
     /// not known to be genuine.
-    fn bad_request(
-        &mut self,
-        now: Instant,
-        ft: FiveTuple,
-        method: Method,
-        tid: TransactionId,
-        fp: bool,
-    ) -> Auth {
+    fn bad_request(&mut self, now: Instant, cx: &Context) -> Option<String> {
         self.stats.bad_requests += 1;
-        if self.limiter.allow(ft.client.ip(), now) {
-            self.error(ft, method, tid, 400, None, fp);
+        if self.limiter.allow(cx.ft.client.ip(), now) {
+            self.error(cx, Reject::BadRequest);
         } else {
             self.stats.challenges_rate_limited += 1;
         }
@@ -214,22 +228,18 @@ impl TurnServer {
 
     /// 401 or 438 with REALM, a fresh NONCE and PASSWORD-ALGORITHMS (RFC 8489 §9.2.4), unless
     /// the source has had its share of answers (then the request is dropped).
-    fn challenge(
-        &mut self,
-        now: Instant,
-        ft: FiveTuple,
-        method: Method,
-        tid: TransactionId,
-        code: u16,
-        fp: bool,
-    ) {
-        if !self.limiter.allow(ft.client.ip(), now) {
+    fn challenge(&mut self, now: Instant, cx: &Context, challenge: Challenge) {
+        if !self.limiter.allow(cx.ft.client.ip(), now) {
             self.stats.challenges_rate_limited += 1;
             return;
         }
-        let nonce = self.nonces.issue(now, ft.client.ip());
+        let nonce = self.nonces.issue(now, cx.ft.client.ip());
         let realm = self.config.realm.clone();
-        self.respond(ft, method, Class::ErrorResponse, tid, None, fp, |b| {
+        let code = match challenge {
+            Challenge::Unauthenticated => 401,
+            Challenge::StaleNonce => 438,
+        };
+        self.respond(cx, Class::ErrorResponse, |b| {
             b.add(&ErrorCode::new(code))?
                 .add(&Realm(&realm))?
                 .add(&Nonce(&nonce))?
@@ -238,17 +248,13 @@ impl TurnServer {
         });
     }
 
-    pub(super) fn error(
-        &mut self,
-        ft: FiveTuple,
-        method: Method,
-        tid: TransactionId,
-        code: u16,
-        integrity: Option<&Integrity>,
-        fp: bool,
-    ) {
-        self.respond(ft, method, Class::ErrorResponse, tid, integrity, fp, |b| {
-            b.add(&ErrorCode::new(code))?;
+    /// The error response for `reject`, signed if the request was.
+    pub(super) fn error(&mut self, cx: &Context, reject: Reject) {
+        self.respond(cx, Class::ErrorResponse, |b| {
+            b.add(&ErrorCode::new(reject.code()))?;
+            if let Reject::UnknownAttributes(list) = &reject {
+                b.add(&UnknownAttributes::new(list))?;
+            }
             Ok(())
         });
     }
@@ -256,38 +262,30 @@ impl TurnServer {
     /// Builds a response with `add`'s attributes, SOFTWARE, the request's kind of integrity
     /// and FINGERPRINT if the request had one; queues it and returns its length (the bytes
     /// stay in `self.buf` until the next response).
-    #[allow(clippy::too_many_arguments)]
     fn respond(
         &mut self,
-        ft: FiveTuple,
-        method: Method,
+        cx: &Context,
         class: Class,
-        tid: TransactionId,
-        integrity: Option<&Integrity>,
-        fp: bool,
         add: impl FnOnce(&mut MessageBuilder<'_>) -> Result<(), BuildError>,
     ) -> Option<usize> {
         let mut buf = std::mem::take(&mut self.buf);
         let finish = Finish {
             software: self.config.software.as_deref(),
-            integrity: integrity.map(|i| (&i.key, i.sha256)),
-            fingerprint: fp || self.config.fingerprint,
+            integrity: cx.integrity.as_ref().map(|i| (&i.key, i.sha256)),
+            fingerprint: cx.fingerprint || self.config.fingerprint,
         };
-        let built = response::build(&mut buf, method, class, tid, finish, add);
+        let built = response::build(&mut buf, cx.method, class, cx.tid, finish, add);
         if let Ok(n) = built {
-            self.out.push_back(Output::ToClient {
-                five_tuple: ft,
-                data: buf[..n].to_vec(),
-            });
+            self.send_to_client(cx.ft, buf[..n].to_vec());
         }
         self.buf = buf;
         built.ok()
     }
 
     /// RFC 8656 §7.2 / §8: min(requested, max), but never below the default; 0 stays 0.
-    fn lifetime(&self, msg: &Message<'_>) -> Result<Duration, u16> {
+    fn lifetime(&self, msg: &Message<'_>) -> Result<Duration, Reject> {
         match msg.get::<Lifetime>() {
-            Err(_) => Err(400),
+            Err(_) => Err(Reject::BadRequest),
             Ok(None) => Ok(self.config.default_lifetime),
             Ok(Some(Lifetime(0))) => Ok(Duration::ZERO),
             Ok(Some(Lifetime(s))) => Ok(Duration::from_secs(u64::from(s))
@@ -299,47 +297,49 @@ impl TurnServer {
     fn allocate(
         &mut self,
         now: Instant,
-        ft: FiveTuple,
+        cx: &Context,
         msg: &Message<'_>,
         username: String,
-        integrity: &Integrity,
-    ) -> Result<(), u16> {
-        let tid = msg.transaction_id();
+    ) -> Result<(), Reject> {
+        let ft = cx.ft;
         if let Some(a) = self.live(ft, now) {
-            if a.created_by == tid {
+            if a.created_by == cx.tid {
                 // A retransmission: the same answer (RFC 8656 §7.2).
-                let data = a.response.clone();
-                self.out.push_back(Output::ToClient {
-                    five_tuple: ft,
-                    data,
-                });
+                let data = a.response.to_vec();
+                self.send_to_client(ft, data);
                 return Ok(());
             }
-            return Err(437);
+            return Err(Reject::AllocationMismatch);
         }
-        if self.pending.values().any(|p| p.five_tuple == ft) {
+        if self.pending.values().any(|p| p.request.ft == ft) {
             return Ok(()); // the answer is on its way
         }
         match msg.get::<RequestedTransport>() {
             Ok(Some(RequestedTransport::UDP)) => {}
-            Ok(Some(_)) => return Err(442),
-            _ => return Err(400),
+            Ok(Some(_)) => return Err(Reject::UnsupportedTransportProtocol),
+            _ => return Err(Reject::BadRequest),
         }
-        let token = msg.get::<ReservationToken>().map_err(|_| 400u16)?;
-        let even = msg.get::<EvenPort>().map_err(|_| 400u16)?;
+        let token = msg
+            .get::<ReservationToken>()
+            .map_err(|_| Reject::BadRequest)?;
+        let even = msg.get::<EvenPort>().map_err(|_| Reject::BadRequest)?;
         // An unknown family is 440; a malformed attribute is 400.
         let family = match msg.get::<RequestedAddressFamily>() {
             Ok(f) => f.map(|f| f.0),
-            Err(AttributeError::UnknownFamily { .. }) => return Err(440),
-            Err(_) => return Err(400),
+            Err(AttributeError::UnknownFamily { .. }) => {
+                return Err(Reject::AddressFamilyNotSupported)
+            }
+            Err(_) => return Err(Reject::BadRequest),
         };
         let additional = match msg.get::<AdditionalAddressFamily>() {
             Ok(f) => f.map(|f| f.0),
-            Err(AttributeError::UnknownFamily { .. }) => return Err(440),
-            Err(_) => return Err(400),
+            Err(AttributeError::UnknownFamily { .. }) => {
+                return Err(Reject::AddressFamilyNotSupported)
+            }
+            Err(_) => return Err(Reject::BadRequest),
         };
         if token.is_some() && (even.is_some() || family.is_some()) {
-            return Err(400);
+            return Err(Reject::BadRequest);
         }
         // RFC 8656 §7.2: ADDITIONAL-ADDRESS-FAMILY asks for IPv6 besides IPv4, and goes with
         // neither REQUESTED-ADDRESS-FAMILY, RESERVATION-TOKEN nor EVEN-PORT with R set.
@@ -349,13 +349,13 @@ impl TurnServer {
                 || token.is_some()
                 || even.is_some_and(|e| e.reserve)
             {
-                return Err(400);
+                return Err(Reject::BadRequest);
             }
         }
         // With a reservation token the reserved socket decides the family.
         let family = family.unwrap_or(AddressFamily::V4);
         if token.is_none() && !self.config.relay_families.contains(&family) {
-            return Err(440);
+            return Err(Reject::AddressFamilyNotSupported);
         }
         let lifetime = self.lifetime(msg)?;
         let user = quota_key(&username);
@@ -369,28 +369,26 @@ impl TurnServer {
             && self.allocations.len() + self.pending.len() >= self.config.total_quota)
             || (self.config.user_quota > 0 && user_count >= self.config.user_quota)
         {
-            return Err(486);
+            return Err(Reject::AllocationQuotaReached);
         }
         let id = self.next_id;
         self.next_id += 1;
         self.pending.insert(
             id,
             Pending {
-                queued: now,
                 dual_refused: additional.is_some(),
-                five_tuple: ft,
-                tid,
+                request: cx.clone(),
                 username,
                 lifetime: if lifetime.is_zero() {
                     self.config.default_lifetime
                 } else {
                     lifetime
                 },
-                integrity: integrity.clone(),
-                fingerprint: msg.has_fingerprint(),
             },
         );
-        self.out.push_back(Output::AllocateRelay(RelayRequest {
+        self.pending_deadlines
+            .push_back((now + super::PENDING_TIMEOUT, id));
+        self.out.request(Request::AllocateRelay(RelayRequest {
             id,
             five_tuple: ft,
             family,
@@ -402,35 +400,28 @@ impl TurnServer {
     }
 
     pub(super) fn allocation_made(&mut self, now: Instant, p: Pending, relay: Relay) {
-        let ft = p.five_tuple;
+        let cx = &p.request;
+        let ft = cx.ft;
         let lifetime = p.lifetime;
-        let response = self.respond(
-            ft,
-            Method::ALLOCATE,
-            Class::SuccessResponse,
-            p.tid,
-            Some(&p.integrity),
-            p.fingerprint,
-            |b| {
-                b.add(&XorRelayedAddress(relay.addr))?
-                    .add(&Lifetime(lifetime.as_secs() as u32))?
-                    .add(&XorMappedAddress(ft.client))?;
-                if let Some(t) = relay.reservation_token {
-                    b.add(&ReservationToken(t))?;
-                }
-                if p.dual_refused {
-                    b.add(&AddressErrorCode {
-                        family: AddressFamily::V6,
-                        code: 440,
-                        reason: reason_phrase(440),
-                    })?;
-                }
-                Ok(())
-            },
-        );
+        let response = self.respond(cx, Class::SuccessResponse, |b| {
+            b.add(&XorRelayedAddress(relay.addr))?
+                .add(&Lifetime(lifetime.as_secs() as u32))?
+                .add(&XorMappedAddress(ft.client))?;
+            if let Some(t) = relay.reservation_token {
+                b.add(&ReservationToken(t))?;
+            }
+            if p.dual_refused {
+                b.add(&AddressErrorCode {
+                    family: AddressFamily::V6,
+                    code: 440,
+                    reason: reason_phrase(440),
+                })?;
+            }
+            Ok(())
+        });
         let Some(n) = response else {
             self.out
-                .push_back(Output::ReleaseRelay { relay: relay.addr });
+                .request(Request::ReleaseRelay { relay: relay.addr });
             return;
         };
         // Kept for retransmissions of the request (RFC 8656 §7.2).
@@ -439,67 +430,55 @@ impl TurnServer {
             .per_user
             .entry(quota_key(&p.username).to_owned())
             .or_insert(0) += 1;
-        self.allocations.insert(Allocation {
-            five_tuple: ft,
-            relay: relay.addr,
-            username: p.username,
-            expires: now + lifetime,
-            created_by: p.tid,
+        // One second's worth of burst.
+        let budget = (self.config.max_bps > 0)
+            .then(|| TokenBucket::new(self.config.max_bps, self.config.max_bps));
+        let a = Allocation::new(
+            ft,
+            relay.addr,
+            p.username,
+            now + lifetime,
+            cx.tid,
             response,
-            permissions: Vec::new(),
-            channels: Vec::new(),
-            // One second's worth of burst.
-            budget: (self.config.max_bps > 0)
-                .then(|| super::TokenBucket::new(self.config.max_bps, self.config.max_bps)),
-        });
+            budget,
+        );
+        self.allocations.insert(a, now);
         self.stats.allocations_created += 1;
     }
 
-    fn refresh(
-        &mut self,
-        now: Instant,
-        ft: FiveTuple,
-        msg: &Message<'_>,
-        integrity: &Integrity,
-    ) -> Result<(), u16> {
+    fn refresh(&mut self, now: Instant, cx: &Context, msg: &Message<'_>) -> Result<(), Reject> {
+        let ft = cx.ft;
         let Some(a) = self.allocations.get(&ft) else {
-            return Err(437);
+            return Err(Reject::AllocationMismatch);
         };
         match msg.get::<RequestedAddressFamily>() {
             Ok(Some(RequestedAddressFamily(f))) if f != Self::address_family(a.relay.ip()) => {
-                return Err(443)
+                return Err(Reject::PeerAddressFamilyMismatch)
             }
             Ok(_) => {}
-            Err(_) => return Err(400),
+            Err(_) => return Err(Reject::BadRequest),
         }
         let lifetime = self.lifetime(msg)?;
         if lifetime.is_zero() {
             self.delete(&ft);
-        } else if let Some(a) = self.allocations.get_mut(&ft) {
-            a.expires = now + lifetime;
+        } else {
+            self.allocations
+                .update(&ft, now, |a| a.expires = now + lifetime);
         }
-        self.respond(
-            ft,
-            Method::REFRESH,
-            Class::SuccessResponse,
-            msg.transaction_id(),
-            Some(integrity),
-            msg.has_fingerprint(),
-            |b| {
-                b.add(&Lifetime(lifetime.as_secs() as u32))?;
-                Ok(())
-            },
-        );
+        self.respond(cx, Class::SuccessResponse, |b| {
+            b.add(&Lifetime(lifetime.as_secs() as u32))?;
+            Ok(())
+        });
         Ok(())
     }
 
     /// The peer checks CreatePermission and ChannelBind share: family (443) and policy (403).
-    fn check_peer(&self, relay: SocketAddr, peer: SocketAddr) -> Result<(), u16> {
+    fn check_peer(&self, relay: SocketAddr, peer: SocketAddr) -> Result<(), Reject> {
         if peer.is_ipv4() != relay.is_ipv4() {
-            return Err(443);
+            return Err(Reject::PeerAddressFamilyMismatch);
         }
         if self.config.peer_policy.check(peer.ip()).is_err() {
-            return Err(403);
+            return Err(Reject::Forbidden);
         }
         Ok(())
     }
@@ -507,124 +486,106 @@ impl TurnServer {
     fn create_permission(
         &mut self,
         now: Instant,
-        ft: FiveTuple,
+        cx: &Context,
         msg: &Message<'_>,
-        integrity: &Integrity,
-    ) -> Result<(), u16> {
+    ) -> Result<(), Reject> {
+        let ft = cx.ft;
         let Some(relay) = self.allocations.get(&ft).map(|a| a.relay) else {
-            return Err(437);
+            return Err(Reject::AllocationMismatch);
         };
         let peers = msg
             .get_all::<XorPeerAddress>()
             .map(|p| p.map(|p| p.0))
             .collect::<Result<Vec<SocketAddr>, _>>()
-            .map_err(|_| 400u16)?;
+            .map_err(|_| Reject::BadRequest)?;
         if peers.is_empty() {
-            return Err(400);
+            return Err(Reject::BadRequest);
         }
         for peer in &peers {
             self.check_peer(relay, *peer)?;
         }
         let until = now + self.config.permission_lifetime;
         let max = self.config.max_permissions;
-        let a = self.allocations.get_mut(&ft).expect("checked above");
-        // All or nothing: check the room for the new peers before installing any.
-        let mut new: Vec<std::net::IpAddr> = peers
-            .iter()
-            .map(|p| p.ip())
-            .filter(|ip| !a.permits(*ip, now))
-            .collect();
-        new.sort();
-        new.dedup();
-        let live = a.permissions.iter().filter(|p| p.expires > now).count();
-        if live + new.len() > max {
-            return Err(508);
-        }
-        for peer in &peers {
-            a.permit(peer.ip(), until, now, max);
-        }
-        self.respond(
-            ft,
-            Method::CREATE_PERMISSION,
-            Class::SuccessResponse,
-            msg.transaction_id(),
-            Some(integrity),
-            msg.has_fingerprint(),
-            |_| Ok(()),
-        );
+        self.allocations
+            .update(&ft, now, |a| {
+                // All or nothing: check the room for the new peers before installing any.
+                let mut new: Vec<std::net::IpAddr> = peers
+                    .iter()
+                    .map(|p| p.ip())
+                    .filter(|ip| !a.permits(*ip, now))
+                    .collect();
+                new.sort();
+                new.dedup();
+                let live = a.permissions.iter().filter(|p| p.expires > now).count();
+                if live + new.len() > max {
+                    return Err(Reject::InsufficientCapacity);
+                }
+                for peer in &peers {
+                    a.permit(peer.ip(), until, now, max);
+                }
+                Ok(())
+            })
+            .ok_or(Reject::AllocationMismatch)??;
+        self.respond(cx, Class::SuccessResponse, |_| Ok(()));
         Ok(())
     }
 
     fn channel_bind(
         &mut self,
         now: Instant,
-        ft: FiveTuple,
+        cx: &Context,
         msg: &Message<'_>,
-        integrity: &Integrity,
-    ) -> Result<(), u16> {
+    ) -> Result<(), Reject> {
+        let ft = cx.ft;
         let Some(relay) = self.allocations.get(&ft).map(|a| a.relay) else {
-            return Err(437);
+            return Err(Reject::AllocationMismatch);
         };
         let (Ok(Some(ChannelNumber(channel))), Ok(Some(XorPeerAddress(peer)))) =
             (msg.get::<ChannelNumber>(), msg.get::<XorPeerAddress>())
         else {
-            return Err(400);
+            return Err(Reject::BadRequest);
         };
         if !ChannelNumber(channel).is_valid() {
-            return Err(400);
+            return Err(Reject::BadRequest);
         }
         self.check_peer(relay, peer)?;
-        let a = self.allocations.get_mut(&ft).expect("checked above");
-        // RFC 8656 §12: a channel stays with its peer (even expired, for 5 minutes), and a peer
-        // has at most one channel.
-        if a.channels
-            .iter()
-            .any(|c| c.channel == channel && c.peer != peer)
-        {
-            return Err(400);
-        }
-        if a.channels
-            .iter()
-            .any(|c| c.peer == peer && c.channel != channel && c.expires > now)
-        {
-            return Err(400);
-        }
-        // The binding installs a permission too (§12.2): check there is room before changing
-        // anything, so a 508 leaves no channel behind.
-        if !a.can_permit(peer.ip(), now, self.config.max_permissions) {
-            return Err(508);
-        }
-        let until = now + self.config.channel_lifetime;
-        match a.channels.iter_mut().find(|c| c.channel == channel) {
-            Some(c) => c.expires = until,
-            None => {
-                if a.channels.iter().filter(|c| c.expires > now).count() >= self.config.max_channels
+        let config = &self.config;
+        let (max_permissions, max_channels) = (config.max_permissions, config.max_channels);
+        let channel_until = now + config.channel_lifetime;
+        let permission_until = now + config.permission_lifetime;
+        self.allocations
+            .update(&ft, now, |a| {
+                // RFC 8656 §12: a channel stays with its peer (even expired, for 5 minutes),
+                // and a peer has at most one channel.
+                if a.channels
+                    .iter()
+                    .any(|c| c.channel == channel && c.peer != peer)
                 {
-                    return Err(508);
+                    return Err(Reject::BadRequest);
                 }
-                super::allocation::push_exact(
-                    &mut a.channels,
-                    ChannelBinding {
-                        channel,
-                        peer,
-                        expires: until,
-                    },
-                );
-            }
-        }
-        let until = now + self.config.permission_lifetime;
-        if !a.permit(peer.ip(), until, now, self.config.max_permissions) {
-            return Err(508);
-        }
-        self.respond(
-            ft,
-            Method::CHANNEL_BIND,
-            Class::SuccessResponse,
-            msg.transaction_id(),
-            Some(integrity),
-            msg.has_fingerprint(),
-            |_| Ok(()),
-        );
+                if a.channels
+                    .iter()
+                    .any(|c| c.peer == peer && c.channel != channel && c.expires > now)
+                {
+                    return Err(Reject::BadRequest);
+                }
+                // The binding installs a permission too (§12.2): check there is room before
+                // changing anything, so a 508 leaves no channel behind.
+                if !a.can_permit(peer.ip(), now, max_permissions) {
+                    return Err(Reject::InsufficientCapacity);
+                }
+                let known = a.channels.iter().any(|c| c.channel == channel);
+                if !known && a.channels.iter().filter(|c| c.expires > now).count() >= max_channels {
+                    return Err(Reject::InsufficientCapacity);
+                }
+                a.bind(channel, peer, channel_until);
+                if !a.permit(peer.ip(), permission_until, now, max_permissions) {
+                    return Err(Reject::InsufficientCapacity);
+                }
+                Ok(())
+            })
+            .ok_or(Reject::AllocationMismatch)??;
+        self.respond(cx, Class::SuccessResponse, |_| Ok(()));
         Ok(())
     }
 }

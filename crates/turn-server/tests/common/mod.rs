@@ -119,6 +119,7 @@ pub fn settings(tls: Option<&Tls>) -> Settings {
         rest: RestSecrets::new(["north"]),
         nonce_key: [7; 32],
         metrics: None,
+        rfc5780_alternate: None,
     }
 }
 

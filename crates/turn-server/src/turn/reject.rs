@@ -1,0 +1,49 @@
+//! Why the TURN core refuses a request, by the names RFC 8656 and RFC 8489 give the error
+//! codes, so no handler returns a bare number.
+
+use stun_codec::attr::AttributeType;
+
+/// A refusal, answered as an error response with [`Reject::code`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Reject {
+    /// 400: malformed, or attributes that do not go together.
+    BadRequest,
+    /// 403: the peer address is not allowed (the peer policy).
+    Forbidden,
+    /// 420: comprehension-required attributes the server does not process, listed in
+    /// UNKNOWN-ATTRIBUTES (at most 16).
+    UnknownAttributes(Vec<AttributeType>),
+    /// 437: no allocation on this 5-tuple, or an Allocate where one exists (RFC 8656 §7.2).
+    AllocationMismatch,
+    /// 440: a relay address family the server does not offer.
+    AddressFamilyNotSupported,
+    /// 441: a request on an allocation from another user than its owner (RFC 8656 §5).
+    WrongCredentials,
+    /// 442: REQUESTED-TRANSPORT other than UDP.
+    UnsupportedTransportProtocol,
+    /// 443: a peer of the other family than the relayed address.
+    PeerAddressFamilyMismatch,
+    /// 486: the user's or the server's allocation quota is reached.
+    AllocationQuotaReached,
+    /// 508: no relay port, no room for another permission or channel, or a relay socket that
+    /// never came.
+    InsufficientCapacity,
+}
+
+impl Reject {
+    /// The ERROR-CODE value.
+    pub(super) fn code(&self) -> u16 {
+        match self {
+            Reject::BadRequest => 400,
+            Reject::Forbidden => 403,
+            Reject::UnknownAttributes(_) => 420,
+            Reject::AllocationMismatch => 437,
+            Reject::AddressFamilyNotSupported => 440,
+            Reject::WrongCredentials => 441,
+            Reject::UnsupportedTransportProtocol => 442,
+            Reject::PeerAddressFamilyMismatch => 443,
+            Reject::AllocationQuotaReached => 486,
+            Reject::InsufficientCapacity => 508,
+        }
+    }
+}
