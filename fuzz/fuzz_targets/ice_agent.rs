@@ -10,7 +10,7 @@
 //! - every datagram goes to the server, a remote candidate the agent kept, or the source of
 //!   an authenticated check (whole transport addresses), and the peers named in Send
 //!   indications, CreatePermission and ChannelBind are among those too;
-//! - bytes on a connection go only on one the agent asked for and has not closed;
+//! - bytes on a connection go only on one the agent asked for and the driver has not closed;
 //! - application data is delivered only from those addresses;
 //! - after `handle_timeout(now)` the next timer is later than `now` (no busy loop);
 //! - remote candidates and pairs stay within their caps; nothing panics.
@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
 use ice_agent::{
-    Agent, AgentConfig, CandidateTransport, ConnectionId, Credentials, DriverRequest, Role,
-    TurnServerConfig, TurnTransport, Via,
+    Agent, AgentConfig, CandidateTransport, ConnectionId, Credentials, LocalSocket, Output,
+    Receive, Request, Role, Transport, TurnServerConfig,
 };
 use libfuzzer_sys::fuzz_target;
 use stun_codec::attr::{
@@ -32,7 +32,7 @@ use stun_codec::attr::{
 };
 use stun_codec::{
     Class, IntegrityKey, Message, MessageBuilder, MessageType, Method, OwnedAttribute,
-    TransactionId,
+    StreamFramer, TransactionId,
 };
 
 const LOCAL: [u8; 4] = [10, 0, 0, 1];
@@ -89,8 +89,9 @@ fn source(n: u8) -> SocketAddr {
     }
 }
 
-/// One request the agent sent: from, to, method, transaction.
+/// One request the agent sent: over what, from, to, method, transaction.
 struct Sent {
+    transport: Transport,
     local: SocketAddr,
     remote: SocketAddr,
     method: Method,
@@ -106,7 +107,7 @@ fuzz_target!(|steps: Vec<Step>| {
     config.max_remote_candidates = 16;
     config.max_pairs = 8;
     config.stun_servers = vec![server];
-    config.turn_servers = [TurnTransport::Udp, TurnTransport::Tcp]
+    config.turn_servers = [Transport::Udp, Transport::Tcp]
         .into_iter()
         .map(|transport| TurnServerConfig {
             addr: server,
@@ -122,9 +123,14 @@ fuzz_target!(|steps: Vec<Step>| {
         SocketAddr::from((LOCAL, 5000)),
         SocketAddr::from((LOCAL, 5001)),
     ];
-    for s in sockets {
-        agent.add_local_socket(now, stream, 1, s).unwrap();
-    }
+    let all = sockets.map(|addr| LocalSocket {
+        stream,
+        component: 1,
+        addr,
+    });
+    agent.add_local_sockets(now, &all).unwrap();
+    // The local end of the TURN connection, once the driver has opened it.
+    let conn_local = SocketAddr::from((LOCAL, 40001));
     let remote = Credentials {
         ufrag: "peer".into(),
         pwd: "peerpasswordpeerpassword".into(),
@@ -139,14 +145,23 @@ fuzz_target!(|steps: Vec<Step>| {
     let local_ufrag = agent.local_credentials().ufrag.clone();
     let remote_key = IntegrityKey::new(remote.pwd.as_bytes());
     let mut sent: Vec<Sent> = Vec::new();
+    // Asked for and not closed; and of those, the one up (as the driver reported it).
     let mut connections: HashSet<ConnectionId> = HashSet::new();
+    let mut up = false;
+    let mut framer = StreamFramer::new();
+    let mut timer: Option<Instant> = None;
+    // `handle_timeout` ran this step: the timer the drain reports must be later than now.
+    let mut timed_out = false;
 
     for step in steps.into_iter().take(64) {
         match step {
             Step::Raw { socket, from, data } => {
                 let local = sockets[usize::from(socket)];
                 let from = source(from);
-                if agent.handle_receive(now, local, from, &data).is_some() {
+                if agent
+                    .handle_receive(now, Receive::udp(local, from, &data))
+                    .is_some()
+                {
                     assert!(allowed.contains(&from), "data delivered from {from}");
                 }
             }
@@ -199,7 +214,7 @@ fuzz_target!(|steps: Vec<Step>| {
                     // An authenticated check may teach a peer-reflexive candidate.
                     allowed.insert(from);
                 }
-                let _ = agent.handle_receive(now, sockets[0], from, &bytes);
+                let _ = agent.handle_receive(now, Receive::udp(sockets[0], from, &bytes));
             }
             Step::Answer {
                 pick,
@@ -245,16 +260,41 @@ fuzz_target!(|steps: Vec<Step>| {
                 }
                 let bytes = b.finish().to_vec();
                 let from = spoof.map_or(req.remote, source);
-                let _ = agent.handle_receive(now, req.local, from, &bytes);
+                let r = Receive {
+                    transport: req.transport,
+                    local: req.local,
+                    remote: from,
+                    data: &bytes,
+                };
+                let _ = agent.handle_receive(now, r);
             }
-            Step::Stream { data } => agent.handle_connection_data(now, ConnectionId(1), &data),
-            Step::Connection { up } => {
-                if up {
-                    agent.connection_established(now, ConnectionId(1))
-                } else {
+            Step::Stream { data } => {
+                // The driver cuts the stream into frames; one out of step closes it.
+                let fed = framer.feed(&data, |frame| {
+                    let r = Receive {
+                        transport: Transport::Tcp,
+                        local: conn_local,
+                        remote: server,
+                        data: frame,
+                    };
+                    let _ = agent.handle_receive(now, r);
+                });
+                if fed.is_err() {
+                    framer = StreamFramer::new();
+                    agent.connection_closed(now, ConnectionId(1));
+                    connections.remove(&ConnectionId(1));
+                    up = false;
+                }
+            }
+            Step::Connection { up: open } => {
+                if open && connections.contains(&ConnectionId(1)) {
+                    up = true;
+                    agent.connection_established(now, ConnectionId(1), conn_local)
+                } else if !open {
                     // The driver reports it closed: nothing may be written to it any more.
                     agent.connection_closed(now, ConnectionId(1));
                     connections.remove(&ConnectionId(1));
+                    up = false;
                 }
             }
             Step::Candidate { line } => {
@@ -272,29 +312,39 @@ fuzz_target!(|steps: Vec<Step>| {
             }
             Step::Wait { ms } => {
                 now += Duration::from_millis(u64::from(ms));
-                if agent.poll_timeout().is_some_and(|t| t <= now) {
+                if timer.is_some_and(|t| t <= now) {
                     agent.handle_timeout(now);
-                    assert!(
-                        agent.poll_timeout().is_none_or(|t| t > now),
-                        "a timer stays in the past"
-                    );
+                    timed_out = true;
                 }
             }
         }
-        while let Some(r) = agent.poll_request() {
-            match r {
-                DriverRequest::Connect { id, .. } => {
+        while let Some(o) = agent.poll_output() {
+            let tx = match o {
+                Output::Request(Request::Connect { id, .. }) => {
                     connections.insert(id);
+                    continue;
                 }
-                DriverRequest::Close { id } => {
+                Output::Request(Request::Close { id }) => {
                     connections.remove(&id);
+                    if id == ConnectionId(1) {
+                        up = false;
+                    }
+                    continue;
                 }
-                _ => {}
-            }
-        }
-        while let Some(tx) = agent.poll_transmit() {
-            match tx.via {
-                Via::Udp { local, remote } => {
+                Output::Request(_) | Output::Event(_) => continue,
+                Output::Timeout(t) => {
+                    timer = t;
+                    if timed_out {
+                        timed_out = false;
+                        assert!(t.is_none_or(|t| t > now), "a timer stays in the past");
+                    }
+                    continue;
+                }
+                Output::Transmit(tx) => tx,
+            };
+            let (local, remote) = (tx.local, tx.remote);
+            match tx.transport {
+                Transport::Udp => {
                     assert!(sockets.contains(&local), "sent from {local}");
                     assert!(
                         allowed.contains(&remote),
@@ -315,6 +365,7 @@ fuzz_target!(|steps: Vec<Step>| {
                     }
                     if m.message_type().class == Class::Request {
                         sent.push(Sent {
+                            transport: Transport::Udp,
                             local,
                             remote,
                             method: m.message_type().method,
@@ -322,12 +373,26 @@ fuzz_target!(|steps: Vec<Step>| {
                         });
                     }
                 }
-                Via::Connection(id) => {
-                    assert!(connections.contains(&id), "bytes on connection {id:?}");
+                transport => {
+                    assert!(
+                        up && connections.contains(&ConnectionId(1))
+                            && (local, remote) == (conn_local, server),
+                        "bytes on a connection that is not open: {local} -> {remote}"
+                    );
+                    if let Ok(m) = Message::parse(&tx.data) {
+                        if m.message_type().class == Class::Request {
+                            sent.push(Sent {
+                                transport,
+                                local,
+                                remote,
+                                method: m.message_type().method,
+                                id: m.transaction_id(),
+                            });
+                        }
+                    }
                 }
             }
         }
-        while agent.poll_event().is_some() {}
         assert!(agent.remote_candidates(stream).len() <= 16);
         assert!(agent.pair_count(stream) <= 8);
     }

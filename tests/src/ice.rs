@@ -7,16 +7,17 @@
 //! everything gathered so far, and trickles the rest.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use ice_agent::{
-    Agent, AgentConfig, Candidate, CandidateKind, ConnectionState, Credentials, DriverRequest,
-    Event, Role, StreamId, Via,
+    Agent, AgentConfig, Candidate, CandidateKind, ConnectionId, ConnectionState, Credentials,
+    Event, LocalSocket, Receive, Request, Role, StreamId, Transmit, Transport,
 };
 use natsim::{Endpoint, Input, Output};
+use stun_codec::StreamFramer;
 
 /// One signalling message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +127,20 @@ pub struct AgentEndpoint {
     greet_at: Option<Instant>,
     /// This side started an ICE restart: the next credentials are the answer.
     restarting: bool,
+    /// The agent's timer, as its last drain reported it.
+    timer: Option<Instant>,
+    /// TURN connections: the server each was opened to, and once up its local address and
+    /// the framer that cuts its bytes.
+    conns: HashMap<ConnectionId, Conn>,
+}
+
+/// A TCP connection to a TURN server.
+#[derive(Debug)]
+struct Conn {
+    server: SocketAddr,
+    transport: Transport,
+    local: Option<SocketAddr>,
+    framer: StreamFramer,
 }
 
 impl AgentEndpoint {
@@ -160,6 +175,8 @@ impl AgentEndpoint {
             received: Vec::new(),
             greet_at: None,
             restarting: false,
+            timer: None,
+            conns: HashMap::new(),
         }
     }
 
@@ -196,15 +213,19 @@ impl AgentEndpoint {
     }
 
     /// Queues a packet for natsim: a datagram, or bytes on a TURN connection.
-    fn emit(&mut self, via: Via, data: Vec<u8>) {
-        self.out.push_back(match via {
-            Via::Udp { local, remote } => Output::Udp {
-                local,
-                remote,
-                data,
-            },
-            Via::Connection(id) => Output::TcpSend { conn: id, data },
-        });
+    fn emit(&mut self, t: Transmit) {
+        if t.transport == Transport::Udp {
+            self.out.push_back(crate::udp_output(t));
+            return;
+        }
+        let conn = self
+            .conns
+            .iter()
+            .find(|(_, c)| c.local == Some(t.local) && c.server == t.remote)
+            .map(|(id, _)| *id);
+        if let Some(conn) = conn {
+            self.out.push_back(Output::TcpSend { conn, data: t.data });
+        }
     }
 
     fn pump(&mut self, now: Instant) {
@@ -243,27 +264,24 @@ impl AgentEndpoint {
         }
         loop {
             let mut progress = false;
-            while let Some(t) = self.agent.poll_transmit() {
-                progress = true;
-                self.emit(t.via, t.data);
-            }
-            while let Some(r) = self.agent.poll_request() {
-                progress = true;
-                match r {
-                    DriverRequest::Connect {
-                        id, server, local, ..
-                    } => self.out.push_back(Output::TcpConnect {
-                        conn: id,
-                        local: SocketAddr::new(local.ip(), 40000 + id.0 as u16),
-                        remote: server,
-                    }),
-                    DriverRequest::Close { id } => {
-                        self.out.push_back(Output::TcpClose { conn: id })
+            while let Some(o) = self.agent.poll_output() {
+                let e = match o {
+                    ice_agent::Output::Transmit(t) => {
+                        progress = true;
+                        self.emit(t);
+                        continue;
                     }
-                    _ => {}
-                }
-            }
-            while let Some(e) = self.agent.poll_event() {
+                    ice_agent::Output::Request(r) => {
+                        progress = true;
+                        self.request(r);
+                        continue;
+                    }
+                    ice_agent::Output::Timeout(t) => {
+                        self.timer = t;
+                        continue;
+                    }
+                    ice_agent::Output::Event(e) => e,
+                };
                 progress = true;
                 match e {
                     Event::LocalCandidate { candidate, .. } => {
@@ -284,7 +302,6 @@ impl AgentEndpoint {
                         self.selected = Some((local, remote));
                         self.greet_at = None;
                     }
-                    Event::Data { data, .. } => self.received.push(data),
                     _ => {}
                 }
             }
@@ -292,12 +309,13 @@ impl AgentEndpoint {
                 self.greet_at = Some(now + Duration::from_millis(100));
                 let mut buf = [0u8; 256];
                 let hello = format!("hello from side {}", self.side);
-                if let Ok((via, len)) =
-                    self.agent
-                        .send(now, self.stream, 1, hello.as_bytes(), &mut buf)
+                if let Ok(t) = self
+                    .agent
+                    .send(now, self.stream, 1, hello.as_bytes(), &mut buf)
                 {
                     progress = true;
-                    self.emit(via, buf[..len].to_vec());
+                    let t = t.to_owned();
+                    self.emit(t);
                 }
             }
             if !progress {
@@ -307,13 +325,84 @@ impl AgentEndpoint {
     }
 }
 
+impl AgentEndpoint {
+    /// What the agent asks of its driver: TURN connections, opened from a port of natsim's
+    /// choosing on the local IP.
+    fn request(&mut self, r: Request) {
+        match r {
+            Request::Connect {
+                id,
+                transport,
+                server,
+                local,
+                ..
+            } => {
+                self.conns.insert(
+                    id,
+                    Conn {
+                        server,
+                        transport,
+                        local: None,
+                        framer: StreamFramer::new(),
+                    },
+                );
+                self.out.push_back(Output::TcpConnect {
+                    conn: id,
+                    local: SocketAddr::new(local.ip(), 40000 + id.0 as u16),
+                    remote: server,
+                });
+            }
+            Request::Close { id } => {
+                self.conns.remove(&id);
+                self.out.push_back(Output::TcpClose { conn: id });
+            }
+            _ => {}
+        }
+    }
+
+    /// Bytes on a TURN connection, cut into frames for the agent.
+    fn stream_data(&mut self, now: Instant, conn: ConnectionId, data: &[u8]) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let Some(local) = c.local else {
+            return;
+        };
+        let (agent, received) = (&mut self.agent, &mut self.received);
+        let (server, transport) = (c.server, c.transport);
+        let fed = c.framer.feed(data, |frame| {
+            let r = Receive {
+                transport,
+                local,
+                remote: server,
+                data: frame,
+            };
+            if let Some(r) = agent.handle_receive(now, r) {
+                received.push(r.data.to_vec());
+            }
+        });
+        if fed.is_err() {
+            self.conns.remove(&conn);
+            self.out.push_back(Output::TcpClose { conn });
+            self.agent.connection_closed(now, conn);
+        }
+    }
+}
+
 impl Endpoint for AgentEndpoint {
     fn start(&mut self, now: Instant) {
-        for addr in self.sockets.clone() {
-            self.agent
-                .add_local_socket(now, self.stream, 1, addr)
-                .expect("stream 0 component 1 exist");
-        }
+        let sockets: Vec<LocalSocket> = self
+            .sockets
+            .iter()
+            .map(|&addr| LocalSocket {
+                stream: self.stream,
+                component: 1,
+                addr,
+            })
+            .collect();
+        self.agent
+            .add_local_sockets(now, &sockets)
+            .expect("stream 0 component 1 exist");
         if self.side == 0 {
             let c = self.agent.local_credentials().clone();
             self.signal(now, Signal::Credentials(c));
@@ -328,13 +417,24 @@ impl Endpoint for AgentEndpoint {
                 remote,
                 data,
             } => {
-                if let Some(r) = self.agent.handle_receive(now, local, remote, data) {
+                if let Some(r) = self
+                    .agent
+                    .handle_receive(now, Receive::udp(local, remote, data))
+                {
                     self.received.push(r.data.to_vec());
                 }
             }
-            Input::TcpConnected { conn, .. } => self.agent.connection_established(now, conn),
-            Input::TcpData { conn, data } => self.agent.handle_connection_data(now, conn, data),
-            Input::TcpClosed { conn, .. } => self.agent.connection_closed(now, conn),
+            Input::TcpConnected { conn, local } => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.local = Some(local);
+                }
+                self.agent.connection_established(now, conn, local)
+            }
+            Input::TcpData { conn, data } => self.stream_data(now, conn, data),
+            Input::TcpClosed { conn, .. } => {
+                self.conns.remove(&conn);
+                self.agent.connection_closed(now, conn)
+            }
             Input::TcpAccepted { .. } => {}
         }
         self.pump(now);
@@ -351,7 +451,7 @@ impl Endpoint for AgentEndpoint {
 
     fn poll_timeout(&self) -> Option<Instant> {
         [
-            self.agent.poll_timeout(),
+            self.timer,
             self.mailbox.next(self.side),
             self.greet_at.filter(|_| self.is_connected()),
         ]

@@ -16,7 +16,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use ice_agent::{AgentConfig, CandidateKind, Role, TurnServerConfig, TurnTransport};
+use ice_agent::{AgentConfig, CandidateKind, Role, Transport, TurnServerConfig};
 use natsim::{
     FilteringBehavior, LinkConfig, MappingBehavior, NatConfig, NodeId, PortSelection, Preset, Sim,
     Topology,
@@ -138,7 +138,7 @@ pub fn agent_config(seed: u64) -> AgentConfig {
     let server: SocketAddr = SERVER.parse().expect("valid");
     let mut c = AgentConfig::new(Role::Controlling);
     c.stun_servers = vec![server];
-    c.turn_servers = [TurnTransport::Udp, TurnTransport::Tcp]
+    c.turn_servers = [Transport::Udp, Transport::Tcp]
         .into_iter()
         .map(|transport| TurnServerConfig {
             addr: server,

@@ -1,19 +1,19 @@
-//! The agent's configuration and the types it exchanges with its driver and application.
+//! The agent's configuration: its role, timers and limits, its STUN and TURN servers, and
+//! ICE credentials.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::candidate::Candidate;
-use crate::turn_client::TurnTransport;
+use sans_io::Transport;
 
 /// A TURN server to gather a relayed candidate from.
 #[derive(Clone, PartialEq, Eq)]
 pub struct TurnServerConfig {
     /// The server's transport address (the driver resolves names).
     pub addr: SocketAddr,
-    /// How to reach it.
-    pub transport: TurnTransport,
+    /// How to reach it: UDP, TCP, or TLS (`turns:`).
+    pub transport: Transport,
     /// The name to verify the server's certificate against (TLS only).
     pub tls_name: Option<String>,
     /// The long-term credential user name.
@@ -156,183 +156,4 @@ impl fmt::Debug for Credentials {
             .field("ufrag", &self.ufrag)
             .finish_non_exhaustive()
     }
-}
-
-/// A data stream of the session (an SDP media section), with its components.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct StreamId(pub usize);
-
-pub use sans_io::ConnectionId;
-
-/// The connection state of the whole agent, as in WebRTC's `RTCIceConnectionState`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ConnectionState {
-    /// Waiting for the peer's credentials.
-    New,
-    /// Checking pairs; not every component has a selected pair yet.
-    Checking,
-    /// Every component of every stream has a selected pair.
-    Connected,
-    /// Connected, and checking is over: both sides are done gathering and checking.
-    Completed,
-    /// Some component has no pair that can work, or consent was lost (RFC 7675).
-    Failed,
-    /// Connected before, but consent checks are going unanswered.
-    Disconnected,
-    /// [`Agent::close`](crate::Agent::close) was called.
-    Closed,
-}
-
-/// Where a packet goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Via {
-    /// A UDP datagram from one of the agent's sockets.
-    Udp {
-        /// The local socket's address.
-        local: SocketAddr,
-        /// The destination.
-        remote: SocketAddr,
-    },
-    /// Bytes on a TCP or TLS connection to a TURN server.
-    Connection(ConnectionId),
-}
-
-/// A packet for the driver to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transmit {
-    /// Where.
-    pub via: Via,
-    /// What.
-    pub data: Vec<u8>,
-}
-
-/// Something the agent needs its driver to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum DriverRequest {
-    /// Open a TCP connection (with TLS if `tls_name` is set) to a TURN server, from the
-    /// local IP of `local` (port chosen by the driver), then report it with
-    /// [`Agent::connection_established`](crate::Agent::connection_established) or
-    /// [`Agent::connection_closed`](crate::Agent::connection_closed).
-    Connect {
-        /// The agent's name for the connection.
-        id: ConnectionId,
-        /// The server.
-        server: SocketAddr,
-        /// Local address to connect from (port 0: any).
-        local: SocketAddr,
-        /// For TLS, the name to verify the server's certificate against.
-        tls_name: Option<String>,
-    },
-    /// Close a connection the agent no longer needs.
-    Close {
-        /// The connection.
-        id: ConnectionId,
-    },
-}
-
-/// Something the application wants to know.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Event {
-    /// A local candidate to signal to the peer (trickle ICE, RFC 8838).
-    LocalCandidate {
-        /// The stream.
-        stream: StreamId,
-        /// The candidate.
-        candidate: Candidate,
-    },
-    /// Gathering for the stream is over: signal end-of-candidates.
-    GatheringComplete {
-        /// The stream.
-        stream: StreamId,
-    },
-    /// The connection state changed.
-    StateChanged(ConnectionState),
-    /// A component has a new selected pair: data now goes this way.
-    SelectedPair {
-        /// The stream.
-        stream: StreamId,
-        /// The component.
-        component: u16,
-        /// The local candidate (host, server- or peer-reflexive, or relayed).
-        local: Candidate,
-        /// The remote candidate.
-        remote: Candidate,
-    },
-    /// Application data that came through a TURN server over TCP or TLS (UDP data is
-    /// returned by [`Agent::handle_receive`](crate::Agent::handle_receive) without copying).
-    Data {
-        /// The stream.
-        stream: StreamId,
-        /// The component.
-        component: u16,
-        /// The payload.
-        data: Vec<u8>,
-    },
-}
-
-/// Application data received on a validated pair.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Received<'a> {
-    /// The stream.
-    pub stream: StreamId,
-    /// The component.
-    pub component: u16,
-    /// The payload.
-    pub data: &'a [u8],
-}
-
-/// Counters of one agent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AgentStats {
-    /// Connectivity checks sent (retransmissions included).
-    pub checks_sent: u64,
-    /// Checks received and answered.
-    pub checks_answered: u64,
-    /// STUN messages that failed USERNAME, MESSAGE-INTEGRITY or FINGERPRINT checks.
-    pub auth_failures: u64,
-    /// Role conflicts (487) sent or resolved.
-    pub role_conflicts: u64,
-    /// Consent checks sent.
-    pub consent_checks_sent: u64,
-    /// Packets that were not STUN and did not come from a validated pair.
-    pub dropped_unvalidated: u64,
-}
-
-/// Why [`Agent::send`](crate::Agent::send) could not send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SendError {
-    /// No such stream or component.
-    #[error("no such stream or component")]
-    UnknownComponent,
-    /// The component has no selected pair yet (or lost consent).
-    #[error("no selected pair")]
-    NotConnected,
-    /// The data begins with a byte from 0 to 3, which the peer would take for STUN and drop
-    /// (RFC 7983 §7). DTLS, RTP, RTCP, QUIC and ZRTP never do.
-    #[error("data that begins with 0-3 would be taken for STUN")]
-    LooksLikeStun,
-    /// The buffer is too small for the data and its TURN framing.
-    #[error("output buffer too small")]
-    BufferTooSmall,
-}
-
-/// Why a remote candidate was not added.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum AddCandidateError {
-    /// No such stream.
-    #[error("no such stream")]
-    UnknownStream,
-    /// The candidate's component is not one of the stream's.
-    #[error("component {0} is not in the stream")]
-    UnknownComponent(u16),
-    /// The stream already holds [`AgentConfig::max_remote_candidates`] remote candidates.
-    #[error("too many remote candidates")]
-    TooMany,
-    /// The candidate line did not parse.
-    #[error(transparent)]
-    Parse(#[from] crate::candidate::CandidateParseError),
 }

@@ -25,6 +25,8 @@ struct Net {
     selected: Vec<(usize, StreamId, u16)>,
     /// The state changes each agent announced, in order.
     states: Vec<Vec<ConnectionState>>,
+    /// Each agent's timer, as its last drain reported it.
+    timers: Vec<Option<Instant>>,
 }
 
 impl Net {
@@ -39,13 +41,19 @@ impl Net {
             keepalives: vec![0; n],
             selected: Vec::new(),
             states: vec![Vec::new(); n],
+            timers: vec![None; n],
         }
     }
 
     fn socket(&mut self, agent: usize, stream: StreamId, component: u16, addr: &str) {
         let addr: SocketAddr = addr.parse().unwrap();
+        let socket = LocalSocket {
+            stream,
+            component,
+            addr,
+        };
         self.agents[agent]
-            .add_local_socket(self.t, stream, component, addr)
+            .add_local_sockets(self.t, &[socket])
             .unwrap();
         self.sockets[agent].push(addr);
     }
@@ -69,11 +77,23 @@ impl Net {
         loop {
             let mut any = false;
             for i in 0..self.agents.len() {
-                while let Some(tx) = self.agents[i].poll_transmit() {
+                any |= self.drain(i);
+            }
+            if !any {
+                return;
+            }
+        }
+    }
+
+    /// Carries out what agent `i` has to say: delivers its datagrams, notes its events and
+    /// its timer. Whether it sent anything.
+    fn drain(&mut self, i: usize) -> bool {
+        let mut any = false;
+        while let Some(o) = self.agents[i].poll_output() {
+            match o {
+                Output::Transmit(tx) => {
                     any = true;
-                    let Via::Udp { local, remote } = tx.via else {
-                        panic!("no TURN in these tests")
-                    };
+                    assert_eq!(tx.transport, Transport::Udp, "no TURN in these tests");
                     if Message::parse(&tx.data)
                         .is_ok_and(|m| m.message_type().class == Class::Indication)
                     {
@@ -82,29 +102,25 @@ impl Net {
                     if self.cut {
                         continue;
                     }
-                    let Some(j) = self.sockets.iter().position(|s| s.contains(&remote)) else {
+                    let Some(j) = self.sockets.iter().position(|s| s.contains(&tx.remote)) else {
                         continue;
                     };
-                    if let Some(r) = self.agents[j].handle_receive(self.t, remote, local, &tx.data)
-                    {
+                    let r = Receive::udp(tx.remote, tx.local, &tx.data);
+                    if let Some(r) = self.agents[j].handle_receive(self.t, r) {
                         self.received
                             .push((j, r.stream, r.component, r.data.to_vec()));
                     }
                 }
-                while let Some(e) = self.agents[i].poll_event() {
-                    match e {
-                        Event::SelectedPair {
-                            stream, component, ..
-                        } => self.selected.push((i, stream, component)),
-                        Event::StateChanged(s) => self.states[i].push(s),
-                        _ => {}
-                    }
-                }
-            }
-            if !any {
-                return;
+                Output::Event(Event::SelectedPair {
+                    stream, component, ..
+                }) => self.selected.push((i, stream, component)),
+                Output::Event(Event::StateChanged(s)) => self.states[i].push(s),
+                Output::Event(_) => {}
+                Output::Request(r) => panic!("no TURN in these tests: {r:?}"),
+                Output::Timeout(t) => self.timers[i] = t,
             }
         }
+        any
     }
 
     /// Runs until `done` or `limit` of virtual time; returns whether `done` held.
@@ -115,7 +131,7 @@ impl Net {
             if done(self) {
                 return true;
             }
-            let Some(next) = self.agents.iter().filter_map(|a| a.poll_timeout()).min() else {
+            let Some(next) = self.timers.iter().flatten().min().copied() else {
                 return false;
             };
             if next > end {
@@ -123,15 +139,15 @@ impl Net {
                 return done(self);
             }
             self.t = self.t.max(next);
-            for a in &mut self.agents {
-                if a.poll_timeout().is_some_and(|x| x <= self.t) {
-                    a.handle_timeout(self.t);
-                    let after = a.poll_timeout();
+            for i in 0..self.agents.len() {
+                if self.timers[i].is_some_and(|x| x <= self.t) {
+                    self.agents[i].handle_timeout(self.t);
+                    self.drain(i);
                     assert!(
-                        after.is_none_or(|x| x > self.t),
+                        self.timers[i].is_none_or(|x| x > self.t),
                         "a timer stays in the past at {:?} ({:?})",
                         self.t,
-                        a.state()
+                        self.agents[i].state()
                     );
                 }
             }
@@ -184,13 +200,11 @@ fn ice_lite_both_ways() {
     // Data both ways on the pair.
     for (from, to) in [(0usize, 1usize), (1, 0)] {
         let mut out = [0u8; 64];
-        let (via, len) = net.agents[from]
+        let tx = net.agents[from]
             .send(net.t, s0, 1, b"hi", &mut out)
             .unwrap();
-        let Via::Udp { local, remote } = via else {
-            unreachable!()
-        };
-        let got = net.agents[to].handle_receive(net.t, remote, local, &out[..len]);
+        assert_eq!(tx.transport, Transport::Udp);
+        let got = net.agents[to].handle_receive(net.t, Receive::udp(tx.remote, tx.local, tx.data));
         assert_eq!(got.map(|r| r.data), Some(&b"hi"[..]));
     }
     // A minute later both are still connected: the full agent's consent checks are
@@ -250,15 +264,12 @@ fn several_streams_and_components() {
     }
     // RTCP of the video stream arrives as such.
     let mut out = [0u8; 64];
-    let (via, len) = net.agents[0]
+    let tx = net.agents[0]
         .send(net.t, streams[1], 2, b"rtcp", &mut out)
         .unwrap();
-    let Via::Udp { local, remote } = via else {
-        unreachable!()
-    };
-    assert_eq!(remote.port(), 5003);
+    assert_eq!(tx.remote.port(), 5003);
     let got = net.agents[1]
-        .handle_receive(net.t, remote, local, &out[..len])
+        .handle_receive(net.t, Receive::udp(tx.remote, tx.local, tx.data))
         .unwrap();
     assert_eq!(
         (got.stream, got.component, got.data),
@@ -284,8 +295,12 @@ fn without_end_of_candidates_checking_fails_after_the_trickle_wait() {
     c.trickle_wait = Duration::from_secs(15);
     let mut a = Agent::new(c);
     let s = a.add_stream(1);
-    a.add_local_socket(t, s, 1, "192.0.2.1:5000".parse().unwrap())
-        .unwrap();
+    let socket = LocalSocket {
+        stream: s,
+        component: 1,
+        addr: "192.0.2.1:5000".parse().unwrap(),
+    };
+    a.add_local_sockets(t, &[socket]).unwrap();
     a.set_remote_credentials(
         t,
         Credentials {

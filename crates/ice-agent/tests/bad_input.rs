@@ -6,10 +6,13 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ice_agent::*;
+
+mod support;
 use stun_codec::attr::*;
 use stun_codec::{
     Class, IntegrityKey, Message, MessageBuilder, MessageType, Method, TransactionId,
 };
+use support::Queued;
 
 const LOCAL: &str = "192.0.2.1:5000";
 const PEER: &str = "192.0.2.2:6000";
@@ -19,10 +22,15 @@ fn addr(s: &str) -> SocketAddr {
 }
 
 /// A controlling agent with one socket and the peer's credentials.
-fn agent(t: Instant, config: AgentConfig) -> (Agent, StreamId, Credentials) {
-    let mut a = Agent::new(config);
+fn agent(t: Instant, config: AgentConfig) -> (Queued, StreamId, Credentials) {
+    let mut a = Queued::new(Agent::new(config));
     let s = a.add_stream(1);
-    a.add_local_socket(t, s, 1, addr(LOCAL)).unwrap();
+    let socket = LocalSocket {
+        stream: s,
+        component: 1,
+        addr: addr(LOCAL),
+    };
+    a.add_local_sockets(t, &[socket]).unwrap();
     let peer = Credentials {
         ufrag: "peer".into(),
         pwd: "peerpasswordpeerpassword".into(),
@@ -76,7 +84,9 @@ fn checks_with_a_wrong_username_or_integrity_are_ignored_without_state() {
         check(&format!("{ufrag}:peer"), &bad_key, None, 3),
     ];
     for (i, c) in cases.iter().enumerate() {
-        assert!(a.handle_receive(t, addr(LOCAL), addr(PEER), c).is_none());
+        assert!(a
+            .handle_receive(t, Receive::udp(addr(LOCAL), addr(PEER), c))
+            .is_none());
         assert!(a.poll_transmit().is_none(), "case {i} got an answer");
         assert!(
             a.remote_candidates(s).is_empty(),
@@ -91,14 +101,14 @@ fn checks_with_a_wrong_username_or_integrity_are_ignored_without_state() {
     let len = u16::from_be_bytes([no_fp[2], no_fp[3]]) - 8;
     no_fp[2..4].copy_from_slice(&len.to_be_bytes());
     assert!(a
-        .handle_receive(t, addr(LOCAL), addr(PEER), &no_fp)
+        .handle_receive(t, Receive::udp(addr(LOCAL), addr(PEER), &no_fp))
         .is_none());
     assert!(a.poll_transmit().is_none());
     assert_eq!(a.stats().auth_failures, 4);
 
     // The same check, correctly signed, is answered and teaches a peer-reflexive candidate.
     let ok = check(&format!("{ufrag}:peer"), &good_key, None, 4);
-    a.handle_receive(t, addr(LOCAL), addr(PEER), &ok);
+    let _ = a.handle_receive(t, Receive::udp(addr(LOCAL), addr(PEER), &ok));
     let answer = a.poll_transmit().expect("an answer");
     let m = Message::parse(&answer.data).unwrap();
     assert_eq!(m.message_type().class, Class::SuccessResponse);
@@ -120,7 +130,7 @@ fn a_487_storm_costs_no_state() {
     // us): every request gets 487 and nothing else happens.
     for i in 0..5000u32 {
         let c = check(&format!("{ufrag}:peer"), &key, Some(0), i as u8);
-        a.handle_receive(t, addr(LOCAL), addr(PEER), &c);
+        let _ = a.handle_receive(t, Receive::udp(addr(LOCAL), addr(PEER), &c));
         let r = a.poll_transmit().expect("487");
         let m = Message::parse(&r.data).unwrap();
         assert_eq!(m.get::<ErrorCode>().unwrap().unwrap().code, 487);
@@ -152,11 +162,11 @@ fn garbage_datagrams_are_dropped() {
             data[0] = 0x40;
         }
         assert!(a
-            .handle_receive(t, addr(LOCAL), addr(PEER), &data)
+            .handle_receive(t, Receive::udp(addr(LOCAL), addr(PEER), &data))
             .is_none());
         // Also on an address that is not one of ours.
         assert!(a
-            .handle_receive(t, addr(PEER), addr(LOCAL), &data)
+            .handle_receive(t, Receive::udp(addr(PEER), addr(LOCAL), &data))
             .is_none());
     }
     assert!(a.poll_transmit().is_none());
@@ -190,9 +200,7 @@ fn ten_thousand_remote_candidates_keep_the_check_list_capped() {
         let now = a.poll_timeout().unwrap();
         a.handle_timeout(now);
         while let Some(tx) = a.poll_transmit() {
-            if let Via::Udp { remote, .. } = tx.via {
-                sent.push(remote);
-            }
+            sent.push(tx.remote);
         }
     }
     let top: Vec<SocketAddr> = a.remote_candidates(s)[9_900..]
@@ -252,7 +260,7 @@ fn malformed_candidate_lines_get_a_clear_error() {
 fn turn_config() -> TurnServerConfig {
     TurnServerConfig {
         addr: addr("198.51.100.1:3478"),
-        transport: TurnTransport::Udp,
+        transport: Transport::Udp,
         tls_name: None,
         username: "u".into(),
         password: "p".into(),
@@ -265,9 +273,14 @@ fn silent_servers_do_not_hold_up_gathering() {
     let mut c = config();
     c.stun_servers = vec![addr("198.51.100.2:3478")];
     c.turn_servers = vec![turn_config()];
-    let mut a = Agent::new(c);
+    let mut a = Queued::new(Agent::new(c));
     let s = a.add_stream(1);
-    a.add_local_socket(t, s, 1, addr(LOCAL)).unwrap();
+    let socket = LocalSocket {
+        stream: s,
+        component: 1,
+        addr: addr(LOCAL),
+    };
+    a.add_local_sockets(t, &[socket]).unwrap();
     let mut host = false;
     let mut complete = None;
     let mut now = t;
@@ -298,9 +311,14 @@ fn a_turn_server_answering_errors_fails_relay_gathering_cleanly() {
     let t = Instant::now();
     let mut c = config();
     c.turn_servers = vec![turn_config()];
-    let mut a = Agent::new(c);
+    let mut a = Queued::new(Agent::new(c));
     let s = a.add_stream(1);
-    a.add_local_socket(t, s, 1, addr(LOCAL)).unwrap();
+    let socket = LocalSocket {
+        stream: s,
+        component: 1,
+        addr: addr(LOCAL),
+    };
+    a.add_local_sockets(t, &[socket]).unwrap();
     let server = addr("198.51.100.1:3478");
     while a.poll_event().is_some() {}
     let key = IntegrityKey::long_term("u", "r", "p", PasswordAlgorithm::MD5).unwrap();
@@ -324,15 +342,24 @@ fn a_turn_server_answering_errors_fails_relay_gathering_cleanly() {
     let tx = a.poll_transmit().unwrap();
     let req = Message::parse(&tx.data).unwrap();
     assert_eq!(req.message_type().method, Method::ALLOCATE);
-    a.handle_receive(t, addr(LOCAL), server, &answer(&req, 401, false));
+    let _ = a.handle_receive(
+        t,
+        Receive::udp(addr(LOCAL), server, &answer(&req, 401, false)),
+    );
     let tx = a.poll_transmit().expect("Allocate with credentials");
     let req = Message::parse(&tx.data).unwrap();
     assert!(req.has_integrity());
     // An unsigned 500 to an authenticated request could be forged: ignored.
-    a.handle_receive(t, addr(LOCAL), server, &answer(&req, 500, false));
+    let _ = a.handle_receive(
+        t,
+        Receive::udp(addr(LOCAL), server, &answer(&req, 500, false)),
+    );
     assert!(a.poll_event().is_none());
     // A signed one ends relay gathering.
-    a.handle_receive(t, addr(LOCAL), server, &answer(&req, 500, true));
+    let _ = a.handle_receive(
+        t,
+        Receive::udp(addr(LOCAL), server, &answer(&req, 500, true)),
+    );
     while let Some(e) = a.poll_event() {
         complete |= matches!(e, Event::GatheringComplete { .. });
     }
@@ -354,6 +381,8 @@ fn a_turn_server_answering_errors_fails_relay_gathering_cleanly() {
     )
     .unwrap();
     let stray = b.finish().to_vec();
-    assert!(a.handle_receive(t, addr(LOCAL), server, &stray).is_none());
+    assert!(a
+        .handle_receive(t, Receive::udp(addr(LOCAL), server, &stray))
+        .is_none());
     assert!(a.poll_event().is_none());
 }

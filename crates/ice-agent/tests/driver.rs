@@ -4,8 +4,8 @@
 mod common;
 
 use common::{connect, exchange, turn_server};
-use ice_agent::driver::{self, DriverConfig, IceServer};
-use ice_agent::{AgentConfig, CandidateKind, ConnectionState, Role};
+use ice_agent::driver::{self, DriverConfig, Event, IceServer};
+use ice_agent::{AgentConfig, CandidateKind, ConnectionState, Event as Ice, Role};
 
 fn config(role: Role) -> DriverConfig {
     let mut agent = AgentConfig::new(role);
@@ -67,7 +67,7 @@ async fn two_sessions_connect_on_loopback_and_exchange_data() {
     }
     assert_eq!(
         last,
-        Some(ice_agent::Event::StateChanged(ConnectionState::Closed))
+        Some(Event::Ice(Ice::StateChanged(ConnectionState::Closed)))
     );
 }
 
@@ -135,8 +135,8 @@ async fn a_tls_server_with_an_untrusted_certificate_gives_no_relay() {
     let wait = async {
         loop {
             match events.next().await.unwrap() {
-                ice_agent::Event::GatheringComplete { .. } => return,
-                ice_agent::Event::LocalCandidate { candidate, .. } => {
+                Event::Ice(Ice::GatheringComplete { .. }) => return,
+                Event::Ice(Ice::LocalCandidate { candidate, .. }) => {
                     panic!("no candidate expected, got {candidate}")
                 }
                 _ => {}

@@ -7,10 +7,13 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ice_agent::*;
+
+mod support;
 use stun_codec::attr::*;
 use stun_codec::{
     Class, IntegrityKey, Message, MessageBuilder, MessageType, Method, TransactionId,
 };
+use support::Queued;
 
 const LOCAL: &str = "192.0.2.1:5000";
 
@@ -66,7 +69,7 @@ impl Peer {
 /// Delivers a nominating check from `from`, answers every check the agent sends to the peer
 /// over the next second of virtual time, and returns the selected pair's remote address.
 fn nominate(
-    a: &mut Agent,
+    a: &mut Queued,
     peer: &Peer,
     t: &mut Instant,
     from: SocketAddr,
@@ -74,18 +77,18 @@ fn nominate(
     tid: u8,
 ) -> Option<SocketAddr> {
     let c = peer.nominating_check(a, priority, tid);
-    assert!(a.handle_receive(*t, addr(LOCAL), from, &c).is_none());
+    assert!(a
+        .handle_receive(*t, Receive::udp(addr(LOCAL), from, &c))
+        .is_none());
     let end = *t + Duration::from_secs(1);
     let mut selected = None;
     loop {
         while let Some(tx) = a.poll_transmit() {
-            let Via::Udp { remote, .. } = tx.via else {
-                unreachable!()
-            };
+            let remote = tx.remote;
             let m = Message::parse(&tx.data).unwrap();
             if m.message_type().class == Class::Request {
                 let answer = peer.answer(&tx.data, addr(LOCAL));
-                a.handle_receive(*t, addr(LOCAL), remote, &answer);
+                let _ = a.handle_receive(*t, Receive::udp(addr(LOCAL), remote, &answer));
             }
         }
         while let Some(e) = a.poll_event() {
@@ -108,9 +111,14 @@ fn a_controlled_agent_follows_an_aggressive_nominator_to_the_best_pair() {
     let mut t = Instant::now();
     let mut c = AgentConfig::new(Role::Controlled);
     c.seed = Some(3);
-    let mut a = Agent::new(c);
+    let mut a = Queued::new(Agent::new(c));
     let s = a.add_stream(1);
-    a.add_local_socket(t, s, 1, addr(LOCAL)).unwrap();
+    let socket = LocalSocket {
+        stream: s,
+        component: 1,
+        addr: addr(LOCAL),
+    };
+    a.add_local_sockets(t, &[socket]).unwrap();
     let creds = Credentials {
         ufrag: "aggr".into(),
         pwd: "aggressivepasswordaggressive".into(),
@@ -147,13 +155,7 @@ fn a_controlled_agent_follows_an_aggressive_nominator_to_the_best_pair() {
     assert_eq!(a.selected_pair(s, 1).unwrap().1.addr, high.addr);
     // Data flows on the selected pair.
     let mut out = [0u8; 64];
-    let (via, n) = a.send(t, s, 1, b"hello", &mut out).unwrap();
-    assert_eq!(
-        via,
-        Via::Udp {
-            local: addr(LOCAL),
-            remote: high.addr
-        }
-    );
-    assert_eq!(&out[..n], b"hello");
+    let tx = a.send(t, s, 1, b"hello", &mut out).unwrap();
+    assert_eq!((tx.local, tx.remote), (addr(LOCAL), high.addr));
+    assert_eq!(tx.data, b"hello");
 }

@@ -4,89 +4,73 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use sans_io::Receive;
 use stun_codec::attr::{
     ErrorCode, IceControlled, IceControlling, Priority, UseCandidate, Username, XorMappedAddress,
 };
 use stun_codec::{demux, Class, Message, MessageBuilder, MessageType, Method, PacketKind};
 
-use super::*;
-use crate::candidate::priority;
+use super::checklist::{Nomination, PairState, Path};
+use super::ids::{LocalId, PairId, RelayId, SocketId};
+use super::Agent;
+use crate::candidate::{Candidate, CandidateKind, CandidateTransport};
+use crate::event::Received;
+use crate::{Role, StreamId};
 
 impl Agent {
-    /// A datagram arrived on the local socket `local` from `from`. Returns application data
-    /// if it came on a validated pair (directly or through a TURN relay); STUN is consumed.
-    /// Anything malformed, unauthenticated or unexpected is dropped without creating state.
-    pub fn handle_receive<'a>(
-        &mut self,
-        now: Instant,
-        local: SocketAddr,
-        from: SocketAddr,
-        data: &'a [u8],
-    ) -> Option<Received<'a>> {
-        if self.state == ConnectionState::Closed {
-            return None;
-        }
-        let si = self.sockets.iter().position(|s| s.addr == local)?;
-        let is_stun = demux(data) == PacketKind::Stun;
-        if is_stun
-            && self
-                .srflx
-                .iter()
-                .any(|r| r.socket == si && r.server == from)
-        {
-            if let Ok(msg) = Message::parse(data) {
-                if self.srflx_response(now, si, from, &msg) {
-                    self.update_state(now);
-                    return None;
+    /// Routes what arrived: to a gathering request, to a TURN client (and what it relays,
+    /// on), or to the checks and data of a host socket.
+    pub(super) fn receive<'a>(&mut self, now: Instant, r: Receive<'a>) -> Option<Received<'a>> {
+        let socket = if r.transport.is_stream() {
+            None
+        } else {
+            Some(self.gathering.socket_at(r.local)?)
+        };
+        if let Some(si) = socket {
+            if demux(r.data) == PacketKind::Stun
+                && self
+                    .gathering
+                    .srflx
+                    .iter()
+                    .any(|q| q.socket == si && q.server == r.remote)
+            {
+                if let Ok(msg) = Message::parse(r.data) {
+                    if self.srflx_response(now, si, r.remote, &msg) {
+                        return None;
+                    }
                 }
             }
         }
         // A lost allocation may share socket and server with its replacement: the live one
-        // takes the answers.
-        // One walk: the first live match, else the first match (`min_by_key` keeps the
-        // first of equal keys).
-        if let Some(t) = self
-            .turns
+        // takes the answers (the first live match, else the first match).
+        let relay = self
+            .gathering
+            .relays
             .iter()
-            .enumerate()
-            .filter(|(_, t)| t.path == TurnPath::Udp(si) && t.client.server() == from)
-            .min_by_key(|(_, t)| t.client.is_done())
-            .map(|(i, _)| i)
-        {
-            let got = self.turns[t].client.handle_datagram(now, data);
-            self.drain_turn(now, t);
-            let r = got.and_then(|(peer, payload)| self.on_relay_packet(now, t, peer, payload));
-            if r.is_none() {
-                self.update_state(now);
-            }
-            return r;
+            .filter(|(_, x)| x.receives(&r, socket))
+            .min_by_key(|(_, x)| x.client.as_ref().is_none_or(|c| c.is_done()))
+            .map(|(i, _)| i);
+        if let Some(t) = relay {
+            let got = self
+                .with_client(now, t, |c| c.handle_receive(now, r))
+                .flatten();
+            return got.and_then(|(peer, payload)| self.on_relay_packet(now, t, peer, payload));
         }
-        let stream = self.sockets[si].stream;
-        let r = self.on_packet(
-            now,
-            stream,
-            self.sockets[si].candidate,
-            Path::Socket(si),
-            from,
-            data,
-        );
-        // Application data changes no state: keep the per-packet path free of the walk
-        // over every pair.
-        if r.is_none() {
-            self.update_state(now);
-        }
-        r
+        let si: SocketId = socket?;
+        let s = &self.gathering.sockets[si];
+        let (stream, local) = (s.stream, s.candidate);
+        self.on_packet(now, stream, local, Path::Socket(si), r.remote, r.data)
     }
 
-    pub(super) fn on_relay_packet<'a>(
+    fn on_relay_packet<'a>(
         &mut self,
         now: Instant,
-        t: usize,
+        t: RelayId,
         peer: SocketAddr,
         data: &'a [u8],
     ) -> Option<Received<'a>> {
-        let stream = self.turns[t].stream;
-        let local = self.turns[t].candidate;
+        let relay = &self.gathering.relays[t];
+        let (stream, local) = (relay.stream, relay.candidate());
         self.on_packet(now, stream, local, Path::Relay(t), peer, data)
     }
 
@@ -94,8 +78,8 @@ impl Agent {
     fn on_packet<'a>(
         &mut self,
         now: Instant,
-        stream: usize,
-        local: Option<usize>,
+        stream: StreamId,
+        local: Option<LocalId>,
         path: Path,
         from: SocketAddr,
         data: &'a [u8],
@@ -119,6 +103,9 @@ impl Agent {
             return None;
         }
         let s = &self.streams[stream];
+        let list = &s.checklist;
+        // From the selected pair, or a pair that succeeded, or one whose incoming check we
+        // answered (RFC 8445 §12.2: the peer may send as soon as its check is answered).
         let component = s
             .selected
             .iter()
@@ -126,18 +113,18 @@ impl Agent {
             .find(|sel| sel.path == path && sel.remote.addr == from)
             .map(|sel| sel.local.component)
             .or_else(|| {
-                s.pairs
-                    .iter()
+                list.pairs
+                    .values()
                     .find(|p| {
-                        p.state == PairState::Succeeded
-                            && s.local[p.local].path == path
-                            && s.remote[p.remote].addr == from
+                        (p.state == PairState::Succeeded || p.answered)
+                            && list.local[p.local].path == path
+                            && list.remote[p.remote].addr == from
                     })
                     .map(|p| p.component)
             });
         match component {
             Some(component) => Some(Received {
-                stream: StreamId(stream),
+                stream,
                 component,
                 data,
             }),
@@ -152,8 +139,8 @@ impl Agent {
     fn handle_request(
         &mut self,
         now: Instant,
-        stream: usize,
-        li: usize,
+        stream: StreamId,
+        li: LocalId,
         path: Path,
         from: SocketAddr,
         msg: &Message<'_>,
@@ -166,8 +153,8 @@ impl Agent {
         // (`verify_fingerprint` fails on a missing FINGERPRINT too.)
         let authentic = msg.verify_fingerprint().is_ok()
             && matches!(msg.get::<Username>(), Ok(Some(u))
-                if u.0.split_once(':').is_some_and(|(ours, _)| ours == self.local_credentials.ufrag))
-            && msg.verify_integrity(&self.local_key).is_ok();
+                if u.0.split_once(':').is_some_and(|(ours, _)| ours == self.keys.local.ufrag))
+            && msg.verify_integrity(&self.keys.local_key).is_ok();
         if !authentic {
             self.stats.auth_failures += 1;
             return;
@@ -202,18 +189,18 @@ impl Agent {
         self.respond(path, from, msg, None);
         self.stats.checks_answered += 1;
 
-        let component = self.streams[stream].local[li].cand.component;
+        let component = self.streams[stream].checklist.local[li].cand.component;
         // §7.3.1.3: an unknown source is a peer-reflexive remote candidate.
-        let ri = match self.streams[stream].remote_index.get(&(component, from)) {
-            Some(&ri) => ri,
+        let ri = match self.streams[stream].checklist.remote_at(component, from) {
+            Some(ri) => ri,
             None => {
-                if self.streams[stream].remote.len() >= self.config.max_remote_candidates {
+                let list = &self.streams[stream].checklist;
+                if list.remote.len() >= self.config.max_remote_candidates {
                     return;
                 }
-                let n = self.streams[stream].remote.len();
                 let c = Candidate {
                     // Any value unique among remote candidates will do.
-                    foundation: format!("prflx{n}"),
+                    foundation: format!("prflx{}", list.remote.len()),
                     component,
                     transport: CandidateTransport::Udp,
                     priority: peer_priority,
@@ -228,30 +215,16 @@ impl Agent {
         let Some(pi) = self.add_pair(now, stream, li, ri) else {
             return;
         };
+        self.streams[stream].checklist.pairs[pi].answered = true;
         if self.config.lite {
-            // A lite agent does no checks: the peer's check validates the pair, and its
-            // USE-CANDIDATE selects it (RFC 8445 §7.3.2 … as the full agent nominates).
-            let p = &mut self.streams[stream].pairs[pi];
-            p.state = PairState::Succeeded;
-            p.valid_local = Some(li);
-            p.succeeded_at.get_or_insert(now);
-            if use_candidate {
-                p.remote_nominated = true;
-                self.select(now, stream, pi);
-            }
-            // The full peer's checks on the selected pair (its consent checks) are what
-            // shows a lite agent that the path still works.
-            if let Some(sel) = self.streams[stream].selected[usize::from(component - 1)].as_mut() {
-                if sel.path == path && sel.remote.addr == from {
-                    sel.last_response = now;
-                }
-            }
+            self.lite_request(now, stream, pi, path, from, use_candidate);
             return;
         }
         let controlled = self.role == Role::Controlled;
-        let p = &mut self.streams[stream].pairs[pi];
+        let list = &mut self.streams[stream].checklist;
+        let p = &mut list.pairs[pi];
         if use_candidate && controlled {
-            p.remote_nominated = true;
+            p.nomination = Nomination::ByPeer;
         }
         // §7.3.1.4: triggered checks.
         match p.state {
@@ -260,15 +233,40 @@ impl Agent {
                     self.select(now, stream, pi);
                 }
             }
-            _ => {
-                if p.state != PairState::InProgress {
+            state => {
+                if state != PairState::InProgress {
                     p.state = PairState::Waiting;
                 }
-                if !p.queued {
-                    p.queued = true;
-                    self.streams[stream].triggered.push_back(pi);
-                }
-                self.wake_checks(now);
+                list.trigger(pi, false);
+            }
+        }
+    }
+
+    /// A lite agent does no checks: the peer's check validates the pair, and its
+    /// USE-CANDIDATE selects it (RFC 8445 §7.3.2, as the full agent nominates).
+    fn lite_request(
+        &mut self,
+        now: Instant,
+        stream: StreamId,
+        pi: PairId,
+        path: Path,
+        from: SocketAddr,
+        use_candidate: bool,
+    ) {
+        let p = &mut self.streams[stream].checklist.pairs[pi];
+        let component = p.component;
+        p.state = PairState::Succeeded;
+        p.valid_local = Some(p.local);
+        p.succeeded_at.get_or_insert(now);
+        if use_candidate {
+            p.nomination = Nomination::ByPeer;
+            self.select(now, stream, pi);
+        }
+        // The full peer's checks on the selected pair (its consent checks) are what shows a
+        // lite agent that the path still works.
+        if let Some(sel) = self.streams[stream].selected_mut(component) {
+            if sel.path == path && sel.remote.addr == from {
+                sel.last_response = now;
             }
         }
     }
@@ -292,7 +290,7 @@ impl Agent {
                 Some(code) => b.add(&ErrorCode::new(code))?,
                 None => b.add(&XorMappedAddress(to))?,
             };
-            b.add_message_integrity(&self.local_key)?;
+            b.add_message_integrity(&self.keys.local_key)?;
             b.add_fingerprint()?;
             Ok::<usize, stun_codec::BuildError>(b.finish().len())
         })();
@@ -305,18 +303,17 @@ impl Agent {
     fn handle_response(
         &mut self,
         now: Instant,
-        stream: usize,
+        stream: StreamId,
         path: Path,
         from: SocketAddr,
         msg: &Message<'_>,
     ) {
         let id = msg.transaction_id();
-        let Some(key) = &self.remote_key else {
+        let Some((_, key)) = &self.keys.remote else {
             return;
         };
         // Only for a transaction we are waiting for: strays cost no HMAC.
         let authentic = || msg.verify_fingerprint().is_ok() && msg.verify_integrity(key).is_ok();
-        // A consent check?
         let s = &mut self.streams[stream];
         if let Some(sel) = s
             .selected
@@ -331,14 +328,13 @@ impl Agent {
                 self.stats.auth_failures += 1;
                 return;
             }
-            sel.consent = None;
-            if msg.message_type().class == Class::SuccessResponse {
-                sel.last_response = now;
-            }
+            sel.consent_answered(now, msg.message_type().class == Class::SuccessResponse);
             return;
         }
-        let Some(pi) = s.pairs.iter().position(|p| {
-            p.check
+        let list = &mut s.checklist;
+        let Some(pi) = list.pairs.ids().find(|&p| {
+            list.pairs[p]
+                .check
                 .as_ref()
                 .is_some_and(|c| c.id == id || c.previous == Some(id))
         }) else {
@@ -349,118 +345,112 @@ impl Agent {
             return;
         }
         // §7.2.5.2.1: the answer must come from where the request went, to where it left.
-        let p = &s.pairs[pi];
-        if s.remote[p.remote].addr != from || s.local[p.local].path != path {
+        let p = &list.pairs[pi];
+        if list.remote[p.remote].addr != from || list.local[p.local].path != path {
             return;
         }
         // The answer to a transaction that a triggered check replaced (§7.3.1.4) validates
         // the pair, but it carries no nomination and no RTT, and the newer check stays in
         // flight: only that one's answer can complete a nomination.
-        let current = s.pairs[pi].check.as_ref().is_some_and(|c| c.id == id);
+        let current = p.check.as_ref().is_some_and(|c| c.id == id);
         let is_error = msg.message_type().class == Class::ErrorResponse;
         if !current && is_error {
             return;
         }
         let check = if current {
-            s.pairs[pi].check.take()
+            list.pairs[pi].check.take()
         } else {
             None
         };
         if let Some(check) = check.as_ref().filter(|_| is_error) {
             let code = msg.get::<ErrorCode>().ok().flatten().map(|e| e.code);
+            let p = &mut list.pairs[pi];
+            if p.nomination == Nomination::Wanted {
+                p.nomination = Nomination::No;
+            }
             if code == Some(487) {
                 // §7.2.5.1: switch to the role opposite to the one the request claimed,
                 // and check the pair again.
+                p.state = PairState::Waiting;
+                list.trigger(pi, false);
                 self.stats.role_conflicts += 1;
-                let new = match check.role {
+                self.set_role(match check.role {
                     Role::Controlling => Role::Controlled,
                     Role::Controlled => Role::Controlling,
-                };
-                self.set_role(new);
-                let p = &mut self.streams[stream].pairs[pi];
-                p.state = PairState::Waiting;
-                p.nominate = false;
-                if !p.queued {
-                    p.queued = true;
-                    self.streams[stream].triggered.push_back(pi);
-                }
-                self.wake_checks(now);
+                });
             } else {
-                let p = &mut self.streams[stream].pairs[pi];
                 p.state = PairState::Failed;
-                p.nominate = false;
             }
             return;
         }
         let Ok(Some(XorMappedAddress(mapped))) = msg.get::<XorMappedAddress>() else {
-            self.streams[stream].pairs[pi].state = PairState::Failed;
+            list.pairs[pi].state = PairState::Failed;
             return;
         };
+        self.check_succeeded(
+            now,
+            stream,
+            pi,
+            mapped,
+            check.as_ref().map(|c| (c.sent_at, c.nominating)),
+        );
+    }
+
+    /// §7.2.5.3: a check of pair `pi` succeeded with `mapped` as our address; `check` is
+    /// when the answered transmission left and whether it nominated (`None` for the answer
+    /// to a replaced transaction).
+    fn check_succeeded(
+        &mut self,
+        now: Instant,
+        stream: StreamId,
+        pi: PairId,
+        mapped: SocketAddr,
+        check: Option<(Instant, bool)>,
+    ) {
         // §7.2.5.3.1: the valid pair's local candidate is the one the mapped address names;
         // an unknown one is a new peer-reflexive local candidate.
-        let p_local = self.streams[stream].pairs[pi].local;
-        let component = self.streams[stream].pairs[pi].component;
-        let found = self.streams[stream]
+        let list = &self.streams[stream].checklist;
+        let (p_local, component) = (list.pairs[pi].local, list.pairs[pi].component);
+        let found = list
             .local
             .iter()
-            .position(|l| l.cand.addr == mapped && l.cand.component == component);
+            .find(|(_, l)| l.cand.addr == mapped && l.cand.component == component)
+            .map(|(i, _)| i);
         let valid_local = match found {
             Some(v) => v,
-            None => {
-                let l = &self.streams[stream].local[p_local];
-                let (pref, base, lpath) = (l.local_pref, l.base, l.path);
-                let foundation = self.foundation(CandidateKind::PeerReflexive, base.ip(), None);
-                let c = LocalCandidate {
-                    cand: Candidate {
-                        foundation,
-                        component,
-                        transport: CandidateTransport::Udp,
-                        priority: priority(CandidateKind::PeerReflexive, pref, component),
-                        addr: mapped,
-                        kind: CandidateKind::PeerReflexive,
-                        related: Some(base),
-                    },
-                    base,
-                    path: lpath,
-                    local_pref: pref,
-                };
-                // Not signalled (§7.2.5.3.1) and not paired: checks go from the base.
-                self.add_local(now, stream, c, false).unwrap_or(p_local)
-            }
+            None => self
+                .add_peer_reflexive(now, stream, p_local, mapped)
+                .unwrap_or(p_local),
         };
+        let controlled = self.role == Role::Controlled;
         let s = &mut self.streams[stream];
-        let p = &mut s.pairs[pi];
+        let p = &mut s.checklist.pairs[pi];
         p.state = PairState::Succeeded;
         p.valid_local = Some(valid_local);
         p.succeeded_at.get_or_insert(now);
-        if let Some(check) = &check {
-            p.rtt = Some(now.saturating_duration_since(check.sent_at));
+        if let Some((sent_at, nominating)) = check {
+            p.rtt = Some(now.saturating_duration_since(sent_at));
+            if nominating {
+                p.nomination = Nomination::Nominated;
+            }
         }
-        if check.as_ref().is_some_and(|c| c.nominating) {
-            p.nominated = true;
-        }
-        let select = p.nominated || (self.role == Role::Controlled && p.remote_nominated);
+        let select = p.nomination == Nomination::Nominated
+            || (controlled && p.nomination == Nomination::ByPeer);
+        let list = &s.checklist;
         tracing::debug!(
-            local = %s.local[p.local].cand.addr,
-            remote = %s.remote[p.remote].addr,
-            nominated = p.nominated,
+            local = %list.local[list.pairs[pi].local].cand.addr,
+            remote = %list.remote[list.pairs[pi].remote].addr,
+            nominated = list.pairs[pi].nomination == Nomination::Nominated,
             "pair succeeded"
         );
         // §7.2.5.3.3: unfreeze the pairs of the same foundation, in every stream.
-        let (lf, rf) = s.pair_foundation(s.pairs[pi].local, s.pairs[pi].remote);
+        let (lf, rf) = list.pair_foundation(list.pairs[pi].local, list.pairs[pi].remote);
         let f = (lf.to_owned(), rf.to_owned());
-        for s in &mut self.streams {
-            for i in 0..s.pairs.len() {
-                if s.pairs[i].state == PairState::Frozen
-                    && s.pair_foundation(s.pairs[i].local, s.pairs[i].remote) == (&f.0, &f.1)
-                {
-                    s.pairs[i].state = PairState::Waiting;
-                }
-            }
+        for s in self.streams.values_mut() {
+            s.checklist.unfreeze((&f.0, &f.1));
         }
-        self.wake_checks(now);
         // A successful check on the selected pair is consent too.
-        if let Some(sel) = self.streams[stream].selected[usize::from(component - 1)].as_mut() {
+        if let Some(sel) = self.streams[stream].selected_mut(component) {
             if sel.pair == Some(pi) {
                 sel.last_response = now;
             }
@@ -468,6 +458,5 @@ impl Agent {
         if select {
             self.select(now, stream, pi);
         }
-        self.maybe_nominate(now);
     }
 }

@@ -17,8 +17,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ice_agent::driver::{self, DriverConfig, Events, Handle, IceServer};
-use ice_agent::{AgentConfig, ConnectionState, Credentials, Event, Role};
+use ice_agent::driver::{self, DriverConfig, Event, Events, Handle, IceServer};
+use ice_agent::{AgentConfig, ConnectionState, Credentials, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -271,19 +271,19 @@ impl Peer {
                 ev = events.next() => {
                     let Some(ev) = ev else { return Err("session ended".into()) };
                     match ev {
-                        Event::LocalCandidate { candidate, .. } => {
+                        Event::Ice(ice_agent::Event::LocalCandidate { candidate, .. }) => {
                             wr.write_all(format!("{candidate}\n").as_bytes()).await.map_err(|e| e.to_string())?;
                         }
-                        Event::GatheringComplete { .. } => {
+                        Event::Ice(ice_agent::Event::GatheringComplete { .. }) => {
                             wr.write_all(b"end-of-candidates\n").await.map_err(|e| e.to_string())?;
                         }
-                        Event::StateChanged(s) => {
+                        Event::Ice(ice_agent::Event::StateChanged(s)) => {
                             eprintln!("state: {s:?}");
                             if s == ConnectionState::Failed {
                                 return Err("ICE failed".into());
                             }
                         }
-                        Event::SelectedPair { local, remote, .. } => {
+                        Event::Ice(ice_agent::Event::SelectedPair { local, remote, .. }) => {
                             println!(
                                 "selected pair: {} {} -> {} {}",
                                 local.kind, local.addr, remote.kind, remote.addr

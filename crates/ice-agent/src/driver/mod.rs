@@ -3,8 +3,8 @@
 //! and gives the application async send and receive on the selected pairs.
 //!
 //! [`start`] returns a [`Handle`] (cloneable: signalling, [`Handle::send`], restart, close)
-//! and an [`Events`] receiver (local candidates to signal, state changes, selected pairs, and
-//! received data as [`Event::Data`]).
+//! and an [`Events`] receiver: the agent's events ([`Event::Ice`]: local candidates to
+//! signal, state changes, selected pairs) and received data ([`Event::Data`]).
 //!
 //! Sending runs on the caller's task: [`Handle::send`] frames the data and hands the datagram
 //! to the socket at once, with no hop through another task. Each socket and connection has a
@@ -13,8 +13,8 @@
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
-//! use ice_agent::driver::{self, DriverConfig, IceServer};
-//! use ice_agent::{AgentConfig, Event, Role};
+//! use ice_agent::driver::{self, DriverConfig, Event, IceServer};
+//! use ice_agent::{AgentConfig, Role};
 //!
 //! let mut config = DriverConfig::new(AgentConfig::new(Role::Controlling));
 //! config.servers.push(IceServer::stun("stun:stun.example.org")?);
@@ -23,7 +23,7 @@
 //! // the peer's to handle.set_remote_credentials() and handle.add_remote_candidate().
 //! while let Some(ev) = events.next().await {
 //!     match ev {
-//!         Event::SelectedPair { stream, component, .. } => {
+//!         Event::Ice(ice_agent::Event::SelectedPair { stream, component, .. }) => {
 //!             handle.send(stream, component, b"hello")?;
 //!         }
 //!         Event::Data { data, .. } => println!("{} bytes", data.len()),
@@ -33,26 +33,50 @@
 //! # Ok(()) }
 //! ```
 
+mod setup;
+mod tasks;
 mod url;
 
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpSocket, UdpSocket};
+use sans_io::{Output, Transmit, Transport};
+use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
 
+pub use setup::tls_trusting;
 pub use url::{IceServer, ServerUrl, UrlError, UrlScheme};
 
-use crate::candidate::is_loopback_or_link_local;
+use setup::{bind_udp, host_ips, platform_tls, resolve_server};
+use tasks::{read_udp, run_connection, run_timers};
+
 use crate::{
     AddCandidateError, Agent, AgentConfig, Candidate, ConnectionId, ConnectionState, Credentials,
-    DriverRequest, Event, SendError, StreamId, TurnServerConfig, TurnTransport, Via,
+    LocalSocket, Request, SendError, StreamId,
 };
+
+/// What a session tells its application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// One of the agent's events: a local candidate to signal, end of gathering, a state
+    /// change, a selected pair.
+    Ice(crate::Event),
+    /// Application data that arrived on a validated pair (directly, or through a TURN
+    /// server over UDP, TCP or TLS).
+    Data {
+        /// The stream.
+        stream: StreamId,
+        /// The component.
+        component: u16,
+        /// The payload.
+        data: Vec<u8>,
+    },
+}
 
 /// Received data waiting for the application, per session. Beyond this, datagrams are
 /// dropped (as a full socket buffer would), never queued without bound.
@@ -145,7 +169,7 @@ pub enum DriverError {
     Closed,
 }
 
-/// A received datagram or event for the application.
+/// The session's events for the application.
 #[derive(Debug)]
 pub struct Events {
     events: mpsc::UnboundedReceiver<Event>,
@@ -153,8 +177,7 @@ pub struct Events {
 }
 
 impl Events {
-    /// The next event: a local candidate, gathering complete, a state change, a selected
-    /// pair, or [`Event::Data`]. Control events come before data waiting at the same time.
+    /// The next event: one of the agent's ([`Event::Ice`]), or [`Event::Data`]. Control events come before data waiting at the same time.
     /// `None` once the session is closed and everything was read.
     pub async fn next(&mut self) -> Option<Event> {
         tokio::select! {
@@ -203,6 +226,9 @@ struct Inner {
     /// reactor's idea of readiness (tokio's `try_send_to` refuses until it has polled).
     sockets: HashMap<SocketAddr, std::net::UdpSocket>,
     connections: HashMap<ConnectionId, mpsc::Sender<Vec<u8>>>,
+    /// The open connections by their (local, remote) addresses, which name them in the
+    /// agent's transmits.
+    streams: HashMap<(SocketAddr, SocketAddr), ConnectionId>,
     /// The tasks of the TURN connections, so a shutdown can wait for their last writes.
     connection_tasks: Vec<tokio::task::JoinHandle<()>>,
     /// `None` once closed, so [`Events::next`] ends.
@@ -210,8 +236,8 @@ struct Inner {
     data: Option<mpsc::Sender<Event>>,
     /// Where [`Handle::send`] frames a datagram: reused, so sending allocates nothing.
     scratch: Vec<u8>,
-    /// The deadline the timer task sleeps until.
-    armed: Option<Instant>,
+    /// The agent's deadline, as its last drain reported it: the timer task sleeps until it.
+    deadline: Option<Instant>,
     /// Datagrams and frames dropped because a socket or queue was full.
     dropped: u64,
 }
@@ -232,7 +258,7 @@ pub async fn start(config: DriverConfig) -> Result<(Handle, Events), DriverError
         || agent
             .turn_servers
             .iter()
-            .any(|t| t.transport == TurnTransport::Tls);
+            .any(|t| t.transport == Transport::Tls);
     // A server that does not resolve is skipped, as browsers and pion do: the others, and
     // host candidates, still work.
     for server in &servers {
@@ -306,11 +332,12 @@ pub async fn start(config: DriverConfig) -> Result<(Handle, Events), DriverError
             agent: a,
             sockets,
             connections: HashMap::new(),
+            streams: HashMap::new(),
             connection_tasks: Vec::new(),
             events: Some(etx),
             data: Some(dtx),
             scratch: Vec::new(),
-            armed: None,
+            deadline: None,
             dropped: 0,
         }),
         wake: wake.clone(),
@@ -321,15 +348,24 @@ pub async fn start(config: DriverConfig) -> Result<(Handle, Events), DriverError
     {
         let mut inner = lock(&shared.inner);
         let mut tasks = lock(&shared.tasks);
-        for (stream, component, addr, socket) in bound {
-            // The stream and component exist: they were just added.
-            let _ = inner.agent.add_local_socket(now, stream, component, addr);
+        // All at once: end-of-candidates comes after every socket's candidates.
+        let all: Vec<LocalSocket> = bound
+            .iter()
+            .map(|(stream, component, addr, _)| LocalSocket {
+                stream: *stream,
+                component: *component,
+                addr: *addr,
+            })
+            .collect();
+        // The streams and components exist: they were just added.
+        let _ = inner.agent.add_local_sockets(now, &all);
+        for (_, _, addr, socket) in bound {
             let weak = Arc::downgrade(&shared);
             tasks.push(tokio::spawn(read_udp(weak, addr, socket)).abort_handle());
         }
         tasks.push(tokio::spawn(run_timers(Arc::downgrade(&shared), wake)).abort_handle());
         drop(tasks);
-        inner.flush(&shared);
+        inner.drain(Some(&shared));
     }
     Ok((
         Handle {
@@ -348,239 +384,22 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-async fn resolve_server(server: &IceServer, agent: &mut AgentConfig) -> Result<(), DriverError> {
-    let url = &server.url;
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((url.host.as_str(), url.port))
-        .await
-        .map_err(|source| DriverError::Resolve {
-            host: url.host.clone(),
-            source,
-        })?
-        .collect();
-    // One address per family: the agent gathers from each socket to servers of its family.
-    let mut picked: Vec<SocketAddr> = Vec::new();
-    for a in addrs {
-        if !picked.iter().any(|p| p.is_ipv4() == a.is_ipv4()) {
-            picked.push(a);
-        }
-    }
-    for addr in picked {
-        match url.scheme {
-            UrlScheme::Stun => agent.stun_servers.push(addr),
-            UrlScheme::Turn | UrlScheme::Turns => agent.turn_servers.push(TurnServerConfig {
-                addr,
-                transport: url.transport,
-                tls_name: (url.scheme == UrlScheme::Turns).then(|| url.host.clone()),
-                username: server.username.clone(),
-                password: server.password.clone(),
-            }),
-        }
-    }
-    Ok(())
-}
-
-/// A TLS client configuration for `turns:` that trusts `roots` (ring, the safe default
-/// protocol versions), for [`DriverConfig::tls`].
-pub fn tls_trusting(roots: rustls::RootCertStore) -> Arc<rustls::ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("ring supports the default versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
-}
-
-fn platform_tls() -> Result<Arc<rustls::ClientConfig>, DriverError> {
-    let found = rustls_native_certs::load_native_certs();
-    let mut roots = rustls::RootCertStore::empty();
-    let (added, _) = roots.add_parsable_certificates(found.certs);
-    if added == 0 {
-        return Err(DriverError::Tls(match found.errors.first() {
-            Some(e) => e.to_string(),
-            None => "no root certificates found".into(),
-        }));
-    }
-    Ok(tls_trusting(roots))
-}
-
-/// The host's addresses that can be candidates, in the named interfaces.
-fn host_ips(interfaces: &[String], agent: &AgentConfig) -> Vec<IpAddr> {
-    let Ok(list) = if_addrs::get_if_addrs() else {
-        return Vec::new();
-    };
-    let mut ips = Vec::new();
-    for i in list {
-        if !interfaces.is_empty() && !interfaces.contains(&i.name) {
-            continue;
-        }
-        let ip = i.ip();
-        // The agent's own rule, except that IPv6 link-local is never used: binding one would
-        // need its scope (interface index) too.
-        let allowed = !is_loopback_or_link_local(ip)
-            || if ip.is_loopback() {
-                agent.allow_loopback
-            } else {
-                ip.is_ipv4() && agent.allow_link_local
-            };
-        if !allowed || ip.is_unspecified() {
-            continue;
-        }
-        if !ips.contains(&ip) {
-            ips.push(ip);
-        }
-    }
-    ips
-}
-
-/// A non-blocking UDP socket on `ip`, with a port from `range` if given.
-fn bind_udp(ip: IpAddr, range: Option<(u16, u16)>) -> Result<std::net::UdpSocket, DriverError> {
-    let try_bind = |port: u16| -> io::Result<std::net::UdpSocket> {
-        let s = std::net::UdpSocket::bind(SocketAddr::new(ip, port))?;
-        s.set_nonblocking(true)?;
-        Ok(s)
-    };
-    let Some((lo, hi)) = range else {
-        return try_bind(0).map_err(|source| DriverError::Bind {
-            addr: SocketAddr::new(ip, 0),
-            source,
-        });
-    };
-    // Port 0 would let the OS pick one outside the range.
-    let (lo, hi) = (lo.min(hi).max(1), lo.max(hi).max(1));
-    // Start at a random port of the range so two sessions rarely probe the same ports.
-    let span = u32::from(hi - lo) + 1;
-    let start = rand::random::<u32>() % span;
-    let mut last = None;
-    for k in 0..span {
-        let port = lo + ((start + k) % span) as u16;
-        match try_bind(port) {
-            Ok(s) => return Ok(s),
-            Err(e) => last = Some((port, e)),
-        }
-    }
-    let (port, source) = last.expect("the range holds at least one port");
-    Err(DriverError::Bind {
-        addr: SocketAddr::new(ip, port),
-        source,
-    })
-}
-
-async fn read_udp(shared: Weak<Shared>, local: SocketAddr, socket: UdpSocket) {
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    loop {
-        let (n, from) = match socket.recv_from(&mut buf).await {
-            Ok(x) => x,
-            // ICMP errors (port unreachable) surface here on some platforms: not fatal.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::ConnectionReset
-                        | io::ErrorKind::ConnectionRefused
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
-                tracing::trace!(%local, error = %e, "recv");
-                continue;
-            }
-            // Anything else may persist: back off rather than spin.
-            Err(e) => {
-                tracing::warn!(%local, error = %e, "recv");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Some(shared) = shared.upgrade() else {
-            return;
-        };
-        let mut inner = lock(&shared.inner);
-        let now = Instant::now();
-        let inner = &mut *inner;
-        match inner.agent.handle_receive(now, local, from, &buf[..n]) {
-            Some(r) => {
-                let ev = Event::Data {
-                    stream: r.stream,
-                    component: r.component,
-                    data: r.data.to_vec(),
-                };
-                inner.deliver(ev);
-                // Application data changes no state of the agent, so no timer: the walk of
-                // `poll_timeout` stays off the per-packet path.
-                inner.drain(Some(&shared));
-            }
-            None => inner.flush(&shared),
-        }
-    }
-}
-
-async fn run_timers(shared: Weak<Shared>, wake: Arc<Notify>) {
-    loop {
-        let notified = wake.notified();
-        tokio::pin!(notified);
-        // Register before reading the deadline, so a wake between the two is not lost.
-        notified.as_mut().enable();
-        let deadline = {
-            let Some(shared) = shared.upgrade() else {
-                return;
-            };
-            let mut inner = lock(&shared.inner);
-            let next = inner.agent.poll_timeout();
-            inner.armed = next;
-            next
-        };
-        match deadline {
-            Some(t) => {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(tokio::time::Instant::from_std(t)) => {}
-                    _ = &mut notified => continue,
-                }
-            }
-            None => {
-                notified.await;
-                continue;
-            }
-        }
-        let Some(shared) = shared.upgrade() else {
-            return;
-        };
-        let mut inner = lock(&shared.inner);
-        inner.armed = None;
-        inner.agent.handle_timeout(Instant::now());
-        inner.flush(&shared);
-    }
-}
-
 impl Inner {
-    /// Sends what the agent has to send, starts what it asks for, hands events on, and wakes
-    /// the timer task if the next timeout moved earlier.
-    fn flush(&mut self, shared: &Arc<Shared>) {
-        self.drain(Some(shared));
-        let next = self.agent.poll_timeout();
-        if next.is_some() && (self.armed.is_none() || next < self.armed) {
-            self.armed = next;
-            shared.wake.notify_one();
-        }
-    }
-
-    /// Sends what the agent queued, acts on its requests (connections are opened only with
-    /// `shared`: not once closing) and hands events on.
+    /// Carries out what the agent has to say (the drain rule of `sans-io`): sends, starts
+    /// what it asks for (connections only with `shared`: not once closing), hands events on,
+    /// and wakes the timer task if the deadline moved earlier.
     fn drain(&mut self, shared: Option<&Arc<Shared>>) {
-        while let Some(tx) = self.agent.poll_transmit() {
-            match tx.via {
-                // The frame is moved to the connection's queue, not copied.
-                Via::Connection(id) => self.send_frame(id, tx.data),
-                Via::Udp { local, remote } => self.send_udp(local, remote, &tx.data),
-            }
-        }
-        while let Some(req) = self.agent.poll_request() {
-            match req {
-                DriverRequest::Connect {
+        while let Some(o) = self.agent.poll_output() {
+            match o {
+                Output::Transmit(t) => self.transmit(t),
+                Output::Event(e) => self.deliver(Event::Ice(e)),
+                Output::Request(Request::Connect {
                     id,
                     server,
                     local,
                     tls_name,
-                } => {
+                    ..
+                }) => {
                     let Some(shared) = shared else { continue };
                     let (tx, rx) = mpsc::channel(CONNECTION_QUEUE);
                     self.connections.insert(id, tx);
@@ -597,15 +416,37 @@ impl Inner {
                     self.connection_tasks.retain(|t| !t.is_finished());
                     self.connection_tasks.push(task);
                 }
-                DriverRequest::Close { id } => {
-                    // Dropping the sender ends the connection's task.
-                    self.connections.remove(&id);
+                Output::Request(Request::Close { id }) => self.forget_connection(id),
+                Output::Timeout(t) => {
+                    let earlier = t.is_some_and(|t| self.deadline.is_none_or(|d| t < d));
+                    self.deadline = t;
+                    if earlier {
+                        if let Some(shared) = shared {
+                            shared.wake.notify_one();
+                        }
+                    }
                 }
             }
         }
-        while let Some(ev) = self.agent.poll_event() {
-            self.deliver(ev);
+    }
+
+    /// Sends a datagram from one of the sockets, or queues a frame on a connection.
+    fn transmit(&mut self, t: Transmit<impl AsRef<[u8]> + Into<Vec<u8>>>) {
+        match t.transport {
+            Transport::Udp => self.send_udp(t.local, t.remote, t.data.as_ref()),
+            // The frame is moved to the connection's queue, not copied.
+            Transport::Tcp | Transport::Tls => {
+                if let Some(&id) = self.streams.get(&(t.local, t.remote)) {
+                    self.send_frame(id, t.data.into());
+                }
+            }
         }
+    }
+
+    /// Dropping the sender ends the connection's task.
+    fn forget_connection(&mut self, id: ConnectionId) {
+        self.connections.remove(&id);
+        self.streams.retain(|_, c| *c != id);
     }
 
     fn is_closed(&self) -> bool {
@@ -640,10 +481,11 @@ impl Inner {
         }
         self.agent.close(Instant::now());
         self.drain(None);
-        self.armed = None;
+        self.deadline = None;
         // Dropping the queues ends the connection tasks (after their last writes) and,
         // once read, the application's `Events`.
         self.connections.clear();
+        self.streams.clear();
         self.sockets.clear();
         self.events = None;
         self.data = None;
@@ -672,122 +514,6 @@ impl Inner {
     }
 }
 
-async fn run_connection(
-    shared: Weak<Shared>,
-    id: ConnectionId,
-    server: SocketAddr,
-    local: SocketAddr,
-    tls_name: Option<String>,
-    rx: mpsc::Receiver<Vec<u8>>,
-) {
-    let tls = match shared.upgrade() {
-        Some(s) => s.tls.clone(),
-        None => return,
-    };
-    let result = tokio::time::timeout(CONNECT_TIMEOUT, async {
-        let socket = if server.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        socket.bind(SocketAddr::new(local.ip(), 0))?;
-        let tcp = socket.connect(server).await?;
-        tcp.set_nodelay(true)?;
-        io::Result::Ok(tcp)
-    })
-    .await
-    .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()));
-    let tcp = match result {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::debug!(%server, error = %e, "TURN connection failed");
-            return closed(&shared, id);
-        }
-    };
-    match tls_name {
-        None => pump(&shared, id, tcp, rx).await,
-        Some(name) => {
-            let Ok(name) = rustls::pki_types::ServerName::try_from(name.clone()) else {
-                tracing::debug!(%name, "not a TLS server name");
-                return closed(&shared, id);
-            };
-            let connector = tokio_rustls::TlsConnector::from(tls);
-            match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp)).await {
-                Ok(Ok(stream)) => pump(&shared, id, stream, rx).await,
-                Ok(Err(e)) => {
-                    tracing::debug!(%server, error = %e, "TLS handshake failed");
-                    closed(&shared, id)
-                }
-                Err(_) => {
-                    tracing::debug!(%server, "TLS handshake timed out");
-                    closed(&shared, id)
-                }
-            }
-        }
-    }
-}
-
-fn closed(shared: &Weak<Shared>, id: ConnectionId) {
-    if let Some(shared) = shared.upgrade() {
-        let mut inner = lock(&shared.inner);
-        inner.connections.remove(&id);
-        inner.agent.connection_closed(Instant::now(), id);
-        inner.flush(&shared);
-    }
-}
-
-/// Moves bytes between a connection and the agent until either side ends.
-async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
-    shared: &Weak<Shared>,
-    id: ConnectionId,
-    stream: S,
-    mut rx: mpsc::Receiver<Vec<u8>>,
-) {
-    match shared.upgrade() {
-        Some(s) => {
-            let mut inner = lock(&s.inner);
-            inner.agent.connection_established(Instant::now(), id);
-            inner.flush(&s);
-        }
-        None => return,
-    }
-    let (mut r, mut w) = tokio::io::split(stream);
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    loop {
-        tokio::select! {
-            read = r.read(&mut buf) => {
-                let n = match read {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                let Some(s) = shared.upgrade() else { return };
-                let mut inner = lock(&s.inner);
-                inner.agent.handle_connection_data(Instant::now(), id, &buf[..n]);
-                inner.flush(&s);
-            }
-            frame = rx.recv() => match frame {
-                Some(f) => {
-                    // Flushed: TLS may hold a record back, and STUN over a stream is never
-                    // retransmitted. A server that stops reading ends the connection.
-                    let write = async {
-                        w.write_all(&f).await?;
-                        w.flush().await
-                    };
-                    if !matches!(tokio::time::timeout(IO_TIMEOUT, write).await, Ok(Ok(()))) {
-                        break;
-                    }
-                }
-                // The agent closed the connection.
-                None => {
-                    let _ = tokio::time::timeout(IO_TIMEOUT, w.shutdown()).await;
-                    return;
-                }
-            },
-        }
-    }
-    closed(shared, id);
-}
-
 impl Handle {
     fn with<R>(&self, f: impl FnOnce(&mut Agent, Instant) -> R) -> Result<R, DriverError> {
         let mut inner = lock(&self.shared.inner);
@@ -795,7 +521,7 @@ impl Handle {
             return Err(DriverError::Closed);
         }
         let r = f(&mut inner.agent, Instant::now());
-        inner.flush(&self.shared);
+        inner.drain(Some(&self.shared));
         Ok(r)
     }
 
@@ -894,16 +620,17 @@ impl Handle {
         }
         // Room for the data and its TURN framing (a Send indication is the larger).
         let mut out = std::mem::take(&mut inner.scratch);
-        out.resize(data.len() + crate::turn_client::SEND_OVERHEAD, 0);
-        let sent = inner
+        out.resize(data.len() + stun_client::SEND_OVERHEAD, 0);
+        let sent = match inner
             .agent
-            .send(Instant::now(), stream, component, data, &mut out);
-        if let Ok((via, n)) = sent {
-            match via {
-                Via::Udp { local, remote } => inner.send_udp(local, remote, &out[..n]),
-                Via::Connection(id) => inner.send_frame(id, out[..n].to_vec()),
+            .send(Instant::now(), stream, component, data, &mut out)
+        {
+            Ok(t) => {
+                inner.transmit(t);
+                Ok(())
             }
-        }
+            Err(e) => Err(e),
+        };
         inner.scratch = out;
         sent?;
         Ok(())

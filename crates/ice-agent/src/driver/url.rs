@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::TurnTransport;
+use crate::Transport;
 
 /// The URL's scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -26,7 +26,7 @@ pub struct ServerUrl {
     /// The port.
     pub port: u16,
     /// How to reach a TURN server (UDP for `stun:`).
-    pub transport: TurnTransport,
+    pub transport: Transport,
 }
 
 /// Why a server URL was refused.
@@ -94,10 +94,10 @@ impl std::str::FromStr for ServerUrl {
         };
         let transport = match (scheme, query.map(str::to_ascii_lowercase).as_deref()) {
             (UrlScheme::Stun, None) | (UrlScheme::Turn, None | Some("transport=udp")) => {
-                TurnTransport::Udp
+                Transport::Udp
             }
-            (UrlScheme::Turn, Some("transport=tcp")) => TurnTransport::Tcp,
-            (UrlScheme::Turns, None | Some("transport=tcp")) => TurnTransport::Tls,
+            (UrlScheme::Turn, Some("transport=tcp")) => Transport::Tcp,
+            (UrlScheme::Turns, None | Some("transport=tcp")) => Transport::Tls,
             _ => return Err(UrlError::Query(s.into())),
         };
         Ok(ServerUrl {
@@ -121,7 +121,7 @@ impl fmt::Display for ServerUrl {
         } else {
             write!(f, "{scheme}:{}:{}", self.host, self.port)?;
         }
-        if self.transport == TurnTransport::Tcp {
+        if self.transport == Transport::Tcp {
             f.write_str("?transport=tcp")?;
         }
         Ok(())
@@ -193,14 +193,14 @@ mod tests {
             (UrlScheme::Stun, "stun.example.org", 3478)
         );
         let u = p("turn:192.0.2.1:3479?transport=tcp").unwrap();
-        assert_eq!((u.port, u.transport), (3479, TurnTransport::Tcp));
+        assert_eq!((u.port, u.transport), (3479, Transport::Tcp));
         let u = p("turns:[2001:db8::1]").unwrap();
         assert_eq!(
             (u.host.as_str(), u.port, u.transport),
-            ("2001:db8::1", 5349, TurnTransport::Tls)
+            ("2001:db8::1", 5349, Transport::Tls)
         );
         let u = p("TURN:h?Transport=UDP").unwrap();
-        assert_eq!(u.transport, TurnTransport::Udp);
+        assert_eq!(u.transport, Transport::Udp);
         assert_eq!(
             p("turn:[::1]:9?transport=tcp").unwrap().to_string(),
             "turn:[::1]:9?transport=tcp"

@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ice_agent::driver::{Events, Handle};
-use ice_agent::{Candidate, ConnectionState, Event};
+use ice_agent::driver::{Event, Events, Handle};
+use ice_agent::{Candidate, ConnectionState, Event as Ice};
 use turn_server::driver::{Server, Settings};
 
 /// The turn-server tests' own helpers: its certificate, port range and server settings.
@@ -84,18 +84,20 @@ pub async fn connect(a: (Handle, Events), b: (Handle, Events)) -> (Side, Side) {
             };
             let other = if i == 0 { &hb } else { &ha };
             match ev {
-                Event::LocalCandidate { stream, candidate } => {
+                Event::Ice(Ice::LocalCandidate { stream, candidate }) => {
                     signalled[i].push(candidate.clone());
                     other.add_remote_candidate(stream, candidate).unwrap();
                 }
-                Event::GatheringComplete { stream } => {
+                Event::Ice(Ice::GatheringComplete { stream }) => {
                     other.end_of_remote_candidates(stream).unwrap()
                 }
-                Event::StateChanged(s) => {
+                Event::Ice(Ice::StateChanged(s)) => {
                     assert_ne!(s, ConnectionState::Failed, "side {i} failed");
                     states[i].push(s);
                 }
-                Event::SelectedPair { local, remote, .. } => sel[i] = Some((local, remote)),
+                Event::Ice(Ice::SelectedPair { local, remote, .. }) => {
+                    sel[i] = Some((local, remote))
+                }
                 other => panic!("unexpected {other:?}"),
             }
         }
@@ -136,7 +138,7 @@ pub async fn exchange(from: &Side, to: &mut Side, msg: &[u8]) {
                     assert_eq!(data, msg);
                     return;
                 }
-                Event::StateChanged(s) => to.states.push(s),
+                Event::Ice(Ice::StateChanged(s)) => to.states.push(s),
                 _ => {}
             }
         }
