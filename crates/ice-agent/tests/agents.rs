@@ -17,6 +17,8 @@ struct Net {
     t: Instant,
     /// Every packet is dropped.
     cut: bool,
+    /// The connectivity checks (Binding requests) this agent sends are dropped.
+    mute_checks_of: Option<usize>,
     /// Application data received: (agent, stream, component, bytes).
     received: Vec<(usize, StreamId, u16, Vec<u8>)>,
     /// Binding indications (keepalives) sent by each agent.
@@ -37,6 +39,7 @@ impl Net {
             sockets: vec![Vec::new(); n],
             t,
             cut: false,
+            mute_checks_of: None,
             received: Vec::new(),
             keepalives: vec![0; n],
             selected: Vec::new(),
@@ -99,7 +102,9 @@ impl Net {
                     {
                         self.keepalives[i] += 1;
                     }
-                    if self.cut {
+                    let request = Message::parse(&tx.data)
+                        .is_ok_and(|m| m.message_type().class == Class::Request);
+                    if self.cut || (request && self.mute_checks_of == Some(i)) {
                         continue;
                     }
                     let Some(j) = self.sockets.iter().position(|s| s.contains(&tx.remote)) else {
@@ -380,4 +385,38 @@ fn a_role_conflict_between_two_agents_is_resolved_and_they_connect() {
         let (l1, r1) = net.agents[1].selected_pair(s[1], 1).unwrap();
         assert_eq!((l0.addr, r0.addr), (r1.addr, l1.addr));
     }
+}
+
+/// RFC 8445 §12.2: once the controlled agent has answered the peer's check on a pair, data
+/// the peer sends on it is accepted, though the controlled agent's own check of the pair has
+/// not succeeded (here: every check it sends is lost). In practice: a browser nominating
+/// through a relay sends its first DTLS flight at once.
+#[test]
+fn data_on_a_pair_whose_check_we_answered_is_accepted_before_our_own_check_succeeds() {
+    let t = Instant::now();
+    let mut net = Net::new(
+        vec![
+            agent(Role::Controlling, false, 11),
+            agent(Role::Controlled, false, 12),
+        ],
+        t,
+    );
+    let s = [net.agents[0].add_stream(1), net.agents[1].add_stream(1)];
+    net.socket(0, s[0], 1, "192.0.2.1:5000");
+    net.socket(1, s[1], 1, "192.0.2.2:6000");
+    net.mute_checks_of = Some(1);
+    net.signal(&[s[0]], [false, false]);
+    assert!(net.run_until(Duration::from_secs(2), |n| n.connected(0)));
+    assert!(!net.connected(1), "B's own checks never got through");
+    let mut out = [0u8; 64];
+    let tx = net.agents[0]
+        .send(net.t, s[0], 1, b"first flight", &mut out)
+        .unwrap();
+    let got = net.agents[1].handle_receive(net.t, Receive::udp(tx.remote, tx.local, tx.data));
+    assert_eq!(got.map(|r| r.data), Some(&b"first flight"[..]));
+    assert_eq!(net.agents[1].stats().dropped_unvalidated, 0);
+    // From an address no check came from, it is still dropped.
+    let stranger = Receive::udp(tx.remote, "192.0.2.9:7000".parse().unwrap(), tx.data);
+    assert!(net.agents[1].handle_receive(net.t, stranger).is_none());
+    assert_eq!(net.agents[1].stats().dropped_unvalidated, 1);
 }

@@ -148,3 +148,27 @@ async fn a_tls_server_with_an_untrusted_certificate_gives_no_relay() {
         .unwrap();
     assert!(handle.local_candidates(handle.streams()[0]).is_empty());
 }
+
+/// With two local addresses and no server, end-of-candidates comes after both host
+/// candidates: a peer following RFC 8838 §4.4 ignores every candidate after it, and would
+/// never learn the second address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_of_candidates_comes_after_every_host_candidate() {
+    let mut c = config(Role::Controlling);
+    c.ips = vec!["127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap()];
+    let (_handle, mut events) = driver::start(c).await.unwrap();
+    let mut before_end = Vec::new();
+    let wait = async {
+        loop {
+            match events.next().await.unwrap() {
+                Event::Ice(Ice::LocalCandidate { candidate, .. }) => before_end.push(candidate),
+                Event::Ice(Ice::GatheringComplete { .. }) => return,
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(common::LIMIT, wait).await.unwrap();
+    let mut ips: Vec<String> = before_end.iter().map(|c| c.addr.ip().to_string()).collect();
+    ips.sort();
+    assert_eq!(ips, ["127.0.0.1", "127.0.0.2"], "{before_end:?}");
+}

@@ -16,9 +16,34 @@ struct Run {
     answer: String,
 }
 
+/// One process's end: how it exited, its standard output and error.
+struct Exit {
+    status: std::process::ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
 /// Starts the offerer, reads its signalling address, starts the answerer, and waits for
 /// both to exit successfully.
 fn run(common_args: &[&str]) -> Run {
+    let (offer, answer) = run_both(common_args);
+    for (who, e) in [("offerer", &offer), ("answerer", &answer)] {
+        assert!(
+            e.status.success(),
+            "{who} failed: {}\nstdout:\n{}\nstderr:\n{}",
+            e.status,
+            e.stdout,
+            e.stderr
+        );
+    }
+    Run {
+        offer: offer.stdout,
+        answer: answer.stdout,
+    }
+}
+
+/// Both processes, however they end.
+fn run_both(common_args: &[&str]) -> (Exit, Exit) {
     let mut offer = Command::new(PEER)
         .args(["offer", "--signal-listen", "127.0.0.1:0", "--count", "3"])
         .args(common_args)
@@ -44,20 +69,13 @@ fn run(common_args: &[&str]) -> Run {
         .spawn()
         .expect("ice-peer runs");
     // Both at once: neither may block on a full pipe while the other is waited for.
-    let answer = std::thread::spawn(move || finish(answer, None, "answerer"));
-    let offer_out = finish(offer, Some(out), "offerer");
-    let answer_out = answer.join().unwrap();
-    Run {
-        offer: first + &offer_out,
-        answer: answer_out,
-    }
+    let answer = std::thread::spawn(move || finish(answer, None));
+    let mut offer = finish(offer, Some(out));
+    offer.stdout = first + &offer.stdout;
+    (offer, answer.join().unwrap())
 }
 
-fn finish(
-    mut child: Child,
-    out: Option<BufReader<std::process::ChildStdout>>,
-    who: &'static str,
-) -> String {
+fn finish(mut child: Child, out: Option<BufReader<std::process::ChildStdout>>) -> Exit {
     let (tx, rx) = mpsc::channel::<()>();
     let pid = child.id();
     // Kills the process if it has not exited within the limit (a hang, not a wait).
@@ -86,11 +104,11 @@ fn finish(
     let status = child.wait().unwrap();
     let _ = tx.send(());
     guard.join().unwrap();
-    assert!(
-        status.success(),
-        "{who} failed: {status}\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    stdout
+    Exit {
+        status,
+        stdout,
+        stderr,
+    }
 }
 
 fn selected(out: &str) -> &str {
@@ -147,4 +165,40 @@ fn two_processes_connect_through_our_turn_server_over_tls() {
         );
     }
     assert!(r.offer.contains("exchanged 3 messages"), "{}", r.offer);
+}
+
+/// A `turns:` server whose certificate is not trusted: the user sees why at the default log
+/// level (the certificate error), not only that ICE failed.
+#[test]
+fn a_refused_turns_server_says_why() {
+    let turn = common::turn_server();
+    // Another certificate than the server's: trusting it does not make the server's trusted.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let ca = std::env::temp_dir().join(format!("ice-peer-other-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca, other.cert.pem()).unwrap();
+    let url = format!("turns:localhost:{}", turn.tls().port());
+    let (offer, answer) = run_both(&[
+        "--bind",
+        "127.0.0.1",
+        "--relay-only",
+        "--turn",
+        &url,
+        "--user",
+        "alice",
+        "--pass",
+        "secret",
+        "--ca",
+        ca.to_str().unwrap(),
+    ]);
+    std::fs::remove_file(&ca).unwrap();
+    for e in [&offer, &answer] {
+        assert!(!e.status.success(), "no relay, so no connection");
+        assert!(
+            e.stderr
+                .contains("TURN server refused: TLS handshake failed")
+                && e.stderr.contains("certificate"),
+            "the reason is missing from:\n{}",
+            e.stderr
+        );
+    }
 }
