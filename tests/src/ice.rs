@@ -22,8 +22,8 @@ use stun_codec::StreamFramer;
 /// One signalling message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signal {
-    /// `a=ice-ufrag` and `a=ice-pwd` (an offer or answer).
-    Credentials(Credentials),
+    /// `a=ice-ufrag`, `a=ice-pwd` and `a=ice-options` (an offer or answer).
+    Credentials(Credentials, &'static str),
     /// A trickled `a=candidate` line.
     Candidate(String),
     /// `a=end-of-candidates`.
@@ -118,10 +118,14 @@ pub struct AgentEndpoint {
     pub connected_at: Option<Instant>,
     /// The latest selected pair: local and remote candidate.
     pub selected: Option<(Candidate, Candidate)>,
+    /// Every selection, with its time: more than one after a renomination.
+    pub selections: Vec<Instant>,
     /// Every state change, with its time.
     pub states: Vec<(Instant, ConnectionState)>,
     /// Application data received on the selected pair.
     pub received: Vec<Vec<u8>>,
+    /// When application data last arrived.
+    pub last_received: Option<Instant>,
     /// When the next greeting goes (every 100 ms while connected, so loss cannot starve
     /// the check that data flows).
     greet_at: Option<Instant>,
@@ -171,8 +175,10 @@ impl AgentEndpoint {
             remote_credentials_at: None,
             connected_at: None,
             selected: None,
+            selections: Vec::new(),
             states: Vec::new(),
             received: Vec::new(),
+            last_received: None,
             greet_at: None,
             restarting: false,
             timer: None,
@@ -200,7 +206,8 @@ impl AgentEndpoint {
         self.restarting = true;
         self.greet_at = None;
         let c = self.agent.local_credentials().clone();
-        self.signal(now, Signal::Credentials(c));
+        let options = self.agent.local_ice_options();
+        self.signal(now, Signal::Credentials(c, options));
         self.pump(now);
     }
 
@@ -231,7 +238,7 @@ impl AgentEndpoint {
     fn pump(&mut self, now: Instant) {
         while let Some(s) = self.mailbox.take_due(self.side, now) {
             match s {
-                Signal::Credentials(c) => {
+                Signal::Credentials(c, options) => {
                     let restart = self.remote_credentials_at.is_some() && !self.restarting;
                     self.restarting = false;
                     if restart {
@@ -239,16 +246,19 @@ impl AgentEndpoint {
                         self.agent.restart(now);
                         self.greet_at = None;
                         let mine = self.agent.local_credentials().clone();
+                        let options = self.agent.local_ice_options();
                         self.mailbox
-                            .post(now, 1 - self.side, Signal::Credentials(mine));
+                            .post(now, 1 - self.side, Signal::Credentials(mine, options));
                     }
+                    self.agent.set_remote_ice_options(now, options);
                     self.agent.set_remote_credentials(now, c, false);
                     self.remote_credentials_at = Some(now);
                     if !self.answered {
                         self.answered = true;
                         let mine = self.agent.local_credentials().clone();
+                        let options = self.agent.local_ice_options();
                         self.mailbox
-                            .post(now, 1 - self.side, Signal::Credentials(mine));
+                            .post(now, 1 - self.side, Signal::Credentials(mine, options));
                         for s in std::mem::take(&mut self.held) {
                             self.mailbox.post(now, 1 - self.side, s);
                         }
@@ -300,6 +310,7 @@ impl AgentEndpoint {
                     }
                     Event::SelectedPair { local, remote, .. } => {
                         self.selected = Some((local, remote));
+                        self.selections.push(now);
                         self.greet_at = None;
                     }
                     _ => {}
@@ -368,7 +379,8 @@ impl AgentEndpoint {
         let Some(local) = c.local else {
             return;
         };
-        let (agent, received) = (&mut self.agent, &mut self.received);
+        let (agent, received, last) =
+            (&mut self.agent, &mut self.received, &mut self.last_received);
         let (server, transport) = (c.server, c.transport);
         let fed = c.framer.feed(data, |frame| {
             let r = Receive {
@@ -379,6 +391,7 @@ impl AgentEndpoint {
             };
             if let Some(r) = agent.handle_receive(now, r) {
                 received.push(r.data.to_vec());
+                *last = Some(now);
             }
         });
         if fed.is_err() {
@@ -405,7 +418,8 @@ impl Endpoint for AgentEndpoint {
             .expect("stream 0 component 1 exist");
         if self.side == 0 {
             let c = self.agent.local_credentials().clone();
-            self.signal(now, Signal::Credentials(c));
+            let options = self.agent.local_ice_options();
+            self.signal(now, Signal::Credentials(c, options));
         }
         self.pump(now);
     }
@@ -422,6 +436,7 @@ impl Endpoint for AgentEndpoint {
                     .handle_receive(now, Receive::udp(local, remote, data))
                 {
                     self.received.push(r.data.to_vec());
+                    self.last_received = Some(now);
                 }
             }
             Input::TcpConnected { conn, local } => {

@@ -200,6 +200,16 @@ pub fn cgn_config() -> NatConfig {
 
 /// Builds the topology of a cell and installs the server and both agents.
 pub fn build(kinds: [Behind; 2], conditions: Conditions, seed: u64) -> Cell {
+    build_with(kinds, conditions, seed, |_, _| {})
+}
+
+/// [`build`] with each side's agent configuration changed by `configure(side, config)`.
+pub fn build_with(
+    kinds: [Behind; 2],
+    conditions: Conditions,
+    seed: u64,
+    configure: impl Fn(usize, &mut AgentConfig),
+) -> Cell {
     let mut t = Topology::new();
     let internet = t.network("internet", &["0.0.0.0/0"]);
     let server = t.host("server", &[(internet, "198.51.100.1")]);
@@ -273,12 +283,9 @@ pub fn build(kinds: [Behind; 2], conditions: Conditions, seed: u64) -> Cell {
     sim.set_endpoint(server, turn_server(sim.now()));
     let mailbox = Mailbox::new(SIGNALLING_DELAY);
     for side in 0..2 {
-        let ep = AgentEndpoint::new(
-            agent_config(seed * 2 + side as u64),
-            side,
-            mailbox.clone(),
-            vec![sockets[side]],
-        );
+        let mut config = agent_config(seed * 2 + side as u64);
+        configure(side, &mut config);
+        let ep = AgentEndpoint::new(config, side, mailbox.clone(), vec![sockets[side]]);
         sim.set_endpoint(agents[side], ep);
     }
     Cell {
@@ -333,48 +340,91 @@ impl Cell {
     }
 }
 
+/// How long a cell runs on once connected, for a renomination to a better pair to happen:
+/// well past the 500 ms check retransmission that finds it (docs/nat-matrix.md).
+pub const SETTLE: Duration = Duration::from_secs(3);
+
 /// What one run of a cell gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CellResult {
     /// Behind what each side was.
     pub kinds: [Behind; 2],
-    /// The selected pair as side A sees it (local, remote), if connected.
+    /// The selected pair as side A sees it (local, remote), if connected, [`SETTLE`] after
+    /// connecting.
     pub pair: Option<(CandidateKind, CandidateKind)>,
+    /// The first selected pair as side A saw it, when renomination replaced it.
+    pub first_pair: Option<(CandidateKind, CandidateKind)>,
     /// From both sides having the peer's credentials to both sides connected.
     pub time_to_connected: Option<Duration>,
+    /// From both sides having the peer's credentials to the last selection of either side,
+    /// when a renomination replaced the first.
+    pub time_to_final_pair: Option<Duration>,
+    /// Both sides' final pairs are the same path seen from either end, and each side has
+    /// received data since its last selection.
+    pub agree: bool,
     /// Checks sent by each side.
     pub checks_sent: [u64; 2],
     /// Each side received the other's application data on the selected pair.
     pub data_exchanged: bool,
 }
 
-/// Runs a cell until both sides are connected and have exchanged data, for at most `limit`.
+/// Runs a cell until both sides are connected and have exchanged data, for at most `limit`,
+/// then [`SETTLE`] longer for a better pair to take over.
 pub fn run_cell(
     kinds: [Behind; 2],
     conditions: Conditions,
     seed: u64,
     limit: Duration,
 ) -> CellResult {
-    let mut cell = build(kinds, conditions, seed);
+    run_cell_with(kinds, conditions, seed, limit, |_, _| {})
+}
+
+/// [`run_cell`] with each side's agent configuration changed by `configure(side, config)`.
+pub fn run_cell_with(
+    kinds: [Behind; 2],
+    conditions: Conditions,
+    seed: u64,
+    limit: Duration,
+    configure: impl Fn(usize, &mut AgentConfig),
+) -> CellResult {
+    let mut cell = build_with(kinds, conditions, seed, configure);
     let ok = cell.run_until(limit, |a, b| {
         [a, b]
             .iter()
             .all(|x| x.is_connected() && !x.received.is_empty())
     });
+    let checks_sent = [0, 1].map(|i| cell.agent(i).agent.stats().checks_sent);
+    let first_pair = cell.agent(0).selected_kinds();
+    if ok {
+        let until = cell.sim.elapsed() + SETTLE;
+        cell.run_until(until, |_, _| false);
+    }
     let a = cell.agent(0);
     let b = cell.agent(1);
     let creds = a.remote_credentials_at.max(b.remote_credentials_at);
+    let since = |t: Option<Instant>| t.zip(creds).map(|(t, k)| t.saturating_duration_since(k));
     let connected = match (a.connected_at, b.connected_at) {
         (Some(x), Some(y)) if ok => Some(x.max(y)),
         _ => None,
     };
+    let switched = a.selections.len() > 1 || b.selections.len() > 1;
+    let last = a.selections.last().max(b.selections.last()).copied();
+    let same = match (&a.selected, &b.selected) {
+        (Some((al, ar)), Some((bl, br))) => al.addr == br.addr && ar.addr == bl.addr,
+        _ => false,
+    };
+    let flowing = [a, b]
+        .iter()
+        .all(|x| x.last_received > x.selections.last().copied());
+    let agree = same && flowing;
     CellResult {
         kinds,
         pair: a.selected_kinds().filter(|_| ok),
-        time_to_connected: connected
-            .zip(creds)
-            .map(|(c, k)| c.saturating_duration_since(k)),
-        checks_sent: [a.agent.stats().checks_sent, b.agent.stats().checks_sent],
+        first_pair: first_pair.filter(|_| ok && switched),
+        time_to_connected: since(connected),
+        time_to_final_pair: since(last).filter(|_| ok && switched),
+        agree: ok && agree,
+        checks_sent,
         data_exchanged: ok,
     }
 }

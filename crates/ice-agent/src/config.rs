@@ -99,6 +99,12 @@ pub struct AgentConfig {
     /// no host or server-reflexive candidate is signalled or paired, so the peer never learns
     /// a local address. The sockets still reach the TURN servers (loopback ones too).
     pub relay_only: bool,
+    /// ICE renomination (draft-thatcher-ice-renomination, as libwebrtc implements it):
+    /// signal `renomination` in the ICE options, and with a peer that does too, keep
+    /// checking the pairs that could beat the selected one and switch when one succeeds
+    /// (controlling: nominate it with a higher NOMINATION value; controlled: follow the
+    /// highest value). Default on; a peer that does not signal it sees plain RFC 8445.
+    pub renomination: bool,
     /// Keep loopback host addresses as candidates (tests on one machine).
     pub allow_loopback: bool,
     /// Keep link-local host addresses as candidates.
@@ -132,6 +138,7 @@ impl AgentConfig {
             keepalive_interval: Duration::from_secs(15),
             trickle_wait: Duration::from_secs(5),
             relay_only: false,
+            renomination: true,
             allow_loopback: false,
             allow_link_local: false,
             software: None,

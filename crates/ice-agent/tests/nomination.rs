@@ -1,7 +1,8 @@
 //! A controlled agent facing an aggressively nominating peer (RFC 5245 §8.1.1.2, which
 //! RFC 8445 §7.3.1.5 still asks controlled agents to accept): every check of the peer
-//! carries USE-CANDIDATE. The peer here is scripted: its checks and answers are built by hand
-//! and signed with the right keys.
+//! carries USE-CANDIDATE; and facing a renominating peer as libwebrtc is one, whose checks
+//! carry NOMINATION alone. The peer here is scripted: its checks and answers are built by
+//! hand and signed with the right keys.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -26,9 +27,18 @@ struct Peer {
     key: IntegrityKey,
 }
 
+/// How a check of the peer nominates.
+#[derive(Clone, Copy)]
+enum How {
+    /// USE-CANDIDATE, as an aggressive agent sends on every check.
+    UseCandidate,
+    /// NOMINATION with this value and no USE-CANDIDATE, as libwebrtc renominates.
+    Nomination(u32),
+}
+
 impl Peer {
-    /// A nominating check from the peer, as an aggressive agent sends every check.
-    fn nominating_check(&self, agent: &Agent, priority: u32, tid: u8) -> Vec<u8> {
+    /// A nominating check from the peer.
+    fn nominating_check(&self, agent: &Agent, priority: u32, tid: u8, how: How) -> Vec<u8> {
         let mut buf = [0u8; 256];
         let mut b = MessageBuilder::new(
             &mut buf,
@@ -40,7 +50,10 @@ impl Peer {
         b.add(&Username(&username)).unwrap();
         b.add(&Priority(priority)).unwrap();
         b.add(&IceControlling(u64::MAX)).unwrap();
-        b.add(&UseCandidate).unwrap();
+        match how {
+            How::UseCandidate => b.add(&UseCandidate).unwrap(),
+            How::Nomination(v) => b.add(&Nomination(v)).unwrap(),
+        };
         let key = IntegrityKey::new(agent.local_credentials().pwd.as_bytes());
         b.add_message_integrity(&key).unwrap();
         b.add_fingerprint().unwrap();
@@ -75,8 +88,9 @@ fn nominate(
     from: SocketAddr,
     priority: u32,
     tid: u8,
+    how: How,
 ) -> Option<SocketAddr> {
-    let c = peer.nominating_check(a, priority, tid);
+    let c = peer.nominating_check(a, priority, tid, how);
     assert!(a
         .handle_receive(*t, Receive::udp(addr(LOCAL), from, &c))
         .is_none());
@@ -138,7 +152,15 @@ fn a_controlled_agent_follows_an_aggressive_nominator_to_the_best_pair() {
     while a.poll_event().is_some() {}
 
     // The first pair to answer is nominated at once: selected.
-    let first = nominate(&mut a, &peer, &mut t, low.addr, 1694498815, 1);
+    let first = nominate(
+        &mut a,
+        &peer,
+        &mut t,
+        low.addr,
+        1694498815,
+        1,
+        How::UseCandidate,
+    );
     assert_eq!(first, Some(low.addr));
     assert!(matches!(
         a.state(),
@@ -146,11 +168,27 @@ fn a_controlled_agent_follows_an_aggressive_nominator_to_the_best_pair() {
     ));
     // A better pair is nominated later: the controlled agent moves to it (the highest
     // priority nominated pair wins).
-    let second = nominate(&mut a, &peer, &mut t, high.addr, 2130706431, 2);
+    let second = nominate(
+        &mut a,
+        &peer,
+        &mut t,
+        high.addr,
+        2130706431,
+        2,
+        How::UseCandidate,
+    );
     assert_eq!(second, Some(high.addr));
     assert_eq!(a.selected_pair(s, 1).unwrap().1.addr, high.addr);
     // A worse pair nominated afterwards does not take the selection back.
-    let third = nominate(&mut a, &peer, &mut t, low.addr, 1694498815, 3);
+    let third = nominate(
+        &mut a,
+        &peer,
+        &mut t,
+        low.addr,
+        1694498815,
+        3,
+        How::UseCandidate,
+    );
     assert_eq!(third, None);
     assert_eq!(a.selected_pair(s, 1).unwrap().1.addr, high.addr);
     // Data flows on the selected pair.
@@ -158,4 +196,85 @@ fn a_controlled_agent_follows_an_aggressive_nominator_to_the_best_pair() {
     let tx = a.send(t, s, 1, b"hello", &mut out).unwrap();
     assert_eq!((tx.local, tx.remote), (addr(LOCAL), high.addr));
     assert_eq!(tx.data, b"hello");
+}
+
+/// Renomination as libwebrtc does it: NOMINATION without USE-CANDIDATE, each nomination with
+/// a higher value. The controlled agent follows the highest value, whatever the priority,
+/// and a late check with an old value does not take the selection back.
+#[test]
+fn a_controlled_agent_follows_the_highest_nomination_value() {
+    let mut t = Instant::now();
+    let mut c = AgentConfig::new(Role::Controlled);
+    c.seed = Some(4);
+    let mut a = Queued::new(Agent::new(c));
+    let s = a.add_stream(1);
+    let socket = LocalSocket {
+        stream: s,
+        component: 1,
+        addr: addr(LOCAL),
+    };
+    a.add_local_sockets(t, &[socket]).unwrap();
+    let creds = Credentials {
+        ufrag: "rnom".into(),
+        pwd: "renominatingpasswordrenomin".into(),
+    };
+    let peer = Peer {
+        key: IntegrityKey::new(creds.pwd.as_bytes()),
+        creds: creds.clone(),
+    };
+    a.set_remote_ice_options(t, "trickle renomination");
+    a.set_remote_credentials(t, creds, false);
+    let high = Candidate::parse("candidate:2 1 UDP 2130706431 192.0.2.2 6000 typ host").unwrap();
+    let low = Candidate::parse(
+        "candidate:1 1 UDP 1694498815 192.0.2.9 7000 typ srflx raddr 10.0.0.2 rport 7000",
+    )
+    .unwrap();
+    a.add_remote_candidate(t, s, high.clone()).unwrap();
+    a.add_remote_candidate(t, s, low.clone()).unwrap();
+    while a.poll_event().is_some() {}
+
+    let first = nominate(
+        &mut a,
+        &peer,
+        &mut t,
+        high.addr,
+        2130706431,
+        1,
+        How::Nomination(1),
+    );
+    assert_eq!(first, Some(high.addr), "NOMINATION alone nominates");
+    // A higher value on a pair of lower priority: followed.
+    let second = nominate(
+        &mut a,
+        &peer,
+        &mut t,
+        low.addr,
+        1694498815,
+        2,
+        How::Nomination(2),
+    );
+    assert_eq!(second, Some(low.addr));
+    // The first nomination's value again, late: ignored.
+    let stale = nominate(
+        &mut a,
+        &peer,
+        &mut t,
+        high.addr,
+        2130706431,
+        3,
+        How::Nomination(1),
+    );
+    assert_eq!(stale, None);
+    assert_eq!(a.selected_pair(s, 1).unwrap().1.addr, low.addr);
+    // Higher again: back.
+    let third = nominate(
+        &mut a,
+        &peer,
+        &mut t,
+        high.addr,
+        2130706431,
+        4,
+        How::Nomination(3),
+    );
+    assert_eq!(third, Some(high.addr));
 }

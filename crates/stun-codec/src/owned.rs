@@ -67,6 +67,7 @@ pub enum OwnedAttribute {
     UseCandidate,
     IceControlled(u64),
     IceControlling(u64),
+    Nomination(u32),
     ChangeRequest {
         change_ip: bool,
         change_port: bool,
@@ -183,6 +184,7 @@ impl OwnedAttribute {
             }
             AttributeType::ICE_CONTROLLED => O::IceControlled(IceControlled::decode(v, tid)?.0),
             AttributeType::ICE_CONTROLLING => O::IceControlling(IceControlling::decode(v, tid)?.0),
+            AttributeType::NOMINATION => O::Nomination(Nomination::decode(v, tid)?.0),
             AttributeType::CHANGE_REQUEST => {
                 let c = ChangeRequest::decode(v, tid)?;
                 O::ChangeRequest {
@@ -270,6 +272,7 @@ impl OwnedAttribute {
             O::UseCandidate => b.add(&UseCandidate),
             O::IceControlled(t) => b.add(&IceControlled(*t)),
             O::IceControlling(t) => b.add(&IceControlling(*t)),
+            O::Nomination(n) => b.add(&Nomination(*n)),
             O::ChangeRequest {
                 change_ip,
                 change_port,

@@ -37,17 +37,31 @@ pub(crate) enum PairState {
     Failed,
 }
 
-/// Where a pair stands in nomination (RFC 8445 §8.1.1, §7.3.1.5).
+/// Where a pair stands in nomination (RFC 8445 §8.1.1, §7.3.1.5), with the nomination value
+/// of ICE renomination (draft-thatcher-ice-renomination: the highest value wins; 0 for a
+/// nomination without one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Nomination {
     /// Not nominated.
     No,
-    /// The controlling agent chose it: its next check carries USE-CANDIDATE.
-    Wanted,
+    /// The controlling agent chose it: its next check carries USE-CANDIDATE (and
+    /// NOMINATION with this value, if not 0).
+    Wanted(u32),
     /// The controlling agent's nominating check succeeded.
-    Nominated,
-    /// The peer (controlling) sent USE-CANDIDATE for it.
-    ByPeer,
+    Nominated(u32),
+    /// The peer (controlling) nominated it: USE-CANDIDATE alone counts 1 (as in libwebrtc),
+    /// NOMINATION its value.
+    ByPeer(u32),
+}
+
+impl Nomination {
+    /// The nomination value, if the pair is nominated (by either side).
+    pub fn value(self) -> Option<u32> {
+        match self {
+            Nomination::Nominated(v) | Nomination::ByPeer(v) => Some(v),
+            Nomination::No | Nomination::Wanted(_) => None,
+        }
+    }
 }
 
 /// A connectivity or consent check in flight.
@@ -62,7 +76,8 @@ pub(crate) struct Check {
     pub role: Role,
     pub timer: Retransmit,
     pub deadline: Instant,
-    pub nominating: bool,
+    /// A nominating check: USE-CANDIDATE, and NOMINATION with this value if not 0.
+    pub nominating: Option<u32>,
     pub bytes: Vec<u8>,
 }
 
@@ -92,7 +107,7 @@ pub(crate) struct Pair {
 impl Pair {
     /// Whether nomination made it final: ours succeeded, or the peer's USE-CANDIDATE came.
     pub fn is_nominated(&self) -> bool {
-        matches!(self.nomination, Nomination::Nominated | Nomination::ByPeer)
+        self.nomination.value().is_some()
     }
 }
 
@@ -278,6 +293,12 @@ impl CheckList {
                 self.pairs[i].state = PairState::Waiting;
             }
         }
+    }
+
+    /// How many ends of a pair are relayed (0, 1 or 2): what renomination improves.
+    pub fn relays(&self, p: &Pair) -> u8 {
+        u8::from(self.local[p.local].cand.kind == CandidateKind::Relayed)
+            + u8::from(self.remote[p.remote].kind == CandidateKind::Relayed)
     }
 
     /// The local candidates to signal (everything but peer-reflexive ones).

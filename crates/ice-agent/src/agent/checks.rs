@@ -5,10 +5,12 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use sans_io::{Retransmit, RetransmitAction, Transmit, Transport};
-use stun_codec::attr::{IceControlled, IceControlling, Priority, UseCandidate, Username};
+use stun_codec::attr::{
+    IceControlled, IceControlling, Nomination, Priority, UseCandidate, Username,
+};
 use stun_codec::{Class, MessageBuilder, MessageType, Method, TransactionId};
 
-use super::checklist::{Check, Nomination, Pair, PairState, Path};
+use super::checklist::{Check, Nomination as PairNomination, Pair, PairState, Path};
 use super::ids::{LocalId, PairId};
 use super::Agent;
 use crate::candidate::{priority, CandidateKind};
@@ -93,8 +95,8 @@ impl Agent {
                     Some(RetransmitAction::TimedOut) => {
                         let p = &mut self.streams[si].checklist.pairs[pi];
                         p.check = None;
-                        if p.nomination == Nomination::Wanted {
-                            p.nomination = Nomination::No;
+                        if matches!(p.nomination, PairNomination::Wanted(_)) {
+                            p.nomination = PairNomination::No;
                         }
                         p.state = PairState::Failed;
                     }
@@ -132,11 +134,12 @@ impl Agent {
                 return Some((si, pi));
             }
         }
+        let renominating = self.renominating();
         let mut best: Option<(StreamId, PairId, u64)> = None;
         for (si, s) in self.streams.iter() {
             for (pi, p) in s.checklist.pairs.iter() {
                 if p.state == PairState::Waiting
-                    && !s.component_done(p.component)
+                    && s.worth_checking(p, renominating)
                     && best.is_none_or(|b| p.priority > b.2)
                     && self.path_ready(si, p)
                 {
@@ -154,7 +157,7 @@ impl Agent {
                 .iter()
                 .filter(|(_, p)| {
                     p.state == PairState::Frozen
-                        && !s.component_done(p.component)
+                        && s.worth_checking(p, renominating)
                         && !list.foundation_busy(p.local, p.remote)
                         && self.path_ready(si, p)
                 })
@@ -185,13 +188,13 @@ impl Agent {
     }
 
     /// Builds a Binding request from `local`: USERNAME, PRIORITY, the role attribute,
-    /// USE-CANDIDATE when nominating, MESSAGE-INTEGRITY with the peer's password,
-    /// FINGERPRINT (§7.2.2).
+    /// USE-CANDIDATE when nominating (and NOMINATION, renominating), MESSAGE-INTEGRITY with
+    /// the peer's password, FINGERPRINT (§7.2.2).
     pub(super) fn check_request(
         &mut self,
         stream: StreamId,
         local: LocalId,
-        nominating: bool,
+        nominating: Option<u32>,
     ) -> Option<(TransactionId, Vec<u8>)> {
         let id = self.new_transaction_id();
         let (remote, key) = self.keys.remote.as_ref()?;
@@ -210,8 +213,11 @@ impl Agent {
                 Role::Controlling => b.add(&IceControlling(self.tie_breaker))?,
                 Role::Controlled => b.add(&IceControlled(self.tie_breaker))?,
             };
-            if nominating {
+            if let Some(value) = nominating {
                 b.add(&UseCandidate)?;
+                if value > 0 {
+                    b.add(&Nomination(value))?;
+                }
             }
             b.add_message_integrity(key)?.add_fingerprint()?;
             Ok::<usize, stun_codec::BuildError>(b.finish().len())
@@ -221,15 +227,21 @@ impl Agent {
 
     fn send_check(&mut self, now: Instant, si: StreamId, pi: PairId) {
         let p = &self.streams[si].checklist.pairs[pi];
-        let nominating = matches!(p.nomination, Nomination::Wanted | Nomination::Nominated)
-            && self.role == Role::Controlling;
+        let nominating = match p.nomination {
+            PairNomination::Wanted(v) | PairNomination::Nominated(v)
+                if self.role == Role::Controlling =>
+            {
+                Some(v)
+            }
+            _ => None,
+        };
         let (local, remote) = (p.local, p.remote);
         let Some((id, bytes)) = self.check_request(si, local, nominating) else {
             return;
         };
         let list = &self.streams[si].checklist;
         let (path, to) = (list.local[local].path, list.remote[remote].addr);
-        tracing::trace!(local = %list.local[local].cand.addr, remote = %to, nominating, "check");
+        tracing::trace!(local = %list.local[local].cand.addr, remote = %to, ?nominating, "check");
         self.stats.checks_sent += 1;
         self.send_from(path, to, bytes.clone());
         let role = self.role;
@@ -254,5 +266,5 @@ impl Agent {
 
 /// A triggered pair that failed meanwhile, and is not to be nominated: it leaves the queue.
 fn dropped(p: &Pair) -> bool {
-    p.state == PairState::Failed && p.nomination != Nomination::Wanted
+    p.state == PairState::Failed && !matches!(p.nomination, PairNomination::Wanted(_))
 }

@@ -134,7 +134,7 @@ impl Agent {
                     continue;
                 };
                 let local = self.streams[si].checklist.pairs[pi].local;
-                let Some((id, bytes)) = self.check_request(si, local, false) else {
+                let Some((id, bytes)) = self.check_request(si, local, None) else {
                     continue;
                 };
                 let interval = self.jitter(self.config.consent_interval);
@@ -151,7 +151,7 @@ impl Agent {
                     timer: Retransmit::udp(now, self.config.rto, u32::MAX, 1)
                         .with_deadline(now + interval),
                     deadline: now + interval,
-                    nominating: false,
+                    nominating: None,
                     bytes: bytes.clone(),
                 });
                 sel.last_sent = now;

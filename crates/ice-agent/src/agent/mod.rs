@@ -82,6 +82,21 @@ impl Stream {
             .and_then(|sel| sel.pair)
             .is_some_and(|p| self.checklist.pairs[p].is_nominated())
     }
+
+    /// Whether a pair is still worth checking: its component has no final selection yet,
+    /// or, `renominating`, it relays less than the selected pair (a direct pair whose check
+    /// comes through after a relayed one was nominated).
+    fn worth_checking(&self, p: &checklist::Pair, renominating: bool) -> bool {
+        if !self.component_done(p.component) {
+            return true;
+        }
+        let list = &self.checklist;
+        renominating
+            && self
+                .selected(p.component)
+                .and_then(|sel| sel.pair)
+                .is_some_and(|sp| list.relays(p) < list.relays(&list.pairs[sp]))
+    }
 }
 
 /// Our ICE credentials and the peer's, with the integrity keys made from them.
@@ -108,6 +123,10 @@ pub struct Agent {
     state: ConnectionState,
     /// Failed, and why: consent lost stays failed until a restart.
     consent_lost: bool,
+    /// The peer signalled `renomination` in its ICE options.
+    peer_renomination: bool,
+    /// The last nomination value sent (renomination: each nomination gets a higher one).
+    nominations: u32,
     out: Outputs<Event, Request>,
     stats: AgentStats,
     buf: Vec<u8>,
@@ -175,6 +194,8 @@ impl Agent {
             last_check: None,
             state: ConnectionState::New,
             consent_lost: false,
+            peer_renomination: false,
+            nominations: 0,
             out: Outputs::new(),
             stats: AgentStats::default(),
             buf: vec![0; BUF_LEN],
@@ -281,6 +302,33 @@ impl Agent {
         }
         self.settle(now);
         Ok(())
+    }
+
+    /// The ICE options to signal (`a=ice-options`, RFC 8839 §5.6): `trickle`, and
+    /// `renomination` unless [`AgentConfig::renomination`] is off.
+    pub fn local_ice_options(&self) -> &'static str {
+        if self.config.renomination && !self.config.lite {
+            "trickle renomination"
+        } else {
+            "trickle"
+        }
+    }
+
+    /// The peer's ICE options (the value of its `a=ice-options`, tokens separated by
+    /// spaces). With `renomination` on both sides, the controlling agent keeps checking
+    /// pairs that could beat the selected one and nominates again when one succeeds
+    /// (draft-thatcher-ice-renomination); without it, the first nomination is final.
+    pub fn set_remote_ice_options(&mut self, now: Instant, options: &str) {
+        self.peer_renomination = options
+            .split_ascii_whitespace()
+            .any(|o| o == "renomination");
+        self.settle(now);
+    }
+
+    /// Whether nominations may be replaced: both sides signalled renomination, and neither
+    /// is ICE-lite.
+    fn renominating(&self) -> bool {
+        self.config.renomination && self.peer_renomination && !self.config.lite
     }
 
     /// The peer's credentials (from its offer or answer). `lite` says the peer is an

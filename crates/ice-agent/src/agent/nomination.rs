@@ -31,16 +31,29 @@ impl Agent {
     /// the best pair took: an answer slower than that is unlikely, since the paths of
     /// higher-priority pairs are the shorter ones (host before reflexive before relayed).
     /// No fixed per-type waits; the grace bounds the wait when pairs are never tried.
+    ///
+    /// One nomination at a time. Once one succeeded, that is final, unless renominating:
+    /// then the best succeeded pair among those that relay less than the nominated one (a
+    /// direct pair, where a relayed one was nominated) is nominated too, by the same rule,
+    /// and takes over (draft-thatcher-ice-renomination §3). A pair that only swaps which
+    /// side relays gains nothing, so it does not take over.
     fn nomination_candidate(&self, s: &Stream, component: u16) -> Option<(PairId, Instant)> {
-        let pairs = &s.checklist.pairs;
+        let list = &s.checklist;
+        let pairs = &list.pairs;
         let of_component = || pairs.iter().filter(move |(_, p)| p.component == component);
-        if of_component()
-            .any(|(_, p)| matches!(p.nomination, Nomination::Wanted | Nomination::Nominated))
-        {
+        if of_component().any(|(_, p)| matches!(p.nomination, Nomination::Wanted(_))) {
+            return None;
+        }
+        let nominated = of_component()
+            .filter(|(_, p)| matches!(p.nomination, Nomination::Nominated(_)))
+            .map(|(_, p)| list.relays(p))
+            .min();
+        if nominated.is_some() && !self.renominating() {
             return None;
         }
         let (bi, best) = of_component()
             .filter(|(_, p)| p.state == PairState::Succeeded)
+            .filter(|(_, p)| nominated.is_none_or(|n| list.relays(p) < n))
             .max_by_key(|(_, p)| p.priority)?;
         let succeeded = best.succeeded_at?;
         let rtt = best.rtt.unwrap_or(self.config.rto);
@@ -71,9 +84,16 @@ impl Agent {
                 if at > now {
                     continue;
                 }
-                tracing::debug!(stream = si.0, component = c, "nominating");
+                // Renominating, every nomination carries a higher value; otherwise none.
+                let value = if self.renominating() {
+                    self.nominations += 1;
+                    self.nominations
+                } else {
+                    0
+                };
+                tracing::debug!(stream = si.0, component = c, value, "nominating");
                 let list = &mut self.streams[si].checklist;
-                list.pairs[pi].nomination = Nomination::Wanted;
+                list.pairs[pi].nomination = Nomination::Wanted(value);
                 list.trigger(pi, true);
             }
         }
@@ -88,13 +108,19 @@ impl Agent {
             if cur.pair == Some(pi) {
                 return;
             }
-            // An aggressive peer may nominate several pairs: the highest priority wins
-            // (RFC 8445 §8.1.1 for the controlled agent).
-            if cur
-                .pair
-                .is_some_and(|cp| list.pairs[cp].priority > p.priority)
-            {
-                return;
+            if let Some(cp) = cur.pair.map(|cp| &list.pairs[cp]) {
+                let by_value = match (cp.nomination, p.nomination) {
+                    (Nomination::ByPeer(old), Nomination::ByPeer(new)) => {
+                        (self.renominating() || new > 1 || old > 1).then_some(new > old)
+                    }
+                    _ => None,
+                };
+                // Renomination: the highest nomination value wins, whatever the priority
+                // (draft-thatcher-ice-renomination §3). Otherwise an aggressive peer may
+                // nominate several pairs, and the highest priority wins (RFC 8445 §8.1.1).
+                if !by_value.unwrap_or(cp.priority <= p.priority) {
+                    return;
+                }
             }
         }
         // Cloned only once the pair is really taken (not for every repeated nomination).

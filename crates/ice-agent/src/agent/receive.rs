@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use sans_io::Receive;
 use stun_codec::attr::{
-    ErrorCode, IceControlled, IceControlling, Priority, UseCandidate, Username, XorMappedAddress,
+    ErrorCode, IceControlled, IceControlling, Nomination as NominationAttr, Priority, UseCandidate,
+    Username, XorMappedAddress,
 };
 use stun_codec::{demux, Class, Message, MessageBuilder, MessageType, Method, PacketKind};
 
@@ -211,25 +212,28 @@ impl Agent {
                 self.insert_remote(now, stream, c)
             }
         };
-        let use_candidate = msg.get::<UseCandidate>().ok().flatten().is_some();
+        // USE-CANDIDATE nominates with the value 1; NOMINATION (renomination, which
+        // libwebrtc sends without USE-CANDIDATE) with its own.
+        let nomination = match msg.get::<NominationAttr>().ok().flatten() {
+            Some(NominationAttr(v)) if v > 0 => Some(v),
+            _ => msg.get::<UseCandidate>().ok().flatten().map(|_| 1),
+        };
         let Some(pi) = self.add_pair(now, stream, li, ri) else {
             return;
         };
         self.streams[stream].checklist.pairs[pi].answered = true;
         if self.config.lite {
-            self.lite_request(now, stream, pi, path, from, use_candidate);
+            self.lite_request(now, stream, pi, path, from, nomination);
             return;
         }
         let controlled = self.role == Role::Controlled;
         let list = &mut self.streams[stream].checklist;
         let p = &mut list.pairs[pi];
-        if use_candidate && controlled {
-            p.nomination = Nomination::ByPeer;
-        }
+        let nominated = controlled && nominate(&mut p.nomination, nomination);
         // §7.3.1.4: triggered checks.
         match p.state {
             PairState::Succeeded => {
-                if use_candidate && controlled {
+                if nominated {
                     self.select(now, stream, pi);
                 }
             }
@@ -251,15 +255,14 @@ impl Agent {
         pi: PairId,
         path: Path,
         from: SocketAddr,
-        use_candidate: bool,
+        nomination: Option<u32>,
     ) {
         let p = &mut self.streams[stream].checklist.pairs[pi];
         let component = p.component;
         p.state = PairState::Succeeded;
         p.valid_local = Some(p.local);
         p.succeeded_at.get_or_insert(now);
-        if use_candidate {
-            p.nomination = Nomination::ByPeer;
+        if nominate(&mut p.nomination, nomination) {
             self.select(now, stream, pi);
         }
         // The full peer's checks on the selected pair (its consent checks) are what shows a
@@ -365,7 +368,7 @@ impl Agent {
         if let Some(check) = check.as_ref().filter(|_| is_error) {
             let code = msg.get::<ErrorCode>().ok().flatten().map(|e| e.code);
             let p = &mut list.pairs[pi];
-            if p.nomination == Nomination::Wanted {
+            if matches!(p.nomination, Nomination::Wanted(_)) {
                 p.nomination = Nomination::No;
             }
             if code == Some(487) {
@@ -405,7 +408,7 @@ impl Agent {
         stream: StreamId,
         pi: PairId,
         mapped: SocketAddr,
-        check: Option<(Instant, bool)>,
+        check: Option<(Instant, Option<u32>)>,
     ) {
         // §7.2.5.3.1: the valid pair's local candidate is the one the mapped address names;
         // an unknown one is a new peer-reflexive local candidate.
@@ -430,17 +433,17 @@ impl Agent {
         p.succeeded_at.get_or_insert(now);
         if let Some((sent_at, nominating)) = check {
             p.rtt = Some(now.saturating_duration_since(sent_at));
-            if nominating {
-                p.nomination = Nomination::Nominated;
+            if let Some(v) = nominating {
+                p.nomination = Nomination::Nominated(v);
             }
         }
-        let select = p.nomination == Nomination::Nominated
-            || (controlled && p.nomination == Nomination::ByPeer);
+        let select = matches!(p.nomination, Nomination::Nominated(_))
+            || (controlled && matches!(p.nomination, Nomination::ByPeer(_)));
         let list = &s.checklist;
         tracing::debug!(
             local = %list.local[list.pairs[pi].local].cand.addr,
             remote = %list.remote[list.pairs[pi].remote].addr,
-            nominated = list.pairs[pi].nomination == Nomination::Nominated,
+            nomination = ?list.pairs[pi].nomination,
             "pair succeeded"
         );
         // §7.2.5.3.3: unfreeze the pairs of the same foundation, in every stream.
@@ -457,6 +460,21 @@ impl Agent {
         }
         if select {
             self.select(now, stream, pi);
+        }
+    }
+}
+
+/// The peer nominated a pair with `value` (`None`: it did not): a higher value than the
+/// pair had replaces it. Whether the pair is now nominated by the peer with this value.
+fn nominate(pair: &mut Nomination, value: Option<u32>) -> bool {
+    let Some(v) = value else {
+        return false;
+    };
+    match *pair {
+        Nomination::ByPeer(old) if old >= v => false,
+        _ => {
+            *pair = Nomination::ByPeer(v);
+            true
         }
     }
 }

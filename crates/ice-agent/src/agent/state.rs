@@ -35,13 +35,14 @@ impl Agent {
                     now.saturating_duration_since(sel.last_response)
                         >= self.config.disconnected_after
                 });
+            let renominating = self.renominating();
             let done = self.keys.remote.is_some()
                 && self.streams.values().all(|s| {
                     s.remote_end_of_candidates
                         && s.gathering_complete_sent
                         && !s.checklist.pairs.values().any(|p| {
                             matches!(p.state, PairState::Waiting | PairState::InProgress)
-                                && !s.component_done(p.component)
+                                && s.worth_checking(p, renominating)
                         })
                 });
             if done && matches!(self.state, ConnectionState::New | ConnectionState::Checking) {

@@ -231,7 +231,12 @@ async fn run(mut args: Args) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let creds = handle.local_credentials();
-    let hello = format!("ufrag {}\npwd {}\n", creds.ufrag, creds.pwd);
+    let hello = format!(
+        "ice-options {}\nufrag {}\npwd {}\n",
+        handle.local_ice_options(),
+        creds.ufrag,
+        creds.pwd
+    );
     wr.write_all(hello.as_bytes())
         .await
         .map_err(|e| e.to_string())?;
@@ -355,7 +360,12 @@ impl Peer {
         line: &str,
         remote: &mut (Option<String>, Option<String>),
     ) -> Result<(), String> {
-        if let Some(u) = line.strip_prefix("ufrag ") {
+        if let Some(o) = line.strip_prefix("ice-options ") {
+            self.handle
+                .set_remote_ice_options(o)
+                .map_err(|e| e.to_string())?;
+            return Ok(());
+        } else if let Some(u) = line.strip_prefix("ufrag ") {
             remote.0 = Some(u.into());
         } else if let Some(p) = line.strip_prefix("pwd ") {
             remote.1 = Some(p.into());

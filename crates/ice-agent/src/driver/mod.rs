@@ -567,6 +567,17 @@ impl Handle {
         lock(&self.shared.inner).dropped
     }
 
+    /// The ICE options to signal (`a=ice-options`): see [`Agent::local_ice_options`].
+    pub fn local_ice_options(&self) -> &'static str {
+        lock(&self.shared.inner).agent.local_ice_options()
+    }
+
+    /// The peer's ICE options (its `a=ice-options` value): see
+    /// [`Agent::set_remote_ice_options`].
+    pub fn set_remote_ice_options(&self, options: &str) -> Result<(), DriverError> {
+        self.with(|a, now| a.set_remote_ice_options(now, options))
+    }
+
     /// The peer's credentials (and whether it is an ICE-lite agent).
     pub fn set_remote_credentials(
         &self,

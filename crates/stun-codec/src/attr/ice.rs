@@ -1,4 +1,4 @@
-//! ICE attributes (RFC 8445 §16.1).
+//! ICE attributes (RFC 8445 §16.1), and NOMINATION of ICE renomination.
 
 use super::{flag_attribute, int_attribute};
 
@@ -17,4 +17,11 @@ int_attribute!(
 int_attribute!(
     /// ICE-CONTROLLING (RFC 8445 §16.1): the sender is controlling; the value is its tie-breaker.
     IceControlling, u64, ICE_CONTROLLING, 8
+);
+int_attribute!(
+    /// NOMINATION (draft-thatcher-ice-renomination, 0xC001 as libwebrtc and pion send it):
+    /// the controlling agent's nomination value; the controlled agent selects the pair with
+    /// the highest. Comprehension-optional. Values are kept under 2^24, which is what the
+    /// draft and pion carry (in the low three bytes of the four).
+    Nomination, u32, NOMINATION, 4
 );

@@ -22,7 +22,7 @@ pub use address::{
     XorRelayedAddress,
 };
 pub use error_code::{reason_phrase, AddressErrorCode, ErrorCode, UnknownAttributes};
-pub use ice::{IceControlled, IceControlling, Priority, UseCandidate};
+pub use ice::{IceControlled, IceControlling, Nomination, Priority, UseCandidate};
 pub use integrity::{
     Fingerprint, MessageIntegrity, MessageIntegritySha256, PasswordAlgorithm, PasswordAlgorithms,
     UserHash,
@@ -140,6 +140,8 @@ attribute_types! {
     RESPONSE_ORIGIN = 0x802B, "RESPONSE-ORIGIN";
     /// OTHER-ADDRESS (RFC 5780 §7.4).
     OTHER_ADDRESS = 0x802C, "OTHER-ADDRESS";
+    /// NOMINATION (draft-thatcher-ice-renomination; libwebrtc's and pion's code point).
+    NOMINATION = 0xC001, "NOMINATION";
 }
 
 impl AttributeType {
