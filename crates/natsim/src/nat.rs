@@ -17,27 +17,9 @@ use rand::Rng;
 
 use crate::packet::{Packet, Protocol};
 
-/// How mappings are reused across destinations (RFC 4787 §4.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MappingBehavior {
-    /// One external endpoint per internal endpoint, whatever the destination.
-    EndpointIndependent,
-    /// One per internal endpoint and destination IP.
-    AddressDependent,
-    /// One per internal endpoint and destination IP and port.
-    AddressAndPortDependent,
-}
-
-/// Which inbound packets reach a mapping (RFC 4787 §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FilteringBehavior {
-    /// From anyone.
-    EndpointIndependent,
-    /// From IPs the internal endpoint has sent to.
-    AddressDependent,
-    /// From the IP and port pairs the internal endpoint has sent to.
-    AddressAndPortDependent,
-}
+/// RFC 4787's mapping (§4.1) and filtering (§5) behaviours: one vocabulary with the stack's
+/// RFC 5780 client, which measures what a NAT configured with them does.
+pub use stun_client::discovery::{FilteringBehavior, MappingBehavior};
 
 /// How an external port is picked when a port cannot be (or is not to be) preserved
 /// (RFC 4787 §4.2.1).

@@ -39,26 +39,25 @@ use sans_io::{Output, Outputs, Receive, Retransmit, RetransmitAction, Transmit, 
 use stun_codec::attr::{ChangeRequest, OtherAddress, XorMappedAddress};
 use stun_codec::{Class, Message, MessageBuilder, MessageType, Method, TransactionId};
 
-/// How a NAT maps an internal address to external ones (RFC 4787 §4.1, as RFC 5780 §4.3
-/// finds it).
+/// How a NAT reuses mappings across destinations (RFC 4787 §4.1), as RFC 5780 §4.3 finds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MappingBehavior {
-    /// The same mapping to every destination.
+    /// One external endpoint per internal endpoint, whatever the destination.
     EndpointIndependent,
-    /// A mapping per destination IP.
+    /// One per internal endpoint and destination IP.
     AddressDependent,
-    /// A mapping per destination IP and port.
+    /// One per internal endpoint and destination IP and port.
     AddressAndPortDependent,
 }
 
-/// Which sources a NAT lets through a mapping (RFC 4787 §5, as RFC 5780 §4.4 finds it).
+/// Which inbound packets reach a mapping (RFC 4787 §5), as RFC 5780 §4.4 finds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FilteringBehavior {
-    /// Anyone.
+    /// From anyone.
     EndpointIndependent,
-    /// Any port of an IP the mapping has sent to.
+    /// From IPs the internal endpoint has sent to.
     AddressDependent,
-    /// Only IP and port pairs the mapping has sent to.
+    /// From the IP and port pairs the internal endpoint has sent to.
     AddressAndPortDependent,
 }
 
