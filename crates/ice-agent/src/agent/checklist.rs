@@ -56,7 +56,7 @@ pub(crate) enum Nomination {
 
 impl Nomination {
     /// The nomination value, if the pair is nominated (by either side).
-    pub fn value(self) -> Option<u32> {
+    pub(super) fn value(self) -> Option<u32> {
         match self {
             Nomination::Nominated(v) | Nomination::ByPeer(v) => Some(v),
             Nomination::No | Nomination::Wanted(_) => None,
@@ -106,7 +106,7 @@ pub(crate) struct Pair {
 
 impl Pair {
     /// Whether nomination made it final: ours succeeded, or the peer's USE-CANDIDATE came.
-    pub fn is_nominated(&self) -> bool {
+    pub(super) fn is_nominated(&self) -> bool {
         self.nomination.value().is_some()
     }
 }
@@ -123,7 +123,7 @@ pub(crate) struct CheckList {
 }
 
 impl CheckList {
-    pub fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         self.local.clear();
         self.remote.clear();
         self.remote_index.clear();
@@ -132,11 +132,11 @@ impl CheckList {
     }
 
     /// The remote candidate at `addr` for `component`, signalled or peer-reflexive.
-    pub fn remote_at(&self, component: u16, addr: SocketAddr) -> Option<RemoteId> {
+    pub(super) fn remote_at(&self, component: u16, addr: SocketAddr) -> Option<RemoteId> {
         self.remote_index.get(&(component, addr)).copied()
     }
 
-    pub fn push_remote(&mut self, c: Candidate) -> RemoteId {
+    pub(super) fn push_remote(&mut self, c: Candidate) -> RemoteId {
         let key = (c.component, c.addr);
         let id = self.remote.push(c);
         self.remote_index.insert(key, id);
@@ -145,7 +145,7 @@ impl CheckList {
 
     /// Adds a local candidate unless it is redundant (§5.1.3: same address and base as one
     /// already there).
-    pub fn push_local(&mut self, c: LocalCandidate) -> Option<LocalId> {
+    pub(super) fn push_local(&mut self, c: LocalCandidate) -> Option<LocalId> {
         let redundant = self.local.values().any(|l| {
             l.cand.addr == c.cand.addr && l.base == c.base && l.cand.component == c.cand.component
         });
@@ -154,7 +154,7 @@ impl CheckList {
 
     /// The foundation of the pair (local, remote): the two candidates' foundations
     /// (RFC 8445 §6.1.2.6).
-    pub fn pair_foundation(&self, local: LocalId, remote: RemoteId) -> (&str, &str) {
+    pub(super) fn pair_foundation(&self, local: LocalId, remote: RemoteId) -> (&str, &str) {
         (
             &self.local[local].cand.foundation,
             &self.remote[remote].foundation,
@@ -163,7 +163,7 @@ impl CheckList {
 
     /// Whether a pair of the same foundation as (local, remote) is Waiting or In-Progress:
     /// then a new or frozen pair of that foundation stays Frozen (§6.1.2.6, §6.1.4.2).
-    pub fn foundation_busy(&self, local: LocalId, remote: RemoteId) -> bool {
+    pub(super) fn foundation_busy(&self, local: LocalId, remote: RemoteId) -> bool {
         let f = self.pair_foundation(local, remote);
         self.pairs.values().any(|q| {
             matches!(q.state, PairState::Waiting | PairState::InProgress)
@@ -172,7 +172,7 @@ impl CheckList {
     }
 
     /// The pair's priority for our `role` (RFC 8445 §6.1.2.3).
-    pub fn priority(&self, local: LocalId, remote: RemoteId, role: Role) -> u64 {
+    pub(super) fn priority(&self, local: LocalId, remote: RemoteId, role: Role) -> u64 {
         let l = self.local[local].cand.priority;
         let r = self.remote[remote].priority;
         match role {
@@ -182,7 +182,7 @@ impl CheckList {
     }
 
     /// Pair priorities depend on the role (RFC 8445 §6.1.2.3, §7.2.5.1).
-    pub fn set_role(&mut self, role: Role) {
+    pub(super) fn set_role(&mut self, role: Role) {
         for p in self.pairs.ids() {
             let (l, r) = (self.pairs[p].local, self.pairs[p].remote);
             self.pairs[p].priority = self.priority(l, r, role);
@@ -191,7 +191,7 @@ impl CheckList {
 
     /// Forms the pair (local, remote) if it makes sense and fits (§6.1.2.2, §6.1.2.5); the
     /// pair, new or already there. `keep` are pairs a full list must not give up (selected).
-    pub fn add_pair(
+    pub(super) fn add_pair(
         &mut self,
         local: LocalId,
         remote: RemoteId,
@@ -258,7 +258,7 @@ impl CheckList {
     }
 
     /// Queues a triggered check of `pair` unless it is queued already.
-    pub fn trigger(&mut self, pair: PairId, front: bool) {
+    pub(super) fn trigger(&mut self, pair: PairId, front: bool) {
         if self.triggered.contains(&pair) {
             return;
         }
@@ -270,7 +270,7 @@ impl CheckList {
     }
 
     /// Fails every pair `f` picks, and drops its check.
-    pub fn fail_pairs(&mut self, f: impl Fn(&Pair, &CheckList) -> bool) {
+    pub(super) fn fail_pairs(&mut self, f: impl Fn(&Pair, &CheckList) -> bool) {
         let hit: Vec<PairId> = self
             .pairs
             .iter()
@@ -285,7 +285,7 @@ impl CheckList {
     }
 
     /// §7.2.5.3.3: a pair succeeded, so the frozen pairs of its foundation may go.
-    pub fn unfreeze(&mut self, foundation: (&str, &str)) {
+    pub(super) fn unfreeze(&mut self, foundation: (&str, &str)) {
         for i in self.pairs.ids() {
             if self.pairs[i].state == PairState::Frozen
                 && self.pair_foundation(self.pairs[i].local, self.pairs[i].remote) == foundation
@@ -296,13 +296,13 @@ impl CheckList {
     }
 
     /// How many ends of a pair are relayed (0, 1 or 2): what renomination improves.
-    pub fn relays(&self, p: &Pair) -> u8 {
+    pub(super) fn relays(&self, p: &Pair) -> u8 {
         u8::from(self.local[p.local].cand.kind == CandidateKind::Relayed)
             + u8::from(self.remote[p.remote].kind == CandidateKind::Relayed)
     }
 
     /// The local candidates to signal (everything but peer-reflexive ones).
-    pub fn signalled(&self) -> impl Iterator<Item = &Candidate> {
+    pub(super) fn signalled(&self) -> impl Iterator<Item = &Candidate> {
         self.local
             .values()
             .filter(|l| l.cand.kind != CandidateKind::PeerReflexive)

@@ -31,7 +31,7 @@ pub(super) struct Selected {
 }
 
 impl Selected {
-    pub fn new(
+    pub(super) fn new(
         pair: PairId,
         local: Candidate,
         remote: Candidate,
@@ -52,7 +52,7 @@ impl Selected {
     }
 
     /// The answer to the consent check in flight came.
-    pub fn consent_answered(&mut self, now: Instant, success: bool) {
+    pub(super) fn consent_answered(&mut self, now: Instant, success: bool) {
         self.consent = None;
         if success {
             self.last_response = now;
@@ -61,7 +61,7 @@ impl Selected {
 
     /// Its timers: the next consent check (or keepalive) and its retransmission, the loss
     /// of consent, and the moment the state shows `Disconnected`.
-    pub fn timers(
+    pub(super) fn timers(
         &self,
         config: &AgentConfig,
         state: ConnectionState,

@@ -60,7 +60,7 @@ pub(super) struct Gathering {
 }
 
 impl Gathering {
-    pub fn socket_at(&self, addr: SocketAddr) -> Option<SocketId> {
+    pub(super) fn socket_at(&self, addr: SocketAddr) -> Option<SocketId> {
         self.sockets
             .iter()
             .find(|(_, s)| s.addr == addr)
@@ -68,7 +68,7 @@ impl Gathering {
     }
 
     /// The slot that uses connection `id`.
-    pub fn relay_on(&self, id: ConnectionId) -> Option<RelayId> {
+    pub(super) fn relay_on(&self, id: ConnectionId) -> Option<RelayId> {
         self.relays
             .iter()
             .find(|(_, r)| r.connection() == Some(id))
@@ -113,7 +113,7 @@ impl Gathering {
     }
 
     /// Every gathering timer: STUN retransmissions, TURN clients, gathering deadlines.
-    pub fn timers(&self, at: &mut impl FnMut(Instant)) {
+    pub(super) fn timers(&self, at: &mut impl FnMut(Instant)) {
         for r in &self.srflx {
             at(r.timer.next());
         }

@@ -61,7 +61,7 @@ pub(crate) struct Relay {
 
 impl Relay {
     /// Whether gathering from it is still under way.
-    pub fn gathering(&self) -> bool {
+    pub(super) fn gathering(&self) -> bool {
         matches!(
             self.state,
             RelayState::Allocating | RelayState::Revalidating
@@ -69,7 +69,7 @@ impl Relay {
     }
 
     /// Its relayed candidate in this generation.
-    pub fn candidate(&self) -> Option<LocalId> {
+    pub(super) fn candidate(&self) -> Option<LocalId> {
         match self.state {
             RelayState::Allocated { candidate } => candidate,
             _ => None,
@@ -78,7 +78,7 @@ impl Relay {
 
     /// Whether a packet came from this slot's server on its path: `socket` is the host
     /// socket a datagram arrived on.
-    pub fn receives(&self, r: &Receive<'_>, socket: Option<SocketId>) -> bool {
+    pub(super) fn receives(&self, r: &Receive<'_>, socket: Option<SocketId>) -> bool {
         if r.remote != self.server.addr || r.transport != self.server.transport {
             return false;
         }
@@ -89,7 +89,7 @@ impl Relay {
     }
 
     /// The connection it uses, if any.
-    pub fn connection(&self) -> Option<ConnectionId> {
+    pub(super) fn connection(&self) -> Option<ConnectionId> {
         match self.path {
             RelayPath::Stream { id, .. } => Some(id),
             RelayPath::Udp(_) => None,

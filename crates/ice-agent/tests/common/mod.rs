@@ -3,7 +3,7 @@
 //! signalling between two driver sessions.
 //! Every wait is for an event; the timeouts only bound a failing test.
 
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! a time (the next datagram, the next event, the timer). Inputs go to the agent itself
 //! (`Deref`); every `poll_*` first drains the agent's one output queue into these.
 
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};

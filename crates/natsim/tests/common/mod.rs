@@ -1,5 +1,5 @@
 //! A small world for the tests: a home network behind one NAT, and three public servers.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -56,7 +56,7 @@ pub(crate) struct PortPool {
 }
 
 impl PortPool {
-    pub fn new(ips: Vec<RelayIp>, min: u16, max: u16) -> PortPool {
+    pub(super) fn new(ips: Vec<RelayIp>, min: u16, max: u16) -> PortPool {
         PortPool {
             ips,
             min,
@@ -67,7 +67,7 @@ impl PortPool {
     }
 
     /// The families the pool can relay.
-    pub fn families(ips: &[RelayIp]) -> Vec<AddressFamily> {
+    pub(super) fn families(ips: &[RelayIp]) -> Vec<AddressFamily> {
         let mut f = Vec::new();
         if ips.iter().any(|i| i.bind.is_ipv4()) {
             f.push(AddressFamily::V4);
@@ -79,7 +79,7 @@ impl PortPool {
     }
 
     /// Binds a socket for `req`.
-    pub fn bind(&mut self, req: &RelayRequest, now: Instant) -> Result<Bound, RelayError> {
+    pub(super) fn bind(&mut self, req: &RelayRequest, now: Instant) -> Result<Bound, RelayError> {
         if let Some(token) = req.reservation {
             let r = self
                 .reserved
@@ -172,18 +172,18 @@ impl PortPool {
     }
 
     /// Gives a port back (its socket is closed by the caller).
-    pub fn release(&mut self, local: SocketAddr) {
+    pub(super) fn release(&mut self, local: SocketAddr) {
         self.held.remove(&local);
     }
 
     /// Ends reservations that were not claimed in time.
     /// When the next reservation lapses (a walk of the reservations: one per EVEN-PORT with
     /// R still unclaimed, a handful).
-    pub fn next_expiry(&self) -> Option<Instant> {
+    pub(super) fn next_expiry(&self) -> Option<Instant> {
         self.reserved.values().map(|r| r.expires).min()
     }
 
-    pub fn sweep(&mut self, now: Instant) {
+    pub(super) fn sweep(&mut self, now: Instant) {
         let held = &mut self.held;
         self.reserved.retain(|_, r| {
             let keep = r.expires > now;

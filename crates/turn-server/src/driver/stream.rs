@@ -28,7 +28,7 @@ pub(super) struct StreamConn {
 
 impl StreamConn {
     /// Queues a frame; false (and dropped) if `limit` bytes are already waiting.
-    pub fn queue(&self, data: &[u8], limit: usize) -> bool {
+    pub(super) fn queue(&self, data: &[u8], limit: usize) -> bool {
         let mut p = self.pending.borrow_mut();
         if p.len() + data.len() > limit {
             return false;
@@ -40,7 +40,7 @@ impl StreamConn {
     }
 
     /// Asks the connection's task to close it.
-    pub fn close(&self) {
+    pub(super) fn close(&self) {
         self.closing.set(true);
         self.wake.notify_one();
     }

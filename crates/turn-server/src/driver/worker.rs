@@ -106,7 +106,7 @@ impl Worker {
     }
 
     /// A message to a client: a datagram from its listener, or a frame queued on its stream.
-    pub fn send_to_client(&mut self, t: Transmit<&[u8]>) {
+    pub(super) fn send_to_client(&mut self, t: Transmit<&[u8]>) {
         match t.transport {
             Transport::Udp => {
                 let Some(s) = self.udp.get(&t.local) else {
@@ -133,7 +133,7 @@ impl Worker {
     }
 
     /// Input from a client; `now` is the time it arrived.
-    pub fn receive_from_client(
+    pub(super) fn receive_from_client(
         &mut self,
         shared: &Shared,
         now: Instant,
@@ -147,7 +147,7 @@ impl Worker {
     }
 
     /// Does what the core asked: sends, binds and releases relay sockets, re-arms the timer.
-    pub fn drain(&mut self, shared: &Shared, now: Instant) {
+    pub(super) fn drain(&mut self, shared: &Shared, now: Instant) {
         while let Some(o) = self.core.poll_output() {
             match o {
                 Output::Transmit(t) => self.send_to_client(Transmit {

@@ -9,7 +9,7 @@ const NANO: u128 = 1_000_000_000;
 
 /// `rate` units a second, holding at most `burst` units; starts full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TokenBucket {
+pub(super) struct TokenBucket {
     rate: u64,
     /// The most it holds, in billionths of a unit.
     cap: u128,
@@ -20,7 +20,7 @@ pub struct TokenBucket {
 
 impl TokenBucket {
     /// A full bucket of `burst` units refilled at `rate` units a second.
-    pub fn new(rate: u64, burst: u64) -> TokenBucket {
+    pub(super) fn new(rate: u64, burst: u64) -> TokenBucket {
         let cap = u128::from(burst) * NANO;
         TokenBucket {
             rate,
@@ -31,7 +31,7 @@ impl TokenBucket {
     }
 
     /// Takes `amount` units at `now` if the bucket holds them.
-    pub fn take(&mut self, amount: u64, now: Instant) -> bool {
+    pub(super) fn take(&mut self, amount: u64, now: Instant) -> bool {
         if let Some(last) = self.last {
             // Nanoseconds × units a second = billionths of a unit.
             let earned = now

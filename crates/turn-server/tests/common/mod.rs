@@ -2,7 +2,7 @@
 //! and a server on loopback with ephemeral ports. Socket read timeouts only bound a failing
 //! test; every wait is for a message or an end of stream, never for time to pass.
 
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
