@@ -6,6 +6,11 @@ pub mod ice;
 pub mod matrix;
 pub mod scale;
 
+/// The examples of `docs/architecture.md`, compiled and run as doc tests here, where every
+/// core of the stack is a dependency.
+#[doc = include_str!("../../docs/architecture.md")]
+pub mod architecture {}
+
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
