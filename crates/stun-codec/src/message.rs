@@ -60,7 +60,7 @@ impl<'a> Message<'a> {
             });
         }
         let length = be16(bytes, 2);
-        if length % 4 != 0 {
+        if !length.is_multiple_of(4) {
             return Err(ParseError::UnalignedLength { length });
         }
         let total = HEADER_LEN + usize::from(length);

@@ -169,7 +169,7 @@ impl Fixture {
     /// Allocates for client `i`, permits `PEER` and binds channel 0x4000 to it; the relay.
     fn allocate(&mut self, i: u32) -> SocketAddr {
         let f = Self::ft(i);
-        if i % (1 << 14) == 0 {
+        if i.is_multiple_of(1 << 14) {
             self.learn_nonce(f);
         }
         let peer: SocketAddr = PEER.parse().unwrap();

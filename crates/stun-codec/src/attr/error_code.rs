@@ -198,7 +198,7 @@ impl<'a> UnknownAttributes<'a> {
 impl<'a> crate::Attribute<'a> for UnknownAttributes<'a> {
     const TYPE: AttributeType = AttributeType::UNKNOWN_ATTRIBUTES;
     fn decode(value: &'a [u8], _: &TransactionId) -> Result<Self, AttributeError> {
-        if value.len() % 2 != 0 {
+        if !value.len().is_multiple_of(2) {
             return Err(AttributeError::InvalidLength {
                 attr_type: Self::TYPE,
                 expected: "a multiple of 2",

@@ -32,7 +32,7 @@ pub struct MessageIntegritySha256<'a>(pub &'a [u8]);
 impl MessageIntegritySha256<'_> {
     /// Whether `len` is a value length RFC 8489 §14.6 allows: 16 to 32, a multiple of 4.
     pub const fn valid_len(len: usize) -> bool {
-        len >= 16 && len <= 32 && len % 4 == 0
+        len >= 16 && len <= 32 && len.is_multiple_of(4)
     }
 }
 

@@ -115,7 +115,7 @@ impl PortPool {
         let start = rand::thread_rng().gen_range(0..span);
         for i in 0..span {
             let port = (self.min as u32 + (start + i) % span) as u16;
-            if even && port % 2 != 0 {
+            if even && !port.is_multiple_of(2) {
                 continue;
             }
             if req.reserve_next && port == self.max {
