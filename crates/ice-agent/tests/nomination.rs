@@ -120,11 +120,11 @@ fn nominate(
     }
 }
 
-#[test]
-fn a_controlled_agent_follows_an_aggressive_nominator_to_the_best_pair() {
-    let mut t = Instant::now();
+/// A controlled agent with one socket, and the scripted peer that controls it (its ICE
+/// options as given).
+fn controlled(t: Instant, seed: u64, peer_options: &str) -> (Queued, StreamId, Peer) {
     let mut c = AgentConfig::new(Role::Controlled);
-    c.seed = Some(3);
+    c.seed = Some(seed);
     let mut a = Queued::new(Agent::new(c));
     let s = a.add_stream(1);
     let socket = LocalSocket {
@@ -134,14 +134,22 @@ fn a_controlled_agent_follows_an_aggressive_nominator_to_the_best_pair() {
     };
     a.add_local_sockets(t, &[socket]).unwrap();
     let creds = Credentials {
-        ufrag: "aggr".into(),
-        pwd: "aggressivepasswordaggressive".into(),
+        ufrag: "peer".into(),
+        pwd: "controllingpasswordcontrolling".into(),
     };
     let peer = Peer {
         key: IntegrityKey::new(creds.pwd.as_bytes()),
         creds: creds.clone(),
     };
+    a.set_remote_ice_options(t, peer_options);
     a.set_remote_credentials(t, creds, false);
+    (a, s, peer)
+}
+
+#[test]
+fn a_controlled_agent_follows_an_aggressive_nominator_to_the_best_pair() {
+    let mut t = Instant::now();
+    let (mut a, s, peer) = controlled(t, 3, "trickle");
     let low = Candidate::parse(
         "candidate:1 1 UDP 1694498815 192.0.2.9 7000 typ srflx raddr 10.0.0.2 rport 7000",
     )
@@ -204,26 +212,7 @@ fn a_controlled_agent_follows_an_aggressive_nominator_to_the_best_pair() {
 #[test]
 fn a_controlled_agent_follows_the_highest_nomination_value() {
     let mut t = Instant::now();
-    let mut c = AgentConfig::new(Role::Controlled);
-    c.seed = Some(4);
-    let mut a = Queued::new(Agent::new(c));
-    let s = a.add_stream(1);
-    let socket = LocalSocket {
-        stream: s,
-        component: 1,
-        addr: addr(LOCAL),
-    };
-    a.add_local_sockets(t, &[socket]).unwrap();
-    let creds = Credentials {
-        ufrag: "rnom".into(),
-        pwd: "renominatingpasswordrenomin".into(),
-    };
-    let peer = Peer {
-        key: IntegrityKey::new(creds.pwd.as_bytes()),
-        creds: creds.clone(),
-    };
-    a.set_remote_ice_options(t, "trickle renomination");
-    a.set_remote_credentials(t, creds, false);
+    let (mut a, s, peer) = controlled(t, 4, "trickle renomination");
     let high = Candidate::parse("candidate:2 1 UDP 2130706431 192.0.2.2 6000 typ host").unwrap();
     let low = Candidate::parse(
         "candidate:1 1 UDP 1694498815 192.0.2.9 7000 typ srflx raddr 10.0.0.2 rport 7000",

@@ -261,7 +261,9 @@ impl<E, R> Outputs<E, R> {
 }
 
 /// The face, as a trait: what every core has in common, so that a generic driver (natsim's
-/// adapters, a test harness) can run any of them.
+/// adapters, a test harness) can run any of them. Every core of the stack implements it (the
+/// ICE agent, the TURN and STUN servers, the TURN and RFC 5780 clients), which the compiler
+/// checks: their faces cannot drift apart.
 pub trait Core {
     /// The core's events for the application.
     type Event;

@@ -342,3 +342,16 @@ impl NatDiscovery {
         self.begin(next, now);
     }
 }
+
+impl sans_io::Core for NatDiscovery {
+    type Event = Discovery;
+    type Request = std::convert::Infallible;
+
+    fn poll_output(&mut self) -> Option<Output<Discovery>> {
+        NatDiscovery::poll_output(self)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        NatDiscovery::handle_timeout(self, now)
+    }
+}

@@ -343,3 +343,15 @@ impl StunServer {
         Some(len)
     }
 }
+
+impl sans_io::Core for StunServer {
+    type Event = Infallible;
+    type Request = Infallible;
+
+    fn poll_output(&mut self) -> Option<Output<Infallible>> {
+        StunServer::poll_output(self)
+    }
+
+    /// The STUN server keeps no timer: nothing to do.
+    fn handle_timeout(&mut self, _now: Instant) {}
+}

@@ -660,3 +660,16 @@ impl Agent {
         self.keys.remote.as_ref()
     }
 }
+
+impl sans_io::Core for Agent {
+    type Event = Event;
+    type Request = Request;
+
+    fn poll_output(&mut self) -> Option<Output> {
+        Agent::poll_output(self)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        Agent::handle_timeout(self, now)
+    }
+}

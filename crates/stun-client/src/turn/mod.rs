@@ -598,3 +598,16 @@ impl TurnClient {
 fn secs(d: Duration) -> u32 {
     u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
 }
+
+impl sans_io::Core for TurnClient {
+    type Event = TurnEvent;
+    type Request = std::convert::Infallible;
+
+    fn poll_output(&mut self) -> Option<Output<TurnEvent>> {
+        TurnClient::poll_output(self)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        TurnClient::handle_timeout(self, now)
+    }
+}

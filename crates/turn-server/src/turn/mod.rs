@@ -680,3 +680,16 @@ fn data_indication_tid(counter: u64, now: Instant, epoch: Instant) -> [u8; 12] {
     t[8..].copy_from_slice(&ms.to_be_bytes());
     t
 }
+
+impl sans_io::Core for TurnServer {
+    type Event = Infallible;
+    type Request = Request;
+
+    fn poll_output(&mut self) -> Option<Output> {
+        TurnServer::poll_output(self)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        TurnServer::handle_timeout(self, now)
+    }
+}
