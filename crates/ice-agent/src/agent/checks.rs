@@ -106,6 +106,13 @@ impl Agent {
         }
         self.maybe_nominate(now);
         // Its foundation may be idle now: a frozen pair can go.
+        self.pace(now);
+    }
+
+    /// One new check per Ta (§6.1.4.2): the pacing timer is armed if a check can go, and
+    /// when it is due, the next pair is checked. Run by every timeout after whatever may have
+    /// made a pair checkable, so the pacing timer is never left due.
+    pub(super) fn pace(&mut self, now: Instant) {
         self.wake_checks(now);
         if self.next_check.is_some_and(|t| t <= now) {
             self.next_check = None;

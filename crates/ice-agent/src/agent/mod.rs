@@ -508,6 +508,8 @@ impl Agent {
             self.gather_timeout(now);
             self.checks_timeout(now);
             self.consent_timeout(now);
+            // A lost consent makes its component's pairs worth checking again.
+            self.pace(now);
             // The trickle wait only matters to the connection state, settled below.
             for s in self.streams.values_mut() {
                 s.trickle_timer = s.trickle_timer.filter(|&t| t > now);
