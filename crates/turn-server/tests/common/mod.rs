@@ -42,7 +42,7 @@ pub fn tls() -> Tls {
     std::fs::create_dir_all(&dir).unwrap();
     let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&c, cert.cert.pem()).unwrap();
-    std::fs::write(&k, cert.key_pair.serialize_pem()).unwrap();
+    std::fs::write(&k, cert.signing_key.serialize_pem()).unwrap();
     let server = turn_server::driver::tls_config(&c, &k).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
     let mut roots = rustls::RootCertStore::empty();
