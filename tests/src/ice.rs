@@ -30,15 +30,24 @@ pub enum Signal {
     EndOfCandidates,
 }
 
-#[derive(Debug, Default)]
-struct MailboxInner {
-    queues: [VecDeque<(Instant, Signal)>; 2],
+#[derive(Debug)]
+struct MailboxInner<S> {
+    queues: [VecDeque<(Instant, S)>; 2],
 }
 
-/// The signalling channel between side 0 and side 1, with a fixed one-way delay.
-#[derive(Debug, Clone)]
-pub struct Mailbox {
-    inner: Rc<RefCell<MailboxInner>>,
+impl<S> Default for MailboxInner<S> {
+    fn default() -> Self {
+        MailboxInner {
+            queues: [VecDeque::new(), VecDeque::new()],
+        }
+    }
+}
+
+/// The signalling channel between side 0 and side 1, with a fixed one-way delay, carrying
+/// messages of type `S` (ICE's [`Signal`]s by default).
+#[derive(Debug)]
+pub struct Mailbox<S = Signal> {
+    inner: Rc<RefCell<MailboxInner<S>>>,
     delay: Duration,
     /// Where this mailbox notes that it was posted to (its tag), maybe with many others.
     board: Board,
@@ -49,34 +58,48 @@ pub struct Mailbox {
 /// mailboxes finds the receivers to wake without looking at every mailbox.
 pub type Board = Rc<RefCell<Vec<usize>>>;
 
-impl Mailbox {
+impl<S> Clone for Mailbox<S> {
+    fn clone(&self) -> Self {
+        Mailbox {
+            inner: self.inner.clone(),
+            delay: self.delay,
+            board: self.board.clone(),
+            tag: self.tag,
+        }
+    }
+}
+
+impl<S> Mailbox<S> {
     /// A channel delivering after `delay`, with a board of its own.
-    pub fn new(delay: Duration) -> Mailbox {
+    pub fn new(delay: Duration) -> Mailbox<S> {
         Mailbox::on_board(delay, Board::default(), 0)
     }
 
     /// A channel delivering after `delay` that notes `tag` on `board` whenever it is posted
     /// to.
-    pub fn on_board(delay: Duration, board: Board, tag: usize) -> Mailbox {
+    pub fn on_board(delay: Duration, board: Board, tag: usize) -> Mailbox<S> {
         Mailbox {
-            inner: Rc::default(),
+            inner: Rc::new(RefCell::new(MailboxInner::default())),
             delay,
             board,
             tag,
         }
     }
 
-    fn post(&self, now: Instant, to: usize, s: Signal) {
+    /// Posts `s` to side `to`, delivered after the delay.
+    pub fn post(&self, now: Instant, to: usize, s: S) {
         let mut m = self.inner.borrow_mut();
         m.queues[to].push_back((now + self.delay, s));
         self.board.borrow_mut().push(self.tag);
     }
 
-    fn next(&self, side: usize) -> Option<Instant> {
+    /// When the next message for `side` is due.
+    pub fn next(&self, side: usize) -> Option<Instant> {
         self.inner.borrow().queues[side].front().map(|x| x.0)
     }
 
-    fn take_due(&self, side: usize, now: Instant) -> Option<Signal> {
+    /// The next message for `side` that is due at `now`.
+    pub fn take_due(&self, side: usize, now: Instant) -> Option<S> {
         let mut m = self.inner.borrow_mut();
         if m.queues[side].front().is_some_and(|x| x.0 <= now) {
             m.queues[side].pop_front().map(|x| x.1)
@@ -133,9 +156,8 @@ pub struct AgentEndpoint {
     restarting: bool,
     /// The agent's timer, as its last drain reported it.
     timer: Option<Instant>,
-    /// TURN connections: the server each was opened to, and once up its local address and
-    /// the framer that cuts its bytes.
-    conns: HashMap<ConnectionId, Conn>,
+    /// TURN connections.
+    conns: TurnConnections,
 }
 
 /// A TCP connection to a TURN server.
@@ -145,6 +167,110 @@ struct Conn {
     transport: Transport,
     local: Option<SocketAddr>,
     framer: StreamFramer,
+}
+
+/// The TCP (and TLS) connections to TURN servers a core asked its driver for, as natsim
+/// connections: shared by every endpoint that hosts an ICE agent.
+#[derive(Debug, Default)]
+pub struct TurnConnections {
+    conns: HashMap<ConnectionId, Conn>,
+}
+
+impl TurnConnections {
+    /// Carries out the agent's request: a connection from a port of natsim's choosing on
+    /// the local IP, or a close.
+    pub fn request(&mut self, r: Request, out: &mut VecDeque<Output>) {
+        match r {
+            Request::Connect {
+                id,
+                transport,
+                server,
+                local,
+                ..
+            } => {
+                self.conns.insert(
+                    id,
+                    Conn {
+                        server,
+                        transport,
+                        local: None,
+                        framer: StreamFramer::new(),
+                    },
+                );
+                out.push_back(Output::TcpConnect {
+                    conn: id,
+                    local: SocketAddr::new(local.ip(), 40000 + id.0 as u16),
+                    remote: server,
+                });
+            }
+            Request::Close { id } => {
+                self.conns.remove(&id);
+                out.push_back(Output::TcpClose { conn: id });
+            }
+            _ => {}
+        }
+    }
+
+    /// Queues a packet for natsim: a datagram, or bytes on a TURN connection.
+    pub fn emit(&self, t: Transmit, out: &mut VecDeque<Output>) {
+        if t.transport == Transport::Udp {
+            out.push_back(crate::udp_output(t));
+            return;
+        }
+        let conn = self
+            .conns
+            .iter()
+            .find(|(_, c)| c.local == Some(t.local) && c.server == t.remote)
+            .map(|(id, _)| *id);
+        if let Some(conn) = conn {
+            out.push_back(Output::TcpSend { conn, data: t.data });
+        }
+    }
+
+    /// A connection is up on `local`.
+    pub fn connected(&mut self, conn: ConnectionId, local: SocketAddr) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.local = Some(local);
+        }
+    }
+
+    /// A connection ended.
+    pub fn closed(&mut self, conn: ConnectionId) {
+        self.conns.remove(&conn);
+    }
+
+    /// Bytes on a connection, cut into frames, each handed to `frame` as a [`Receive`].
+    /// Returns false when the stream is broken: the connection is then closed (tell the
+    /// core with `connection_closed`).
+    pub fn feed(
+        &mut self,
+        conn: ConnectionId,
+        data: &[u8],
+        out: &mut VecDeque<Output>,
+        mut frame: impl FnMut(Receive<'_>),
+    ) -> bool {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return true;
+        };
+        let Some(local) = c.local else {
+            return true;
+        };
+        let (server, transport) = (c.server, c.transport);
+        let fed = c.framer.feed(data, |f| {
+            frame(Receive {
+                transport,
+                local,
+                remote: server,
+                data: f,
+            })
+        });
+        if fed.is_err() {
+            self.conns.remove(&conn);
+            out.push_back(Output::TcpClose { conn });
+            return false;
+        }
+        true
+    }
 }
 
 impl AgentEndpoint {
@@ -182,7 +308,7 @@ impl AgentEndpoint {
             greet_at: None,
             restarting: false,
             timer: None,
-            conns: HashMap::new(),
+            conns: TurnConnections::default(),
         }
     }
 
@@ -219,20 +345,8 @@ impl AgentEndpoint {
         }
     }
 
-    /// Queues a packet for natsim: a datagram, or bytes on a TURN connection.
     fn emit(&mut self, t: Transmit) {
-        if t.transport == Transport::Udp {
-            self.out.push_back(crate::udp_output(t));
-            return;
-        }
-        let conn = self
-            .conns
-            .iter()
-            .find(|(_, c)| c.local == Some(t.local) && c.server == t.remote)
-            .map(|(id, _)| *id);
-        if let Some(conn) = conn {
-            self.out.push_back(Output::TcpSend { conn, data: t.data });
-        }
+        self.conns.emit(t, &mut self.out);
     }
 
     fn pump(&mut self, now: Instant) {
@@ -337,66 +451,21 @@ impl AgentEndpoint {
 }
 
 impl AgentEndpoint {
-    /// What the agent asks of its driver: TURN connections, opened from a port of natsim's
-    /// choosing on the local IP.
     fn request(&mut self, r: Request) {
-        match r {
-            Request::Connect {
-                id,
-                transport,
-                server,
-                local,
-                ..
-            } => {
-                self.conns.insert(
-                    id,
-                    Conn {
-                        server,
-                        transport,
-                        local: None,
-                        framer: StreamFramer::new(),
-                    },
-                );
-                self.out.push_back(Output::TcpConnect {
-                    conn: id,
-                    local: SocketAddr::new(local.ip(), 40000 + id.0 as u16),
-                    remote: server,
-                });
-            }
-            Request::Close { id } => {
-                self.conns.remove(&id);
-                self.out.push_back(Output::TcpClose { conn: id });
-            }
-            _ => {}
-        }
+        self.conns.request(r, &mut self.out);
     }
 
     /// Bytes on a TURN connection, cut into frames for the agent.
     fn stream_data(&mut self, now: Instant, conn: ConnectionId, data: &[u8]) {
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        let Some(local) = c.local else {
-            return;
-        };
         let (agent, received, last) =
             (&mut self.agent, &mut self.received, &mut self.last_received);
-        let (server, transport) = (c.server, c.transport);
-        let fed = c.framer.feed(data, |frame| {
-            let r = Receive {
-                transport,
-                local,
-                remote: server,
-                data: frame,
-            };
+        let ok = self.conns.feed(conn, data, &mut self.out, |r| {
             if let Some(r) = agent.handle_receive(now, r) {
                 received.push(r.data.to_vec());
                 *last = Some(now);
             }
         });
-        if fed.is_err() {
-            self.conns.remove(&conn);
-            self.out.push_back(Output::TcpClose { conn });
+        if !ok {
             self.agent.connection_closed(now, conn);
         }
     }
@@ -440,14 +509,12 @@ impl Endpoint for AgentEndpoint {
                 }
             }
             Input::TcpConnected { conn, local } => {
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    c.local = Some(local);
-                }
+                self.conns.connected(conn, local);
                 self.agent.connection_established(now, conn, local)
             }
             Input::TcpData { conn, data } => self.stream_data(now, conn, data),
             Input::TcpClosed { conn, .. } => {
-                self.conns.remove(&conn);
+                self.conns.closed(conn);
                 self.agent.connection_closed(now, conn)
             }
             Input::TcpAccepted { .. } => {}

@@ -5,6 +5,7 @@
 pub mod ice;
 pub mod matrix;
 pub mod scale;
+pub mod session;
 
 /// The examples of `docs/architecture.md`, compiled and run as doc tests here, where every
 /// core of the stack is a dependency.

@@ -210,6 +210,45 @@ pub fn build_with(
     seed: u64,
     configure: impl Fn(usize, &mut AgentConfig),
 ) -> Cell {
+    let Network {
+        mut sim,
+        hosts: agents,
+        nats,
+        server,
+        sockets,
+    } = network(kinds, conditions, seed);
+    let mailbox = Mailbox::new(SIGNALLING_DELAY);
+    for side in 0..2 {
+        let mut config = agent_config(seed * 2 + side as u64);
+        configure(side, &mut config);
+        let ep = AgentEndpoint::new(config, side, mailbox.clone(), vec![sockets[side]]);
+        sim.set_endpoint(agents[side], ep);
+    }
+    Cell {
+        sim,
+        agents,
+        nats,
+        server,
+        mailbox,
+    }
+}
+
+/// A cell's network, before its two hosts have endpoints: the server runs the TURN core.
+pub struct Network {
+    /// The simulator.
+    pub sim: Sim,
+    /// The two peers' hosts.
+    pub hosts: [NodeId; 2],
+    /// The NAT boxes in front of each host (outermost last), empty without NAT.
+    pub nats: [Vec<NodeId>; 2],
+    /// The server host.
+    pub server: NodeId,
+    /// The UDP socket address of each host.
+    pub sockets: [SocketAddr; 2],
+}
+
+/// Builds a cell's topology and installs the STUN/TURN server.
+pub fn network(kinds: [Behind; 2], conditions: Conditions, seed: u64) -> Network {
     let mut t = Topology::new();
     let internet = t.network("internet", &["0.0.0.0/0"]);
     let server = t.host("server", &[(internet, "198.51.100.1")]);
@@ -281,19 +320,12 @@ pub fn build_with(
     t.link_all(conditions.link());
     let mut sim = t.build(seed).expect("valid topology");
     sim.set_endpoint(server, turn_server(sim.now()));
-    let mailbox = Mailbox::new(SIGNALLING_DELAY);
-    for side in 0..2 {
-        let mut config = agent_config(seed * 2 + side as u64);
-        configure(side, &mut config);
-        let ep = AgentEndpoint::new(config, side, mailbox.clone(), vec![sockets[side]]);
-        sim.set_endpoint(agents[side], ep);
-    }
-    Cell {
+    Network {
         sim,
-        agents: [agents[0], agents[1]],
+        hosts: [agents[0], agents[1]],
         nats,
         server,
-        mailbox,
+        sockets: [sockets[0], sockets[1]],
     }
 }
 
