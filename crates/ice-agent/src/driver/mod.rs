@@ -6,6 +6,10 @@
 //! and an [`Events`] receiver: the agent's events ([`Event::Ice`]: local candidates to
 //! signal, state changes, selected pairs) and received data ([`Event::Data`]).
 //!
+//! The driver runs any [`Hosted`] core, not only the agent: a WebRTC session built on one
+//! (`peer_connection::driver`) is started with [`start_with`] and reached through
+//! [`Handle::with`].
+//!
 //! Sending runs on the caller's task: [`Handle::send`] frames the data and hands the datagram
 //! to the socket at once, with no hop through another task. Each socket and connection has a
 //! reader task, and one task runs the timers; they share the agent behind a mutex that is
@@ -43,7 +47,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use sans_io::{Output, Transmit, Transport};
+use sans_io::{Output, Receive, Transmit, Transport};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
@@ -76,6 +80,81 @@ pub enum Event {
         /// The payload.
         data: Vec<u8>,
     },
+}
+
+/// A sans-IO core the driver can run: the ICE [`Agent`] itself, or a session that owns one
+/// and speaks for it (its requests are the agent's). The driver gives it what arrives on the
+/// sockets and connections it binds and opens, runs its timer, and carries out its outputs
+/// (the drain rule of `sans-io`).
+pub trait Hosted: Send + 'static {
+    /// What the application gets.
+    type Event: Send + std::fmt::Debug + 'static;
+
+    /// Bytes that arrived; application data the core returns at once (the agent's) comes
+    /// back as an event.
+    fn handle_receive(&mut self, now: Instant, r: Receive<'_>) -> Option<Self::Event>;
+    /// The timer fired.
+    fn handle_timeout(&mut self, now: Instant);
+    /// The next output.
+    fn poll_output(&mut self) -> Option<Output<Self::Event, Request>>;
+    /// A connection the core asked for is up.
+    fn connection_established(&mut self, now: Instant, id: ConnectionId, local: SocketAddr);
+    /// A connection closed or could not be made.
+    fn connection_closed(&mut self, now: Instant, id: ConnectionId);
+    /// The session ends.
+    fn close(&mut self, now: Instant);
+    /// Whether the event is data the application may lose when it falls behind (the
+    /// agent's datagrams, as a full socket buffer would lose them). Other data (a reliable
+    /// DataChannel's messages) waits instead: the socket is not read until the application
+    /// takes it, and the peer's flow control does the rest.
+    fn droppable(event: &Self::Event) -> bool;
+    /// Whether the event goes to the bounded data queue rather than the control queue.
+    fn is_data(event: &Self::Event) -> bool;
+}
+
+impl Hosted for Agent {
+    type Event = Event;
+
+    fn handle_receive(&mut self, now: Instant, r: Receive<'_>) -> Option<Event> {
+        Agent::handle_receive(self, now, r).map(|r| Event::Data {
+            stream: r.stream,
+            component: r.component,
+            data: r.data.to_vec(),
+        })
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        Agent::handle_timeout(self, now)
+    }
+
+    fn poll_output(&mut self) -> Option<Output<Event, Request>> {
+        Agent::poll_output(self).map(|o| match o {
+            Output::Event(e) => Output::Event(Event::Ice(e)),
+            Output::Transmit(t) => Output::Transmit(t),
+            Output::Request(r) => Output::Request(r),
+            Output::Timeout(t) => Output::Timeout(t),
+        })
+    }
+
+    fn connection_established(&mut self, now: Instant, id: ConnectionId, local: SocketAddr) {
+        Agent::connection_established(self, now, id, local)
+    }
+
+    fn connection_closed(&mut self, now: Instant, id: ConnectionId) {
+        Agent::connection_closed(self, now, id)
+    }
+
+    fn close(&mut self, now: Instant) {
+        Agent::close(self, now)
+    }
+
+    fn droppable(_: &Event) -> bool {
+        true
+    }
+
+    fn is_data(event: &Event) -> bool {
+        matches!(event, Event::Data { .. })
+    }
 }
 
 /// Received data waiting for the application, per session. Beyond this, datagrams are
@@ -171,15 +250,16 @@ pub enum DriverError {
 
 /// The session's events for the application.
 #[derive(Debug)]
-pub struct Events {
-    events: mpsc::UnboundedReceiver<Event>,
-    data: mpsc::Receiver<Event>,
+pub struct Events<E = Event> {
+    events: mpsc::UnboundedReceiver<E>,
+    data: mpsc::Receiver<E>,
 }
 
-impl Events {
-    /// The next event: one of the agent's ([`Event::Ice`]), or [`Event::Data`]. Control events come before data waiting at the same time.
-    /// `None` once the session is closed and everything was read.
-    pub async fn next(&mut self) -> Option<Event> {
+impl<E> Events<E> {
+    /// The next event: for the agent, one of its own ([`Event::Ice`]) or [`Event::Data`].
+    /// Control events come before data waiting at the same time. `None` once the session
+    /// is closed and everything was read.
+    pub async fn next(&mut self) -> Option<E> {
         tokio::select! {
             biased;
             Some(e) = self.events.recv() => Some(e),
@@ -192,15 +272,24 @@ impl Events {
 /// The application's side of a running session. Clones share the session; it closes when
 /// [`Handle::close`] is called or the last clone is dropped (TURN allocations are released
 /// either way).
-#[derive(Debug, Clone)]
-pub struct Handle {
-    shared: Arc<Shared>,
+#[derive(Debug)]
+pub struct Handle<C: Hosted = Agent> {
+    shared: Arc<Shared<C>>,
     streams: Arc<[StreamId]>,
 }
 
+impl<C: Hosted> Clone for Handle<C> {
+    fn clone(&self) -> Self {
+        Handle {
+            shared: self.shared.clone(),
+            streams: self.streams.clone(),
+        }
+    }
+}
+
 #[derive(Debug)]
-struct Shared {
-    inner: Mutex<Inner>,
+struct Shared<C: Hosted> {
+    inner: Mutex<Inner<C>>,
     /// Wakes the timer task when the agent's next timeout moved earlier.
     wake: Arc<Notify>,
     tasks: Mutex<Vec<AbortHandle>>,
@@ -209,7 +298,7 @@ struct Shared {
     rt: tokio::runtime::Handle,
 }
 
-impl Drop for Shared {
+impl<C: Hosted> Drop for Shared<C> {
     fn drop(&mut self) {
         let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
         inner.close();
@@ -220,8 +309,9 @@ impl Drop for Shared {
 }
 
 #[derive(Debug)]
-struct Inner {
-    agent: Agent,
+struct Inner<C: Hosted> {
+    /// The core: the agent, or a session around one.
+    agent: C,
     /// The sockets, for sending: straight to the kernel, so a send never waits on the
     /// reactor's idea of readiness (tokio's `try_send_to` refuses until it has polled).
     sockets: HashMap<SocketAddr, std::net::UdpSocket>,
@@ -232,8 +322,11 @@ struct Inner {
     /// The tasks of the TURN connections, so a shutdown can wait for their last writes.
     connection_tasks: Vec<tokio::task::JoinHandle<()>>,
     /// `None` once closed, so [`Events::next`] ends.
-    events: Option<mpsc::UnboundedSender<Event>>,
-    data: Option<mpsc::Sender<Event>>,
+    events: Option<mpsc::UnboundedSender<C::Event>>,
+    data: Option<mpsc::Sender<C::Event>>,
+    /// Data that may not be dropped and did not fit the data queue: the reader that made
+    /// it waits until the application has taken it ([`Hosted::droppable`]).
+    backlog: std::collections::VecDeque<C::Event>,
     /// Where [`Handle::send`] frames a datagram: reused, so sending allocates nothing.
     scratch: Vec<u8>,
     /// The agent's deadline, as its last drain reported it: the timer task sleeps until it.
@@ -245,6 +338,28 @@ struct Inner {
 /// Starts a session: resolves the servers, binds a UDP socket per address and component,
 /// and starts gathering.
 pub async fn start(config: DriverConfig) -> Result<(Handle, Events), DriverError> {
+    let streams = config.streams.clone();
+    start_with(config, move |agent, now, sockets| {
+        let mut a = Agent::new(agent);
+        for &components in &streams {
+            a.add_stream(components.max(1));
+        }
+        // All at once: end-of-candidates comes after every socket's candidates. The
+        // streams and components exist: they were just added.
+        let _ = a.add_local_sockets(now, sockets);
+        a
+    })
+    .await
+}
+
+/// Starts a session around any [`Hosted`] core: resolves the servers into the agent's
+/// configuration, binds a UDP socket per address and component of
+/// [`DriverConfig::streams`], then has `make` build the core from the configuration and the
+/// bound sockets (stream `i` of the list is `StreamId(i)`).
+pub async fn start_with<C: Hosted>(
+    config: DriverConfig,
+    make: impl FnOnce(AgentConfig, Instant, &[LocalSocket]) -> C,
+) -> Result<(Handle<C>, Events<C::Event>), DriverError> {
     let DriverConfig {
         mut agent,
         servers,
@@ -289,12 +404,11 @@ pub async fn start(config: DriverConfig) -> Result<(Handle, Events), DriverError
     let (etx, erx) = mpsc::unbounded_channel();
     let (dtx, drx) = mpsc::channel(DATA_QUEUE);
     let now = Instant::now();
-    let mut a = Agent::new(agent);
     let mut sockets = HashMap::new();
     let mut ids = Vec::new();
     let mut bound = Vec::new();
-    for &components in &streams {
-        let id = a.add_stream(components.max(1));
+    for (i, &components) in streams.iter().enumerate() {
+        let id = StreamId(i);
         ids.push(id);
         for component in 1..=components.max(1) {
             for &ip in &ips {
@@ -326,6 +440,15 @@ pub async fn start(config: DriverConfig) -> Result<(Handle, Events), DriverError
     if bound.is_empty() {
         return Err(DriverError::NoAddress);
     }
+    let all: Vec<LocalSocket> = bound
+        .iter()
+        .map(|(stream, component, addr, _)| LocalSocket {
+            stream: *stream,
+            component: *component,
+            addr: *addr,
+        })
+        .collect();
+    let a = make(agent, now, &all);
     let wake = Arc::new(Notify::new());
     let shared = Arc::new(Shared {
         inner: Mutex::new(Inner {
@@ -336,6 +459,7 @@ pub async fn start(config: DriverConfig) -> Result<(Handle, Events), DriverError
             connection_tasks: Vec::new(),
             events: Some(etx),
             data: Some(dtx),
+            backlog: std::collections::VecDeque::new(),
             scratch: Vec::new(),
             deadline: None,
             dropped: 0,
@@ -348,17 +472,6 @@ pub async fn start(config: DriverConfig) -> Result<(Handle, Events), DriverError
     {
         let mut inner = lock(&shared.inner);
         let mut tasks = lock(&shared.tasks);
-        // All at once: end-of-candidates comes after every socket's candidates.
-        let all: Vec<LocalSocket> = bound
-            .iter()
-            .map(|(stream, component, addr, _)| LocalSocket {
-                stream: *stream,
-                component: *component,
-                addr: *addr,
-            })
-            .collect();
-        // The streams and components exist: they were just added.
-        let _ = inner.agent.add_local_sockets(now, &all);
         for (_, _, addr, socket) in bound {
             let weak = Arc::downgrade(&shared);
             tasks.push(tokio::spawn(read_udp(weak, addr, socket)).abort_handle());
@@ -384,15 +497,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl Inner {
+impl<C: Hosted> Inner<C> {
     /// Carries out what the agent has to say (the drain rule of `sans-io`): sends, starts
     /// what it asks for (connections only with `shared`: not once closing), hands events on,
     /// and wakes the timer task if the deadline moved earlier.
-    fn drain(&mut self, shared: Option<&Arc<Shared>>) {
+    fn drain(&mut self, shared: Option<&Arc<Shared<C>>>) {
         while let Some(o) = self.agent.poll_output() {
             match o {
                 Output::Transmit(t) => self.transmit(t),
-                Output::Event(e) => self.deliver(Event::Ice(e)),
+                Output::Event(e) => self.deliver(e),
                 Output::Request(Request::Connect {
                     id,
                     server,
@@ -453,22 +566,27 @@ impl Inner {
         self.events.is_none()
     }
 
-    /// Hands an event to the application: data to its bounded queue (dropped and counted
-    /// when full), anything else to the control queue.
-    fn deliver(&mut self, ev: Event) {
-        match ev {
-            Event::Data { .. } => {
-                if let Some(d) = &self.data {
-                    if d.try_send(ev).is_err() {
-                        self.dropped += 1;
-                    }
-                }
+    /// Hands an event to the application: data to its bounded queue (when full, dropped
+    /// and counted, or kept for the reader to wait on: [`Hosted::droppable`]), anything
+    /// else to the control queue.
+    fn deliver(&mut self, ev: C::Event) {
+        if !C::is_data(&ev) {
+            if let Some(e) = &self.events {
+                let _ = e.send(ev);
             }
-            ev => {
-                if let Some(e) = &self.events {
-                    let _ = e.send(ev);
-                }
+            return;
+        }
+        let Some(d) = &self.data else { return };
+        if !self.backlog.is_empty() {
+            self.backlog.push_back(ev);
+            return;
+        }
+        match d.try_send(ev) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(ev)) if !C::droppable(&ev) => {
+                self.backlog.push_back(ev)
             }
+            Err(_) => self.dropped += 1,
         }
     }
 
@@ -489,6 +607,7 @@ impl Inner {
         self.sockets.clear();
         self.events = None;
         self.data = None;
+        self.backlog.clear();
     }
 
     fn send_udp(&mut self, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
@@ -514,8 +633,9 @@ impl Inner {
     }
 }
 
-impl Handle {
-    fn with<R>(&self, f: impl FnOnce(&mut Agent, Instant) -> R) -> Result<R, DriverError> {
+impl<C: Hosted> Handle<C> {
+    /// Calls into the core with the current time, then carries out what it has to say.
+    pub fn with<R>(&self, f: impl FnOnce(&mut C, Instant) -> R) -> Result<R, DriverError> {
         let mut inner = lock(&self.shared.inner);
         if inner.is_closed() {
             return Err(DriverError::Closed);
@@ -525,6 +645,43 @@ impl Handle {
         Ok(r)
     }
 
+    /// Reads the core's state.
+    pub fn read<R>(&self, f: impl FnOnce(&C) -> R) -> R {
+        f(&lock(&self.shared.inner).agent)
+    }
+
+    /// Datagrams and frames the driver dropped because a socket buffer or queue was full.
+    pub fn dropped(&self) -> u64 {
+        lock(&self.shared.inner).dropped
+    }
+
+    /// Closes the session: TURN allocations are released, sockets and connections closed.
+    /// [`Events::next`] gives the last events (for the agent `StateChanged(Closed)`), then
+    /// `None`; every other method gives [`DriverError::Closed`]. Over TCP and TLS the
+    /// closing Refresh is written by the connection's task: [`Handle::shutdown`] waits for
+    /// it.
+    pub fn close(&self) {
+        lock(&self.shared.inner).close();
+        for t in std::mem::take(&mut *lock(&self.shared.tasks)) {
+            t.abort();
+        }
+    }
+
+    /// [`close`](Self::close)s, then waits (at most a few seconds) until the TURN connections
+    /// have written their last frames, so a program about to exit releases its allocations.
+    pub async fn shutdown(&self) {
+        self.close();
+        let tasks = std::mem::take(&mut lock(&self.shared.inner).connection_tasks);
+        let all = async {
+            for t in tasks {
+                let _ = t.await;
+            }
+        };
+        let _ = tokio::time::timeout(IO_TIMEOUT, all).await;
+    }
+}
+
+impl Handle {
     /// The streams, in the order of [`DriverConfig::streams`].
     pub fn streams(&self) -> &[StreamId] {
         &self.streams
@@ -560,11 +717,6 @@ impl Handle {
     /// The agent's counters.
     pub fn stats(&self) -> crate::AgentStats {
         lock(&self.shared.inner).agent.stats()
-    }
-
-    /// Datagrams and frames the driver dropped because a socket buffer or queue was full.
-    pub fn dropped(&self) -> u64 {
-        lock(&self.shared.inner).dropped
     }
 
     /// The ICE options to signal (`a=ice-options`): see [`Agent::local_ice_options`].
@@ -645,29 +797,5 @@ impl Handle {
         inner.scratch = out;
         sent?;
         Ok(())
-    }
-
-    /// Closes the session: TURN allocations are released, sockets and connections closed.
-    /// [`Events::next`] gives the last events (`StateChanged(Closed)`), then `None`; every
-    /// other method gives [`DriverError::Closed`]. Over TCP and TLS the closing Refresh is
-    /// written by the connection's task: [`Handle::shutdown`] waits for it.
-    pub fn close(&self) {
-        lock(&self.shared.inner).close();
-        for t in std::mem::take(&mut *lock(&self.shared.tasks)) {
-            t.abort();
-        }
-    }
-
-    /// [`close`](Self::close)s, then waits (at most a few seconds) until the TURN connections
-    /// have written their last frames, so a program about to exit releases its allocations.
-    pub async fn shutdown(&self) {
-        self.close();
-        let tasks = std::mem::take(&mut lock(&self.shared.inner).connection_tasks);
-        let all = async {
-            for t in tasks {
-                let _ = t.await;
-            }
-        };
-        let _ = tokio::time::timeout(IO_TIMEOUT, all).await;
     }
 }

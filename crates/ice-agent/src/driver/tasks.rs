@@ -12,9 +12,32 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, UdpSocket};
 use tokio::sync::{mpsc, Notify};
 
-use super::{lock, Event, Shared, CONNECT_TIMEOUT, IO_TIMEOUT, MAX_DATAGRAM};
+use super::{lock, Hosted, Shared, CONNECT_TIMEOUT, IO_TIMEOUT, MAX_DATAGRAM};
 
-pub(super) async fn read_udp(shared: Weak<Shared>, local: SocketAddr, socket: UdpSocket) {
+/// Moves data that could not be dropped into the application's queue, waiting for room:
+/// the reader that calls this reads nothing more until the application has caught up.
+async fn flush_backlog<C: Hosted>(shared: &Weak<Shared<C>>) {
+    loop {
+        let (ev, tx) = {
+            let Some(s) = shared.upgrade() else { return };
+            let mut inner = lock(&s.inner);
+            let Some(tx) = inner.data.clone() else { return };
+            match inner.backlog.pop_front() {
+                Some(ev) => (ev, tx),
+                None => return,
+            }
+        };
+        if tx.send(ev).await.is_err() {
+            return;
+        }
+    }
+}
+
+pub(super) async fn read_udp<C: Hosted>(
+    shared: Weak<Shared<C>>,
+    local: SocketAddr,
+    socket: UdpSocket,
+) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         let (n, from) = match socket.recv_from(&mut buf).await {
@@ -38,28 +61,29 @@ pub(super) async fn read_udp(shared: Weak<Shared>, local: SocketAddr, socket: Ud
                 continue;
             }
         };
-        let Some(shared) = shared.upgrade() else {
-            return;
-        };
-        let mut inner = lock(&shared.inner);
-        let now = Instant::now();
-        let inner = &mut *inner;
-        if let Some(r) = inner
-            .agent
-            .handle_receive(now, Receive::udp(local, from, &buf[..n]))
-        {
-            let ev = Event::Data {
-                stream: r.stream,
-                component: r.component,
-                data: r.data.to_vec(),
+        let backlog = {
+            let Some(s) = shared.upgrade() else {
+                return;
             };
-            inner.deliver(ev);
+            let mut inner = lock(&s.inner);
+            let now = Instant::now();
+            let inner = &mut *inner;
+            if let Some(ev) = inner
+                .agent
+                .handle_receive(now, Receive::udp(local, from, &buf[..n]))
+            {
+                inner.deliver(ev);
+            }
+            inner.drain(Some(&s));
+            !inner.backlog.is_empty()
+        };
+        if backlog {
+            flush_backlog(&shared).await;
         }
-        inner.drain(Some(&shared));
     }
 }
 
-pub(super) async fn run_timers(shared: Weak<Shared>, wake: Arc<Notify>) {
+pub(super) async fn run_timers<C: Hosted>(shared: Weak<Shared<C>>, wake: Arc<Notify>) {
     loop {
         let notified = wake.notified();
         tokio::pin!(notified);
@@ -93,8 +117,8 @@ pub(super) async fn run_timers(shared: Weak<Shared>, wake: Arc<Notify>) {
     }
 }
 
-pub(super) async fn run_connection(
-    shared: Weak<Shared>,
+pub(super) async fn run_connection<C: Hosted>(
+    shared: Weak<Shared<C>>,
     id: ConnectionId,
     server: SocketAddr,
     local: SocketAddr,
@@ -155,7 +179,7 @@ pub(super) async fn run_connection(
     }
 }
 
-fn closed(shared: &Weak<Shared>, id: ConnectionId) {
+fn closed<C: Hosted>(shared: &Weak<Shared<C>>, id: ConnectionId) {
     if let Some(shared) = shared.upgrade() {
         let mut inner = lock(&shared.inner);
         inner.forget_connection(id);
@@ -166,8 +190,8 @@ fn closed(shared: &Weak<Shared>, id: ConnectionId) {
 
 /// Moves bytes between a connection and the agent until either side ends: the stream is cut
 /// into frames, each handed to the agent as what arrived between `local` and `server`.
-async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
-    shared: &Weak<Shared>,
+async fn pump<C: Hosted, S: AsyncRead + AsyncWrite + Unpin>(
+    shared: &Weak<Shared<C>>,
     id: ConnectionId,
     transport: Transport,
     local: SocketAddr,
@@ -199,25 +223,26 @@ async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 };
-                let Some(s) = shared.upgrade() else { return };
-                let mut guard = lock(&s.inner);
-                let inner = &mut *guard;
-                let now = Instant::now();
-                let fed = framer.feed(&buf[..n], |frame| {
-                    let r = Receive { transport, local, remote: server, data: frame };
-                    if let Some(r) = inner.agent.handle_receive(now, r) {
-                        let ev = Event::Data {
-                            stream: r.stream,
-                            component: r.component,
-                            data: r.data.to_vec(),
-                        };
-                        inner.deliver(ev);
-                    }
-                });
-                inner.drain(Some(&s));
+                let (fed, backlog) = {
+                    let Some(s) = shared.upgrade() else { return };
+                    let mut guard = lock(&s.inner);
+                    let inner = &mut *guard;
+                    let now = Instant::now();
+                    let fed = framer.feed(&buf[..n], |frame| {
+                        let r = Receive { transport, local, remote: server, data: frame };
+                        if let Some(ev) = inner.agent.handle_receive(now, r) {
+                            inner.deliver(ev);
+                        }
+                    });
+                    inner.drain(Some(&s));
+                    (fed, !inner.backlog.is_empty())
+                };
                 if let Err(e) = fed {
                     tracing::warn!(%server, error = %e, "TURN connection out of step: closed");
                     break;
+                }
+                if backlog {
+                    flush_backlog(shared).await;
                 }
             }
             frame = rx.recv() => match frame {
