@@ -137,6 +137,10 @@ pub struct PeerConnection {
     buf: Vec<u8>,
     /// Negotiation was asked for and not yet answered.
     negotiation_needed: bool,
+    /// The kind of the current local description (an answer, or an offer once answered).
+    local_kind: SdpType,
+    /// The agent announced the end of gathering.
+    gathering_complete: bool,
 }
 
 impl std::fmt::Debug for PeerConnection {
@@ -155,19 +159,24 @@ const MAX_EARLY: usize = 8;
 const BUF_LEN: usize = 2048;
 
 impl PeerConnection {
-    /// A new session.
+    /// A new session (with a new certificate unless the configuration has one).
     pub fn new(config: Config) -> Result<PeerConnection, Error> {
         let certificate = match &config.certificate {
             Some(c) => c.clone(),
             None => Certificate::generate()?,
         };
+        Ok(PeerConnection::with_certificate(config, certificate))
+    }
+
+    /// A new session with this certificate (the configuration's is ignored).
+    pub fn with_certificate(config: Config, certificate: Certificate) -> PeerConnection {
         // RFC 8866 §5.2: a number unique to the session; 63 bits so that it stays positive
         // for parsers that read it signed.
         let session_id = match config.ice.seed {
             Some(s) => s,
             None => rand::random::<u64>(),
         } & 0x7fff_ffff_ffff_ffff;
-        Ok(PeerConnection {
+        PeerConnection {
             config,
             certificate,
             agent: None,
@@ -193,7 +202,9 @@ impl PeerConnection {
             out: Outputs::new(),
             buf: vec![0; BUF_LEN],
             negotiation_needed: false,
-        })
+            local_kind: SdpType::Offer,
+            gathering_complete: false,
+        }
     }
 
     /// The certificate (its fingerprint goes in every description).
@@ -339,9 +350,8 @@ impl PeerConnection {
     /// When the buffered amount falls to `threshold`,
     /// [`DataChannelEvent::BufferedAmountLow`] comes (`bufferedAmountLowThreshold`).
     pub fn set_buffered_amount_low_threshold(&mut self, id: ChannelId, threshold: usize) {
-        if let Some(sctp) = self.sctp.as_mut() {
-            self.channels.set_low_threshold(sctp, id, threshold);
-        }
+        self.channels
+            .set_low_threshold(self.sctp.as_mut(), id, threshold);
     }
 
     /// The largest message the channels can send now (the smaller of both sides'
@@ -439,6 +449,34 @@ impl PeerConnection {
         d
     }
 
+    /// Our description as it stands (`localDescription`): the last one set, with the
+    /// candidates gathered since and `a=end-of-candidates` once gathering is over — what a
+    /// peer without trickle needs, or a copy-paste exchange.
+    pub fn local_description(&self) -> Option<SessionDescription> {
+        let (d, kind) = match (&self.pending_local, &self.local) {
+            (Some(d), _) => (d, SdpType::Offer),
+            (None, Some(d)) => (d, self.local_kind),
+            (None, None) => return None,
+        };
+        let mut d = d.clone();
+        let agent = self.agent.as_ref()?;
+        let candidates: Vec<String> = self
+            .stream
+            .map(|s| agent.local_candidates(s))
+            .unwrap_or_default()
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        for m in d.media.iter_mut().filter(|m| m.is_active()) {
+            m.candidates = candidates.clone();
+            m.end_of_candidates = self.gathering_complete;
+        }
+        Some(SessionDescription {
+            kind,
+            sdp: sdp::write(&d),
+        })
+    }
+
     /// Creates an offer (`createOffer`). With `ice_restart`, new ICE credentials.
     pub fn create_offer(
         &mut self,
@@ -456,6 +494,7 @@ impl PeerConnection {
         if ice_restart && !fresh {
             if let Some(a) = self.agent.as_mut() {
                 a.restart(now);
+                self.gathering_complete = false;
             }
         }
         let media = self.local_media(Setup::Actpass);
@@ -519,6 +558,7 @@ impl PeerConnection {
             }
             (SdpType::Answer, SignalingState::HaveRemoteOffer) => {
                 self.local = Some(d);
+                self.local_kind = SdpType::Answer;
                 self.remote = self.pending_remote.take();
                 self.pending_local = None;
                 self.set_signaling(SignalingState::Stable);
@@ -572,6 +612,7 @@ impl PeerConnection {
             (SdpType::Answer, SignalingState::HaveLocalOffer) => {
                 self.remote = Some(d.clone());
                 self.local = self.pending_local.take();
+                self.local_kind = SdpType::Offer;
                 self.set_signaling(SignalingState::Stable);
             }
             _ => {
@@ -608,6 +649,7 @@ impl PeerConnection {
         let restart = previous.is_some_and(|u| u != creds.ufrag);
         if restart && self.signaling == SignalingState::HaveRemoteOffer {
             agent.restart(now);
+            self.gathering_complete = false;
         }
         agent.set_remote_ice_options(now, &transport.ice_options.join(" "));
         agent.set_remote_credentials(now, creds, d.ice_lite);
@@ -831,11 +873,7 @@ impl PeerConnection {
         };
         let mut out = Vec::new();
         for e in events {
-            let connected = matches!(e, SctpEvent::Connected);
             self.channels.handle(now, sctp, e, &mut out);
-            if connected {
-                self.channels.apply_thresholds(sctp);
-            }
         }
         self.data_events(out);
     }
@@ -943,6 +981,7 @@ impl PeerConnection {
                         }))
                     }
                     ice_agent::Event::GatheringComplete { .. } => {
+                        self.gathering_complete = true;
                         self.out.event(Event::IceCandidate(IceCandidate {
                             candidate: String::new(),
                             sdp_mid: mid.clone(),

@@ -264,6 +264,9 @@ impl Channels {
             return;
         }
         let Some(c) = self.get_mut(id) else { return };
+        if c.low_threshold > 0 {
+            sctp.set_buffered_amount_low_threshold(stream, c.low_threshold);
+        }
         if c.negotiated {
             c.info.state = DataChannelState::Open;
             out.push(DataChannelEvent::Open { channel: id });
@@ -482,10 +485,16 @@ impl Channels {
             .map_or(0, |s| sctp.buffered_amount(s))
     }
 
-    pub(crate) fn set_low_threshold(&mut self, sctp: &mut Sctp, id: ChannelId, threshold: usize) {
+    /// Sets a channel's threshold, on its stream if it has one already, else when it opens.
+    pub(crate) fn set_low_threshold(
+        &mut self,
+        sctp: Option<&mut Sctp>,
+        id: ChannelId,
+        threshold: usize,
+    ) {
         if let Some(c) = self.get_mut(id) {
             c.low_threshold = threshold;
-            if let Some(s) = c.info.stream {
+            if let (Some(s), Some(sctp)) = (c.info.stream, sctp) {
                 sctp.set_buffered_amount_low_threshold(s, threshold);
             }
         }
@@ -508,17 +517,6 @@ impl Channels {
             }
             (DataChannelState::Closed, _) => {}
             _ => self.fail(id, out),
-        }
-    }
-
-    /// Threshold of a channel set before its stream existed.
-    pub(crate) fn apply_thresholds(&mut self, sctp: &mut Sctp) {
-        for (_, c) in &self.channels {
-            if let (Some(s), t) = (c.info.stream, c.low_threshold) {
-                if t > 0 {
-                    sctp.set_buffered_amount_low_threshold(s, t);
-                }
-            }
         }
     }
 }

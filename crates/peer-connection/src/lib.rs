@@ -58,6 +58,8 @@
 mod certificate;
 mod connection;
 mod datachannel;
+#[cfg(feature = "driver")]
+pub mod driver;
 mod dtls;
 mod sctp;
 pub mod sdp;
@@ -90,4 +92,7 @@ pub enum Error {
     /// A remote candidate was not understood.
     #[error("candidate: {0}")]
     Candidate(String),
+    /// The driver could not start, or the session is closed.
+    #[error("driver: {0}")]
+    Driver(String),
 }

@@ -1,0 +1,476 @@
+//! `webrtc-peer`: sends a file over a WebRTC DataChannel, receives one, or echoes, with the
+//! offer and answer exchanged by copy and paste (one JSON line each, the browser's
+//! `RTCSessionDescriptionInit`, so a browser console can take part too).
+//!
+//! ```text
+//! webrtc-peer send movie.mkv        # prints an offer line; paste the answer line back
+//! webrtc-peer receive --out copy.mkv  # paste the offer line; prints the answer line
+//! webrtc-peer echo                  # answers, and echoes every message back
+//! ```
+//!
+//! Both ends print `sha256 HEX  NAME` when the transfer is done; the sender also checks that
+//! the receiver computed the same digest.
+
+use std::io::Write as _;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use indicatif::{ProgressBar, ProgressStyle};
+use peer_connection::driver::{self, DriverConfig, IceServer, Session};
+use peer_connection::{
+    AgentConfig, ChannelId, Config, DataChannelEvent, DataChannelInit, Event, PeerConnectionState,
+    SessionDescription,
+};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+
+/// The message size for file data (what browsers' file-transfer samples use).
+const CHUNK: usize = 16 * 1024;
+/// The most bytes kept buffered in the channel while sending.
+const WINDOW: usize = 1024 * 1024;
+/// The longest signalling line read (a description with many candidates stays far below).
+const MAX_LINE: usize = 256 * 1024;
+
+fn command() -> Command {
+    let common = [
+        Arg::new("bind")
+            .long("bind")
+            .value_name("IP")
+            .action(ArgAction::Append)
+            .help("bind this local address only (repeatable; default: every interface)"),
+        Arg::new("loopback")
+            .long("loopback")
+            .action(ArgAction::SetTrue)
+            .help("use loopback addresses as host candidates"),
+        Arg::new("stun")
+            .long("stun")
+            .value_name("URL")
+            .action(ArgAction::Append)
+            .help("a STUN server, e.g. stun:stun.example.org (repeatable)"),
+        Arg::new("turn")
+            .long("turn")
+            .value_name("URL")
+            .action(ArgAction::Append)
+            .help("a TURN server, e.g. turn:host:3478?transport=tcp (repeatable)"),
+        Arg::new("user")
+            .long("user")
+            .value_name("NAME")
+            .help("TURN user name"),
+        Arg::new("pass")
+            .long("pass")
+            .value_name("PASSWORD")
+            .help("TURN password"),
+        Arg::new("relay-only")
+            .long("relay-only")
+            .action(ArgAction::SetTrue)
+            .help("use relayed candidates only"),
+        Arg::new("timeout")
+            .long("timeout")
+            .value_name("SECS")
+            .default_value("30")
+            .value_parser(clap::value_parser!(u64))
+            .help("give up when not connected after this long"),
+        Arg::new("no-progress")
+            .long("no-progress")
+            .action(ArgAction::SetTrue)
+            .help("no progress bar"),
+    ];
+    Command::new("webrtc-peer")
+        .about("Send or receive a file over a WebRTC DataChannel, or echo; offer and answer by copy and paste")
+        .after_help(
+            "The offering side prints its offer as one JSON line on stdout and reads the answer \
+             line from stdin; the answering side reads the offer and prints its answer. Progress \
+             and messages go to stderr; RUST_LOG sets the log filter (default: warn).",
+        )
+        .subcommand_required(true)
+        .subcommand(
+            Command::new("send")
+                .about("offer a DataChannel and send FILE over it")
+                .arg(Arg::new("file").required(true).value_name("FILE"))
+                .args(common.clone()),
+        )
+        .subcommand(
+            Command::new("receive")
+                .about("answer, and write the file the peer sends")
+                .arg(
+                    Arg::new("out")
+                        .long("out")
+                        .value_name("PATH")
+                        .help("where to write it (default: the sender's file name here)"),
+                )
+                .args(common.clone()),
+        )
+        .subcommand(
+            Command::new("echo")
+                .about("answer, and send every message back")
+                .args(common),
+        )
+}
+
+fn driver_config(m: &ArgMatches) -> Result<DriverConfig, String> {
+    let mut agent = AgentConfig::new(ice_agent::Role::Controlling);
+    agent.allow_loopback = m.get_flag("loopback");
+    agent.relay_only = m.get_flag("relay-only");
+    let mut config = DriverConfig::new(agent);
+    for ip in m.get_many::<String>("bind").into_iter().flatten() {
+        let ip: IpAddr = ip.parse().map_err(|_| format!("--bind {ip}: not an IP"))?;
+        config.ips.push(ip);
+    }
+    for url in m.get_many::<String>("stun").into_iter().flatten() {
+        config
+            .servers
+            .push(IceServer::stun(url).map_err(|e| format!("--stun {url}: {e}"))?);
+    }
+    let user = m.get_one::<String>("user").cloned().unwrap_or_default();
+    let pass = m.get_one::<String>("pass").cloned().unwrap_or_default();
+    for url in m.get_many::<String>("turn").into_iter().flatten() {
+        config
+            .servers
+            .push(IceServer::turn(url, &user, &pass).map_err(|e| format!("--turn {url}: {e}"))?);
+    }
+    Ok(config)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let m = command().get_matches();
+    let (mode, sub) = m.subcommand().expect("a subcommand is required");
+    match run(mode, sub).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("webrtc-peer: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(mode: &str, m: &ArgMatches) -> Result<(), String> {
+    let driver = driver_config(m)?;
+    let config = Config::default();
+    let timeout = Duration::from_secs(*m.get_one::<u64>("timeout").expect("has a default"));
+    let (session, mut events) = driver::start(driver, config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut stdin = BufReader::new(tokio::io::stdin()).take(MAX_LINE as u64);
+    let progress = !m.get_flag("no-progress");
+    let result = match mode {
+        "send" => {
+            let path = PathBuf::from(m.get_one::<String>("file").expect("required"));
+            let file = tokio::fs::read(&path)
+                .await
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let channel = session
+                .create_data_channel("file", DataChannelInit::default())
+                .map_err(|e| e.to_string())?;
+            session.create_offer().map_err(|e| e.to_string())?;
+            print_description(&session, &mut events, "offer").await?;
+            let answer = read_description(&mut stdin).await?;
+            session
+                .set_remote_description(&answer)
+                .map_err(|e| e.to_string())?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "file".into());
+            send(
+                &session,
+                &mut events,
+                channel,
+                &name,
+                &file,
+                timeout,
+                progress,
+            )
+            .await
+        }
+        _ => {
+            let offer = read_description(&mut stdin).await?;
+            session
+                .set_remote_description(&offer)
+                .map_err(|e| e.to_string())?;
+            session.create_answer().map_err(|e| e.to_string())?;
+            print_description(&session, &mut events, "answer").await?;
+            if mode == "echo" {
+                echo(&session, &mut events, timeout).await
+            } else {
+                let out = m.get_one::<String>("out").map(PathBuf::from);
+                receive(&session, &mut events, out, timeout, progress).await
+            }
+        }
+    };
+    session.shutdown().await;
+    result
+}
+
+/// Prints our description once gathering is over (or after 3 s): one JSON line.
+async fn print_description(
+    session: &Session,
+    events: &mut driver::Events<Event>,
+    what: &str,
+) -> Result<(), String> {
+    let gathered = async {
+        while let Some(e) = events.next().await {
+            if let Event::IceCandidate(c) = e {
+                if c.is_end_of_candidates() {
+                    return;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(3), gathered).await;
+    let d = session.local_description().ok_or("no local description")?;
+    eprintln!("webrtc-peer: this is the {what}; paste it into the other peer:");
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", d.to_json()).map_err(|e| e.to_string())?;
+    out.flush().map_err(|e| e.to_string())
+}
+
+async fn read_description(
+    stdin: &mut tokio::io::Take<BufReader<tokio::io::Stdin>>,
+) -> Result<SessionDescription, String> {
+    eprintln!("webrtc-peer: paste the peer's description (one JSON line):");
+    loop {
+        let mut line = String::new();
+        let n = stdin
+            .read_line(&mut line)
+            .await
+            .map_err(|e| format!("reading stdin: {e}"))?;
+        if n == 0 {
+            return Err("stdin ended before the peer's description".into());
+        }
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        return SessionDescription::from_json(line)
+            .map_err(|e| format!("not a description (JSON with \"type\" and \"sdp\"): {e}"));
+    }
+}
+
+/// Waits for the next event, failing when the session fails or `timeout` passes before it
+/// is connected.
+async fn next_event(
+    events: &mut driver::Events<Event>,
+    connected: &mut bool,
+    timeout: Duration,
+) -> Result<Event, String> {
+    let e = if *connected {
+        events.next().await
+    } else {
+        tokio::time::timeout(timeout, events.next())
+            .await
+            .map_err(|_| format!("not connected after {} s", timeout.as_secs()))?
+    };
+    let e = e.ok_or("the session ended")?;
+    match &e {
+        Event::ConnectionState(PeerConnectionState::Connected) => *connected = true,
+        Event::ConnectionState(PeerConnectionState::Failed) => {
+            return Err("the connection failed (ICE or DTLS; RUST_LOG=debug says more)".into())
+        }
+        _ => {}
+    }
+    Ok(e)
+}
+
+fn bar(total: u64, on: bool) -> ProgressBar {
+    if !on {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(total);
+    if let Ok(style) =
+        ProgressStyle::with_template("{bytes}/{total_bytes} [{bar:40}] {bytes_per_sec} {eta}")
+    {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb
+}
+
+fn hex(d: &[u8]) -> String {
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn send(
+    session: &Session,
+    events: &mut driver::Events<Event>,
+    channel: ChannelId,
+    name: &str,
+    file: &[u8],
+    timeout: Duration,
+    progress: bool,
+) -> Result<(), String> {
+    let digest = hex(&Sha256::digest(file));
+    let mut connected = false;
+    let mut sent = None::<usize>;
+    let pb = bar(file.len() as u64, progress);
+    session.set_buffered_amount_low_threshold(channel, WINDOW / 2);
+    loop {
+        match next_event(events, &mut connected, timeout).await? {
+            Event::DataChannel(DataChannelEvent::Open { channel: c }) if c == channel => {
+                if let Some(p) = session.selected_pair() {
+                    eprintln!("webrtc-peer: connected: {p}");
+                }
+                let header = format!(
+                    "{{\"name\":{},\"size\":{}}}",
+                    serde_json::to_string(name).map_err(|e| e.to_string())?,
+                    file.len()
+                );
+                session
+                    .send_text(channel, &header)
+                    .map_err(|e| e.to_string())?;
+                sent = Some(0);
+            }
+            Event::DataChannel(DataChannelEvent::Message {
+                channel: c,
+                data,
+                binary: false,
+            }) if c == channel => {
+                let text = String::from_utf8_lossy(&data);
+                let theirs = text.strip_prefix("sha256:").unwrap_or(&text).to_owned();
+                pb.finish_and_clear();
+                println!("sha256 {digest}  {name}");
+                return if theirs == digest {
+                    eprintln!("webrtc-peer: the receiver has the same SHA-256");
+                    Ok(())
+                } else {
+                    Err(format!("the receiver computed sha256 {theirs}"))
+                };
+            }
+            Event::DataChannel(DataChannelEvent::Closed { channel: c }) if c == channel => {
+                return Err("the channel closed before the receiver confirmed".into())
+            }
+            _ => {}
+        }
+        // Fill the window.
+        if let Some(offset) = sent.as_mut() {
+            while *offset < file.len() && session.buffered_amount(channel) < WINDOW {
+                let end = (*offset + CHUNK).min(file.len());
+                session
+                    .send_binary(channel, &file[*offset..end])
+                    .map_err(|e| e.to_string())?;
+                *offset = end;
+                pb.set_position(*offset as u64);
+            }
+        }
+    }
+}
+
+async fn receive(
+    session: &Session,
+    events: &mut driver::Events<Event>,
+    out: Option<PathBuf>,
+    timeout: Duration,
+    progress: bool,
+) -> Result<(), String> {
+    let mut connected = false;
+    let mut file: Option<(PathBuf, u64, Vec<u8>)> = None;
+    let mut pb = ProgressBar::hidden();
+    let mut hasher = Sha256::new();
+    loop {
+        let Event::DataChannel(DataChannelEvent::Message {
+            channel,
+            data,
+            binary,
+        }) = next_event(events, &mut connected, timeout).await?
+        else {
+            continue;
+        };
+        match (&mut file, binary) {
+            (None, false) => {
+                let header: serde_json::Value = serde_json::from_slice(&data)
+                    .map_err(|e| format!("the sender's header is not JSON: {e}"))?;
+                let size = header["size"].as_u64().ok_or("the header has no size")?;
+                let name = header["name"].as_str().unwrap_or("received");
+                // Only the last path component of the sender's name, never a path of theirs.
+                let safe = std::path::Path::new(name)
+                    .file_name()
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from("received"));
+                let path = out.clone().unwrap_or(safe);
+                eprintln!(
+                    "webrtc-peer: receiving {size} bytes into {}",
+                    path.display()
+                );
+                pb = bar(size, progress);
+                file = Some((path, size, Vec::with_capacity(size.min(1 << 30) as usize)));
+            }
+            (Some((path, size, buf)), true) => {
+                hasher.update(&data);
+                buf.extend_from_slice(&data);
+                pb.set_position(buf.len() as u64);
+                if buf.len() as u64 >= *size {
+                    pb.finish_and_clear();
+                    if buf.len() as u64 > *size {
+                        return Err(format!("the sender sent {} bytes, not {size}", buf.len()));
+                    }
+                    tokio::fs::write(&*path, &buf)
+                        .await
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    let digest = hex(&hasher.finalize_reset());
+                    println!("sha256 {digest}  {}", path.display());
+                    session
+                        .send_text(channel, &format!("sha256:{digest}"))
+                        .map_err(|e| e.to_string())?;
+                    // Until it is delivered: the sender ends the session once it has it.
+                    wait_sent(session, events, channel).await;
+                    return Ok(());
+                }
+            }
+            _ => return Err("unexpected message from the sender".into()),
+        }
+    }
+}
+
+/// Waits until the channel has nothing buffered, or the peer goes (at most 10 s).
+async fn wait_sent(session: &Session, events: &mut driver::Events<Event>, channel: ChannelId) {
+    let drained = async {
+        while session.buffered_amount(channel) > 0 {
+            match events.next().await {
+                None | Some(Event::DataChannel(DataChannelEvent::Closed { .. })) => return,
+                _ => {}
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(10), drained).await;
+}
+
+async fn echo(
+    session: &Session,
+    events: &mut driver::Events<Event>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let mut connected = false;
+    loop {
+        match next_event(events, &mut connected, timeout).await {
+            Ok(Event::DataChannel(DataChannelEvent::Message {
+                channel,
+                data,
+                binary,
+            })) => {
+                let sent = if binary {
+                    session.send_binary(channel, &data)
+                } else {
+                    session.send_text(channel, &String::from_utf8_lossy(&data))
+                };
+                if let Err(e) = sent {
+                    tracing::warn!(error = %e, "echo not sent");
+                }
+            }
+            Ok(Event::ConnectionState(PeerConnectionState::Closed)) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if connected => {
+                eprintln!("webrtc-peer: {e}");
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
