@@ -220,15 +220,17 @@ impl Dtls {
         }
     }
 
-    /// The SRTP profile and keying material (RFC 5764 §4.2), once connected.
-    #[allow(dead_code)] // The SRTP layer's, which comes next.
-    pub(crate) fn srtp_keying(&self, len: usize) -> Option<(SrtpProtectionProfile, Vec<u8>)> {
+    /// The SRTP profile, the keying material (RFC 5764 §4.2) and our role, once connected.
+    pub(crate) fn srtp_keying(
+        &self,
+        len: impl FnOnce(SrtpProtectionProfile) -> Option<usize>,
+    ) -> Option<(SrtpProtectionProfile, Vec<u8>, bool)> {
         let state = self.endpoint.get_connection_state(PEER)?;
         let profile = state.srtp_protection_profile();
         let km = state
-            .export_keying_material("EXTRACTOR-dtls_srtp", &[], len)
+            .export_keying_material("EXTRACTOR-dtls_srtp", &[], len(profile)?)
             .ok()?;
-        Some((profile, km.as_ref().to_vec()))
+        Some((profile, km.as_ref().to_vec(), self.role == DtlsRole::Client))
     }
 
     /// Sends close_notify.

@@ -61,19 +61,23 @@ mod datachannel;
 #[cfg(feature = "driver")]
 pub mod driver;
 mod dtls;
+mod media;
 mod sctp;
 pub mod sdp;
+mod srtp;
 
 pub use certificate::{Certificate, Fingerprint, FingerprintError};
 pub use connection::{
-    Config, Event, Output, PeerConnection, PeerConnectionState, Request, SignalingState,
+    Config, Event, Output, PeerConnection, PeerConnectionState, Request, SignalingState, Stats,
 };
 pub use datachannel::{
     ChannelId, DataChannelEvent, DataChannelInfo, DataChannelInit, DataChannelState,
 };
 pub use dtls::{DtlsError, DtlsRole};
 pub use ice_agent::{AgentConfig, ConnectionState as IceConnectionState, Receive, Transmit};
+pub use media::{MediaError, RemoteTrackInfo, RtpPacket, TrackId, TrackInfo};
 pub use sctp::SendError;
+pub use sdp::{Codec, Direction, MediaKind};
 pub use sdp::{IceCandidate, SdpError, SdpType, SessionDescription};
 
 /// Why a call into the session failed.

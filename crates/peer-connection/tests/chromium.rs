@@ -142,8 +142,11 @@ impl Browser {
             if let Some(peer) = &self.peer {
                 let c: Option<IceCandidate> = serde_json::from_value(v["candidate"].clone()).ok();
                 // Browsers signal the end of candidates as a null candidate.
-                peer.add_ice_candidate(c.as_ref())
-                    .expect("the browser's candidate");
+                match peer.add_ice_candidate(c.as_ref()) {
+                    // Our session has ended: a late candidate is of no use.
+                    Ok(()) | Err(peer_connection::Error::Driver(_)) => {}
+                    Err(e) => panic!("the browser's candidate {c:?}: {e}"),
+                }
             }
         }
         v
@@ -207,14 +210,28 @@ async fn our_side(servers: Vec<driver::IceServer>) -> (Session, driver::Events<E
         .expect("our session starts")
 }
 
-/// Our description once gathering is over (candidates in it: no trickle from us).
-async fn gathered(session: &Session, events: &mut driver::Events<Event>) -> SessionDescription {
+/// Our description once gathering is over (candidates in it: no trickle from us), and the
+/// other events that came meanwhile.
+async fn gathered_with(
+    session: &Session,
+    events: &mut driver::Events<Event>,
+) -> (SessionDescription, Vec<Event>) {
+    let mut other = Vec::new();
     while let Some(e) = events.next().await {
-        if matches!(&e, Event::IceCandidate(c) if c.is_end_of_candidates()) {
-            break;
+        match e {
+            Event::IceCandidate(c) if c.is_end_of_candidates() => break,
+            Event::IceCandidate(_) => {}
+            e => other.push(e),
         }
     }
-    session.local_description().expect("a local description")
+    (
+        session.local_description().expect("a local description"),
+        other,
+    )
+}
+
+async fn gathered(session: &Session, events: &mut driver::Events<Event>) -> SessionDescription {
+    gathered_with(session, events).await.0
 }
 
 /// The harness's transfer pattern.
@@ -433,5 +450,241 @@ fn chromium_relay_only_through_our_turnserver() {
             vec![driver::IceServer::turn(&format!("turn:{udp}"), "alice", "secret").unwrap()];
         we_offer(b, ours, config, 256 * 1024).await;
         drop(server);
+    });
+}
+
+fn rtp_packet(pt: u8, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, pt, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    p[2..4].copy_from_slice(&seq.to_be_bytes());
+    p[4..8].copy_from_slice(&ts.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// Chromium's inbound-rtp stats of one kind, once it has at least `packets`.
+async fn inbound(b: &mut Browser, kind: &str, packets: u64) -> Value {
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        let stats = b.call(json!({"op": "getStats"})).await;
+        let found = stats
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["type"] == "inbound-rtp" && s["kind"] == kind)
+            .cloned();
+        if let Some(s) = found {
+            if s["packetsReceived"].as_u64().unwrap_or(0) >= packets {
+                return s;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Chromium received no {kind}"
+        );
+        // Stats are sampled: ask again shortly.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Sends `n` Opus packets (the three-byte silence frame) 20 ms apart, as a sender paces
+/// audio.
+async fn send_opus(session: &Session, track: peer_connection::TrackId, n: u16) {
+    let pt = session
+        .with(|pc, _| pc.track(track))
+        .unwrap()
+        .expect("the track")
+        .codecs[0]
+        .payload_type;
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    for i in 0..n {
+        tick.tick().await;
+        let p = rtp_packet(pt, i, u32::from(i) * 960, &[0xf8, 0xff, 0xfe]);
+        session
+            .with(|pc, now| pc.write_rtp(now, track, &p))
+            .unwrap()
+            .expect("RTP sent");
+    }
+}
+
+#[test]
+fn chromium_sends_fake_audio_and_video_and_we_count_it() {
+    if !available() {
+        return;
+    }
+    in_browser_namespace(|mut b| async move {
+        b.call(json!({"op": "create", "config": {}})).await;
+        b.call(json!({"op": "addTrack", "kind": "audio"})).await;
+        b.call(json!({"op": "addTrack", "kind": "video"})).await;
+        let offer = b.call(json!({"op": "createOffer"})).await;
+        let (session, mut events) = our_side(vec![]).await;
+        b.peer = Some(session.clone());
+        session.set_remote_description(&desc(&offer)).unwrap();
+        session.create_answer().unwrap();
+        let (answer, early) = gathered_with(&session, &mut events).await;
+        b.call(json!({"op": "setRemoteDescription", "desc": answer}))
+            .await;
+        // ontrack comes with our answer.
+        let mut tracks: Vec<_> = early
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Track(t) => Some(t),
+                _ => None,
+            })
+            .collect();
+        let mut counts: std::collections::HashMap<String, (u64, u8, u32)> = Default::default();
+        let run = async {
+            while let Some(e) = events.next().await {
+                match e {
+                    Event::Track(t) => tracks.push(t),
+                    Event::Rtp(p) => {
+                        let c = counts
+                            .entry(p.mid.clone())
+                            .or_insert((0, p.payload_type, p.ssrc));
+                        c.0 += 1;
+                        assert_eq!((c.1, c.2), (p.payload_type, p.ssrc), "one stream a track");
+                    }
+                    _ => {}
+                }
+                // A second of audio (50 packets) and some video.
+                if tracks.len() == 2 && counts.len() == 2 && counts.values().all(|c| c.0 >= 50) {
+                    return;
+                }
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(15), run)
+            .await
+            .is_err()
+        {
+            let stats = session.with(|pc, _| pc.stats()).unwrap();
+            panic!("audio and video from Chromium: tracks {tracks:?}, packets {counts:?}, {stats:?}\nanswer: {}", answer.sdp);
+        }
+        for t in &tracks {
+            let (n, pt, ssrc) = counts[&t.mid];
+            let codec = t
+                .codecs
+                .iter()
+                .find(|c| c.payload_type == pt)
+                .expect("a negotiated PT");
+            let want = if t.kind == peer_connection::MediaKind::Audio {
+                "opus"
+            } else {
+                "VP8"
+            };
+            assert!(codec.name.eq_ignore_ascii_case(want), "{t:?} sent {pt}");
+            assert!(t.ssrcs.contains(&ssrc), "{ssrc} not among {:?}", t.ssrcs);
+            eprintln!(
+                "{:?} {}: {n} packets, {} ({pt}), ssrc {ssrc}",
+                t.kind, t.mid, codec.name
+            );
+        }
+        session.shutdown().await;
+        b.quit().await;
+    });
+}
+
+#[test]
+fn chromium_receives_our_audio_and_loses_none() {
+    if !available() {
+        return;
+    }
+    in_browser_namespace(|mut b| async move {
+        b.call(json!({"op": "create", "config": {}})).await;
+        let (session, mut events) = our_side(vec![]).await;
+        b.peer = Some(session.clone());
+        let track = session
+            .with(|pc, now| pc.add_track(now, peer_connection::MediaKind::Audio, vec![]))
+            .unwrap();
+        session.create_offer().unwrap();
+        let offer = gathered(&session, &mut events).await;
+        b.call(json!({"op": "setRemoteDescription", "desc": offer}))
+            .await;
+        let answer = b.call(json!({"op": "createAnswer"})).await;
+        session.set_remote_description(&desc(&answer)).unwrap();
+        // Connected (DTLS up, SRTP keys out) before sending.
+        let up = async {
+            while let Some(e) = events.next().await {
+                if e == Event::ConnectionState(peer_connection::PeerConnectionState::Connected) {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(LIMIT, up).await.expect("connected");
+        let drain = tokio::spawn(async move { while events.next().await.is_some() {} });
+        send_opus(&session, track, 100).await;
+        let s = inbound(&mut b, "audio", 100).await;
+        assert_eq!(s["packetsReceived"], json!(100), "{s}");
+        assert_eq!(s["packetsLost"], json!(0), "{s}");
+        let ssrc = session.with(|pc, _| pc.track(track)).unwrap().unwrap().ssrc;
+        assert_eq!(s["ssrc"], json!(ssrc));
+        session.shutdown().await;
+        drain.abort();
+        b.quit().await;
+    });
+}
+
+#[test]
+fn chromium_takes_audio_added_to_a_data_session() {
+    if !available() {
+        return;
+    }
+    in_browser_namespace(|mut b| async move {
+        b.call(json!({"op": "create", "config": {}})).await;
+        let (session, mut events) = our_side(vec![]).await;
+        b.peer = Some(session.clone());
+        let ch = session
+            .create_data_channel("chat", DataChannelInit::default())
+            .unwrap();
+        session.create_offer().unwrap();
+        let offer = gathered(&session, &mut events).await;
+        b.call(json!({"op": "setRemoteDescription", "desc": offer}))
+            .await;
+        let answer = b.call(json!({"op": "createAnswer"})).await;
+        session.set_remote_description(&desc(&answer)).unwrap();
+        let open = async {
+            while let Some(e) = events.next().await {
+                if matches!(e, Event::DataChannel(DataChannelEvent::Open { channel }) if channel == ch)
+                {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(LIMIT, open)
+            .await
+            .expect("the channel opens");
+        // Now audio, by renegotiation: same ICE credentials, no new candidates.
+        let track = session
+            .with(|pc, now| pc.add_track(now, peer_connection::MediaKind::Audio, vec![]))
+            .unwrap();
+        let again = session.create_offer().unwrap();
+        let ufrag = |s: &str| {
+            s.lines()
+                .find(|l| l.starts_with("a=ice-ufrag:"))
+                .map(str::to_owned)
+        };
+        assert_eq!(ufrag(&again.sdp), ufrag(&offer.sdp));
+        assert!(again.sdp.contains("m=audio"));
+        b.call(json!({"op": "setRemoteDescription", "desc": again}))
+            .await;
+        let answer = b.call(json!({"op": "createAnswer"})).await;
+        session.set_remote_description(&desc(&answer)).unwrap();
+        let drain = tokio::spawn(async move {
+            let mut candidates = 0;
+            while let Some(e) = events.next().await {
+                if matches!(&e, Event::IceCandidate(c) if !c.is_end_of_candidates()) {
+                    candidates += 1;
+                }
+            }
+            candidates
+        });
+        send_opus(&session, track, 50).await;
+        let s = inbound(&mut b, "audio", 50).await;
+        assert_eq!(s["packetsLost"], json!(0), "{s}");
+        session.shutdown().await;
+        assert_eq!(
+            drain.await.unwrap(),
+            0,
+            "no new candidates after the first offer"
+        );
+        b.quit().await;
     });
 }

@@ -253,14 +253,12 @@ impl Direction {
 
     /// The direction of the answer to an offer with this direction, given what we want
     /// (RFC 8829 §5.3.1 / RFC 3264 §6.1).
-    #[allow(dead_code)] // Tracks' negotiation, which comes next.
     pub(crate) fn answer(self, send: bool, recv: bool) -> Direction {
         let send = send && matches!(self, Direction::SendRecv | Direction::RecvOnly);
         let recv = recv && matches!(self, Direction::SendRecv | Direction::SendOnly);
         Direction::from_flags(send, recv)
     }
 
-    #[allow(dead_code)]
     pub(crate) fn from_flags(send: bool, recv: bool) -> Direction {
         match (send, recv) {
             (true, true) => Direction::SendRecv,
@@ -368,7 +366,6 @@ impl Codec {
 
     /// Whether two codecs are the same format (name, clock rate, channels; RFC 3264 §6.1),
     /// whatever their payload types. H.264 also needs the same packetization mode.
-    #[allow(dead_code)] // Tracks' negotiation, which comes next.
     pub(crate) fn same_format(&self, other: &Codec) -> bool {
         let channels = |c: &Codec| if c.channels == 0 { 1 } else { c.channels };
         self.name.eq_ignore_ascii_case(&other.name)
@@ -381,7 +378,6 @@ impl Codec {
 }
 
 /// One `key=value` of an fmtp line.
-#[allow(dead_code)]
 fn fmtp_param<'a>(fmtp: &'a str, key: &str) -> Option<&'a str> {
     fmtp.split(';')
         .filter_map(|p| p.trim().split_once('='))

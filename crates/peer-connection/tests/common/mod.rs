@@ -87,12 +87,24 @@ impl Pair {
 
     /// Side 0 offers, side 1 answers, each description crossing the signalling delay.
     pub fn negotiate(&mut self) {
-        let offer = self.peers[0].create_offer(self.now, false).unwrap();
-        self.peers[0]
+        self.negotiate_from(0, false);
+    }
+
+    /// Side `side` offers (with an ICE restart if asked), the other answers. Returns the
+    /// offer.
+    pub fn negotiate_from(&mut self, side: usize, ice_restart: bool) -> SessionDescription {
+        let offer = self.peers[side]
+            .create_offer(self.now, ice_restart)
+            .unwrap();
+        self.peers[side]
             .set_local_description(self.now, &offer)
             .unwrap();
-        self.signals
-            .push((self.now + self.signal_delay, 1, Signal::Description(offer)));
+        self.signals.push((
+            self.now + self.signal_delay,
+            1 - side,
+            Signal::Description(offer.clone()),
+        ));
+        offer
     }
 
     fn drain(&mut self) {

@@ -4,18 +4,19 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
-use ice_agent::{
-    Agent, AgentConfig, ConnectionState, Credentials, LocalSocket, Receive, Role, StreamId,
-};
+use ice_agent::{Agent, AgentConfig, ConnectionState, LocalSocket, Receive, Role, StreamId};
 use sans_io::{Outputs, Transmit};
 
 use crate::certificate::{Certificate, Fingerprint};
 use crate::datachannel::{ChannelId, Channels, DataChannelEvent, DataChannelInfo, DataChannelInit};
 use crate::dtls::{Dtls, DtlsError, DtlsEvent, DtlsRole};
+use crate::media::{RemoteTrackInfo, RtpPacket, Tracks};
 use crate::sctp::{Sctp, SctpEvent, SendError};
-use crate::sdp::{
-    self, Description, IceCandidate, Media, MediaKind, SdpType, SessionDescription, Setup,
-};
+use crate::sdp::{Description, IceCandidate, MediaKind, SdpType};
+use crate::srtp::Srtp;
+
+mod jsep;
+mod media;
 use crate::Error;
 
 /// How a session is set up.
@@ -87,6 +88,27 @@ pub enum Event {
     NegotiationNeeded,
     /// A DataChannel event.
     DataChannel(DataChannelEvent),
+    /// The peer sends a track (`ontrack`): its section, SSRCs and codecs.
+    Track(RemoteTrackInfo),
+    /// An RTP packet of one of the peer's tracks.
+    Rtp(RtpPacket),
+    /// An RTCP packet (compound) from the peer: reports, and feedback on our tracks.
+    Rtcp {
+        /// The decrypted packet.
+        data: Vec<u8>,
+    },
+}
+
+/// Counters of one session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// RTP packets sent.
+    pub rtp_sent: u64,
+    /// RTP packets received and delivered.
+    pub rtp_received: u64,
+    /// SRTP/SRTCP datagrams dropped: failed authentication, replayed, for no track, or
+    /// before the keys.
+    pub media_dropped: u64,
 }
 
 /// What the session asks of its driver: the ICE agent's requests (TURN connections).
@@ -137,6 +159,9 @@ pub struct PeerConnection {
     buf: Vec<u8>,
     /// Negotiation was asked for and not yet answered.
     negotiation_needed: bool,
+    tracks: Tracks,
+    srtp: Option<Srtp>,
+    stats: Stats,
     /// The kind of the current local description (an answer, or an offer once answered).
     local_kind: SdpType,
     /// The agent announced the end of gathering.
@@ -202,6 +227,9 @@ impl PeerConnection {
             out: Outputs::new(),
             buf: vec![0; BUF_LEN],
             negotiation_needed: false,
+            tracks: Tracks::new(format!("{session_id:x}")),
+            srtp: None,
+            stats: Stats::default(),
             local_kind: SdpType::Offer,
             gathering_complete: false,
         }
@@ -225,6 +253,11 @@ impl PeerConnection {
     /// The ICE agent's state.
     pub fn ice_connection_state(&self) -> ConnectionState {
         self.ice_state
+    }
+
+    /// The session's counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
     }
 
     /// The ICE agent, once the first description made it.
@@ -383,386 +416,6 @@ impl PeerConnection {
         }
     }
 
-    // ---- JSEP ----
-
-    fn current_local(&self) -> Option<&Description> {
-        self.pending_local.as_ref().or(self.local.as_ref())
-    }
-
-    /// The media sections we would offer now: what was negotiated, and an application
-    /// section if there are channels and none yet.
-    fn local_media(&self, setup: Setup) -> Vec<Media> {
-        let mut media: Vec<Media> = self
-            .local
-            .as_ref()
-            .map(|d| d.media.clone())
-            .unwrap_or_default();
-        if !self.channels.is_empty() && !media.iter().any(|m| m.kind == MediaKind::Application) {
-            media.push(Media::new(MediaKind::Application, media.len().to_string()));
-        }
-        for m in &mut media {
-            m.setup = Some(setup);
-        }
-        media
-    }
-
-    fn fill_transport(&self, m: &mut Media) {
-        let agent = self.agent.as_ref().expect("the agent exists");
-        let c = agent.local_credentials();
-        m.ufrag = c.ufrag.clone();
-        m.pwd = c.pwd.clone();
-        m.ice_options = agent
-            .local_ice_options()
-            .split(' ')
-            .map(String::from)
-            .collect();
-        m.fingerprints = vec![self.certificate.fingerprint().clone()];
-        if m.kind == MediaKind::Application {
-            m.sctp_port = Some(5000);
-            m.max_message_size = Some(self.config.max_message_size as u64);
-        }
-        m.candidates = self
-            .stream
-            .map(|s| agent.local_candidates(s))
-            .unwrap_or_default()
-            .iter()
-            .map(|c| c.to_string())
-            .collect();
-    }
-
-    fn description(&mut self, media: Vec<Media>) -> Description {
-        self.session_version += 1;
-        let mut d = Description {
-            session_id: self.session_id,
-            session_version: self.session_version,
-            bundle: media
-                .iter()
-                .filter(|m| m.is_active())
-                .map(|m| m.mid.clone())
-                .collect(),
-            ice_lite: false,
-            media,
-        };
-        for m in d.media.iter_mut().filter(|m| m.is_active()) {
-            self.fill_transport(m);
-        }
-        d
-    }
-
-    /// Our description as it stands (`localDescription`): the last one set, with the
-    /// candidates gathered since and `a=end-of-candidates` once gathering is over — what a
-    /// peer without trickle needs, or a copy-paste exchange.
-    pub fn local_description(&self) -> Option<SessionDescription> {
-        let (d, kind) = match (&self.pending_local, &self.local) {
-            (Some(d), _) => (d, SdpType::Offer),
-            (None, Some(d)) => (d, self.local_kind),
-            (None, None) => return None,
-        };
-        let mut d = d.clone();
-        let agent = self.agent.as_ref()?;
-        let candidates: Vec<String> = self
-            .stream
-            .map(|s| agent.local_candidates(s))
-            .unwrap_or_default()
-            .iter()
-            .map(|c| c.to_string())
-            .collect();
-        for m in d.media.iter_mut().filter(|m| m.is_active()) {
-            m.candidates = candidates.clone();
-            m.end_of_candidates = self.gathering_complete;
-        }
-        Some(SessionDescription {
-            kind,
-            sdp: sdp::write(&d),
-        })
-    }
-
-    /// Creates an offer (`createOffer`). With `ice_restart`, new ICE credentials.
-    pub fn create_offer(
-        &mut self,
-        now: Instant,
-        ice_restart: bool,
-    ) -> Result<SessionDescription, Error> {
-        self.check_open()?;
-        if self.signaling == SignalingState::HaveRemoteOffer {
-            return Err(Error::InvalidState(
-                "an offer is in from the peer: answer it",
-            ));
-        }
-        let fresh = self.agent.is_none();
-        self.ensure_agent(Role::Controlling);
-        if ice_restart && !fresh {
-            if let Some(a) = self.agent.as_mut() {
-                a.restart(now);
-                self.gathering_complete = false;
-            }
-        }
-        let media = self.local_media(Setup::Actpass);
-        if media.is_empty() {
-            return Err(Error::InvalidState(
-                "nothing to offer: create a DataChannel or add a track first",
-            ));
-        }
-        let d = self.description(media);
-        self.settle(now);
-        Ok(SessionDescription::offer(sdp::write(&d)))
-    }
-
-    /// Creates an answer to the peer's offer (`createAnswer`).
-    pub fn create_answer(&mut self, now: Instant) -> Result<SessionDescription, Error> {
-        self.check_open()?;
-        let Some(offer) = self.pending_remote.clone() else {
-            return Err(Error::InvalidState("no offer from the peer to answer"));
-        };
-        let mut media = Vec::new();
-        for m in &offer.media {
-            let mut a = Media::new(m.kind, m.mid.clone());
-            let accept = m.is_active() && m.kind == MediaKind::Application;
-            if !accept {
-                // Audio and video are refused until tracks exist (port 0, RFC 3264 §6).
-                a.port = 0;
-            } else {
-                a.setup = Some(match m.setup {
-                    Some(Setup::Active) => Setup::Passive,
-                    // actpass or passive: we take the client's part (RFC 8842 §5.3,
-                    // as browsers do).
-                    _ => Setup::Active,
-                });
-            }
-            media.push(a);
-        }
-        let mut d = self.description(media);
-        // BUNDLE in the answer: the offer's group, minus what we refused (RFC 9143 §7.3).
-        d.bundle = offer
-            .bundle
-            .iter()
-            .filter(|mid| d.media.iter().any(|m| &&m.mid == mid && m.is_active()))
-            .cloned()
-            .collect();
-        self.settle(now);
-        Ok(SessionDescription::answer(sdp::write(&d)))
-    }
-
-    /// Applies our own description (`setLocalDescription`); gathering starts.
-    pub fn set_local_description(
-        &mut self,
-        now: Instant,
-        desc: &SessionDescription,
-    ) -> Result<(), Error> {
-        self.check_open()?;
-        let d = sdp::parse(&desc.sdp)?;
-        match (desc.kind, self.signaling) {
-            (SdpType::Offer, SignalingState::Stable | SignalingState::HaveLocalOffer) => {
-                self.pending_local = Some(d);
-                self.set_signaling(SignalingState::HaveLocalOffer);
-            }
-            (SdpType::Answer, SignalingState::HaveRemoteOffer) => {
-                self.local = Some(d);
-                self.local_kind = SdpType::Answer;
-                self.remote = self.pending_remote.take();
-                self.pending_local = None;
-                self.set_signaling(SignalingState::Stable);
-                self.negotiation_done(now)?;
-            }
-            _ => {
-                return Err(Error::InvalidState(
-                    "this description does not fit the signalling state",
-                ))
-            }
-        }
-        self.give_sockets(now);
-        self.settle(now);
-        Ok(())
-    }
-
-    /// Applies the peer's description (`setRemoteDescription`).
-    pub fn set_remote_description(
-        &mut self,
-        now: Instant,
-        desc: &SessionDescription,
-    ) -> Result<(), Error> {
-        self.check_open()?;
-        let d = sdp::parse(&desc.sdp)?;
-        let transport = d
-            .transport()
-            .ok_or(Error::InvalidState(
-                "the description has no media section in use",
-            ))?
-            .clone();
-        if transport.ufrag.is_empty() || transport.pwd.is_empty() {
-            return Err(Error::Sdp(sdp::SdpError {
-                line: None,
-                text: String::new(),
-                kind: sdp::SdpErrorKind::Missing("ice-ufrag"),
-            }));
-        }
-        if transport.fingerprints.is_empty() {
-            return Err(Error::Sdp(sdp::SdpError {
-                line: None,
-                text: String::new(),
-                kind: sdp::SdpErrorKind::Missing("fingerprint"),
-            }));
-        }
-        match (desc.kind, self.signaling) {
-            (SdpType::Offer, SignalingState::Stable) => {
-                self.ensure_agent(Role::Controlled);
-                self.pending_remote = Some(d.clone());
-                self.set_signaling(SignalingState::HaveRemoteOffer);
-            }
-            (SdpType::Answer, SignalingState::HaveLocalOffer) => {
-                self.remote = Some(d.clone());
-                self.local = self.pending_local.take();
-                self.local_kind = SdpType::Offer;
-                self.set_signaling(SignalingState::Stable);
-            }
-            _ => {
-                return Err(Error::InvalidState(
-                    "this description does not fit the signalling state",
-                ))
-            }
-        }
-        self.apply_remote_ice(now, &d, &transport);
-        if desc.kind == SdpType::Answer {
-            self.negotiation_done(now)?;
-        }
-        self.settle(now);
-        Ok(())
-    }
-
-    /// The peer's ICE credentials and candidates. New credentials after the first are an
-    /// ICE restart (RFC 8839 §4.4.1.1.1): ours are renewed too when the peer started it.
-    fn apply_remote_ice(&mut self, now: Instant, d: &Description, transport: &Media) {
-        let Some(agent) = self.agent.as_mut() else {
-            return;
-        };
-        let stream = self.stream.expect("made with the agent");
-        let creds = Credentials {
-            ufrag: transport.ufrag.clone(),
-            pwd: transport.pwd.clone(),
-        };
-        let previous = self
-            .remote
-            .as_ref()
-            .filter(|r| !std::ptr::eq(*r, d))
-            .and_then(|r| r.transport())
-            .map(|m| m.ufrag.clone());
-        let restart = previous.is_some_and(|u| u != creds.ufrag);
-        if restart && self.signaling == SignalingState::HaveRemoteOffer {
-            agent.restart(now);
-            self.gathering_complete = false;
-        }
-        agent.set_remote_ice_options(now, &transport.ice_options.join(" "));
-        agent.set_remote_credentials(now, creds, d.ice_lite);
-        for c in &transport.candidates {
-            if let Err(e) = agent.add_remote_candidate_line(now, stream, c) {
-                tracing::debug!(candidate = %c, error = %e, "remote candidate ignored");
-            }
-        }
-        if transport.end_of_candidates {
-            agent.end_of_remote_candidates(now, stream);
-        }
-    }
-
-    /// An answer is in: the DTLS role, the peer's fingerprint and SCTP follow.
-    fn negotiation_done(&mut self, now: Instant) -> Result<(), Error> {
-        self.negotiation_needed = false;
-        let (Some(local), Some(remote)) = (self.local.as_ref(), self.remote.as_ref()) else {
-            return Ok(());
-        };
-        let (Some(l), Some(r)) = (local.transport(), remote.transport()) else {
-            return Ok(());
-        };
-        let dtls_role = match (l.setup, r.setup) {
-            (Some(Setup::Active), _) => DtlsRole::Client,
-            (Some(Setup::Passive), _) => DtlsRole::Server,
-            (_, Some(Setup::Active)) => DtlsRole::Server,
-            (_, Some(Setup::Passive)) => DtlsRole::Client,
-            // Both actpass cannot be an answer; an answer without a=setup means active
-            // (RFC 8842 §5.2: the default of the answerer is active).
-            _ => DtlsRole::Server,
-        };
-        let application = |d: &Description| {
-            d.media
-                .iter()
-                .any(|m| m.kind == MediaKind::Application && m.is_active())
-        };
-        let remote_max = remote
-            .media
-            .iter()
-            .find(|m| m.kind == MediaKind::Application)
-            .and_then(|m| m.max_message_size)
-            // RFC 8841 §6.1: no attribute means 64 KiB; 0 means no limit.
-            .map_or(65536, |n| if n == 0 { usize::MAX } else { n as usize });
-        let n = Negotiated {
-            dtls_role,
-            remote_fingerprints: r.fingerprints.clone(),
-            sctp: application(local) && application(remote),
-            remote_max_message_size: remote_max,
-        };
-        if let Some(old) = &self.negotiated {
-            if old.remote_fingerprints != n.remote_fingerprints && self.dtls.is_some() {
-                return Err(Error::InvalidState(
-                    "the peer's fingerprint changed: that needs a new session",
-                ));
-            }
-        }
-        self.channels.set_dtls_client(dtls_role == DtlsRole::Client);
-        let start_sctp = n.sctp;
-        self.negotiated = Some(n);
-        if start_sctp && self.sctp.is_none() && self.dtls.as_ref().is_some_and(Dtls::is_connected) {
-            self.start_sctp(now);
-        }
-        Ok(())
-    }
-
-    /// Adds the peer's candidate (`addIceCandidate`); `None` or an empty candidate is the
-    /// end of candidates.
-    pub fn add_ice_candidate(
-        &mut self,
-        now: Instant,
-        candidate: Option<&IceCandidate>,
-    ) -> Result<(), Error> {
-        self.check_open()?;
-        let (Some(agent), Some(stream)) = (self.agent.as_mut(), self.stream) else {
-            return Err(Error::InvalidState("no remote description yet"));
-        };
-        match candidate.filter(|c| !c.is_end_of_candidates()) {
-            None => agent.end_of_remote_candidates(now, stream),
-            Some(c) => {
-                let line = c.line();
-                // An mDNS name (RFC 8828) cannot be resolved here: ignored, not an error.
-                if line
-                    .split_whitespace()
-                    .nth(4)
-                    .is_some_and(|h| h.ends_with(".local"))
-                {
-                    tracing::debug!(candidate = line, "mDNS candidate ignored");
-                } else {
-                    agent
-                        .add_remote_candidate_line(now, stream, line)
-                        .map_err(|e| Error::Candidate(e.to_string()))?;
-                }
-            }
-        }
-        self.settle(now);
-        Ok(())
-    }
-
-    fn set_signaling(&mut self, s: SignalingState) {
-        if self.signaling != s {
-            self.signaling = s;
-            self.out.event(Event::SignalingState(s));
-        }
-    }
-
-    fn check_open(&self) -> Result<(), Error> {
-        if self.signaling == SignalingState::Closed {
-            Err(Error::InvalidState("the session is closed"))
-        } else {
-            Ok(())
-        }
-    }
-
     /// Closes the session: channels and association end, DTLS sends close_notify, ICE stops.
     pub fn close(&mut self, now: Instant) {
         if self.signaling == SignalingState::Closed {
@@ -802,8 +455,7 @@ impl PeerConnection {
     fn handle_data(&mut self, now: Instant, data: &[u8]) {
         match data.first() {
             Some(20..=63) => self.handle_dtls(now, data),
-            // SRTP/SRTCP: no tracks yet.
-            Some(128..=191) => {}
+            Some(128..=191) => self.handle_srtp(data),
             _ => {}
         }
     }
@@ -832,6 +484,7 @@ impl PeerConnection {
             match e {
                 DtlsEvent::Connected => {
                     tracing::debug!("DTLS connected");
+                    self.start_srtp();
                     if self.negotiated.as_ref().is_some_and(|n| n.sctp) && self.sctp.is_none() {
                         self.start_sctp(now);
                     }
