@@ -179,6 +179,9 @@
       } catch (err) {
         emit({ event: 'channelerror', pc: cst.pcIndex, channel: cst.key, error: `echo failed: ${err.name}: ${err.message}` });
       }
+    } else if (cst.mode === 'file') {
+      receiveFile(cst, data);
+      return;
     } else if (cst.mode === 'collect') {
       const c = cst.collector;
       const now = performance.now();
@@ -206,6 +209,41 @@
     }
   }
 
+  /**
+   * A file as webrtc-peer sends it, as a browser page would take it: a JSON text header
+   * {name, size}, then binary messages; once `size` bytes are in, the page answers
+   * "sha256:<hex>" on the channel and reports {event: "file", name, size, sha256}.
+   */
+  function receiveFile(cst, data) {
+    const f = (cst.file ??= { header: null, parts: [], bytes: 0, done: false });
+    if (f.done) return;
+    if (f.header === null) {
+      try {
+        f.header = JSON.parse(data);
+      } catch (err) {
+        emit({ event: 'channelerror', pc: cst.pcIndex, channel: cst.key, error: `file header: ${err.message}` });
+        f.done = true;
+      }
+      return;
+    }
+    const part = typeof data === 'string' ? utf8.encode(data) : new Uint8Array(data);
+    f.parts.push(part);
+    f.bytes += part.length;
+    if (f.bytes < f.header.size) return;
+    f.done = true;
+    const all = new Uint8Array(f.bytes);
+    let off = 0;
+    for (const p of f.parts) {
+      all.set(p, off);
+      off += p.length;
+    }
+    crypto.subtle.digest('SHA-256', all).then((d) => {
+      const sha256 = hex(d);
+      cst.ch.send(`sha256:${sha256}`);
+      emit({ event: 'file', pc: cst.pcIndex, channel: cst.key, name: f.header.name, size: f.bytes, sha256 });
+    });
+  }
+
   // ---- peer connections --------------------------------------------------------------------
   async function makeConfig(config) {
     const cfg = { ...(config ?? {}) };
@@ -229,6 +267,8 @@
     pc.addEventListener('negotiationneeded', () => e('negotiationneeded'));
     pc.addEventListener('datachannel', (ev) => {
       const cst = registerChannel(index, ev.channel);
+      const st = pcs.get(index);
+      if (st?.incoming === 'file') cst.mode = 'file';
       e('datachannel', channelInfo(cst));
     });
     pc.addEventListener('track', (ev) => {
@@ -256,7 +296,8 @@
       const old = pcs.get(index);
       if (old && old.pc.connectionState !== 'closed') fail(`RTCPeerConnection ${index} exists (close it first)`);
       const pc = new RTCPeerConnection(await makeConfig(cmd.config));
-      const st = { pc, chain: Promise.resolve(), senders: [], transceivers: [] };
+      // incoming: "file" makes channels the remote opens receive a file (receiveFile).
+      const st = { pc, chain: Promise.resolve(), senders: [], transceivers: [], incoming: cmd.incoming ?? null };
       pcs.set(index, st);
       wirePc(index, pc);
       return { pc: index };

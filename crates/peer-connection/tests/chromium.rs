@@ -688,3 +688,72 @@ fn chromium_takes_audio_added_to_a_data_session() {
         b.quit().await;
     });
 }
+
+#[test]
+fn webrtc_peer_sends_a_file_to_a_chromium_page() {
+    if !available() {
+        return;
+    }
+    in_browser_namespace(|mut b| async move {
+        let dir = std::env::temp_dir().join(format!("webrtc-peer-chromium-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("photo.bin");
+        let data = pattern(2 * MIB + 777);
+        std::fs::write(&file, &data).unwrap();
+        // The page takes the file as a browser demo would (tests/browser/page.js receiveFile).
+        b.call(json!({"op": "create", "config": {}, "incoming": "file"}))
+            .await;
+        // webrtc-peer in the browser's namespace, its offer and answer by copy and paste.
+        let mut peer = Command::new("nsenter")
+            .args([
+                "-t",
+                &b.child.id().to_string(),
+                "-n",
+                env!("CARGO_BIN_EXE_webrtc-peer"),
+            ])
+            .args(["send", file.to_str().unwrap()])
+            .args([
+                "--loopback",
+                "--bind",
+                "127.0.0.1",
+                "--no-progress",
+                "--timeout",
+                "30",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("webrtc-peer runs");
+        let mut out = BufReader::new(peer.stdout.take().unwrap());
+        let mut offer = String::new();
+        out.read_line(&mut offer).unwrap();
+        let offer: Value = serde_json::from_str(&offer).expect("an offer line");
+        b.call(json!({"op": "setRemoteDescription", "desc": offer}))
+            .await;
+        b.call(json!({"op": "createAnswer"})).await;
+        // No trickle into webrtc-peer: the answer with every candidate, as a user pastes it.
+        let answer = b.call(json!({"op": "waitGathering"})).await;
+        let mut stdin = peer.stdin.take().unwrap();
+        writeln!(stdin, "{}", json!({"type": "answer", "sdp": answer["sdp"]})).unwrap();
+        drop(stdin);
+        let got = b.event("file").await;
+        assert_eq!(got["size"], json!(data.len()));
+        assert_eq!(got["name"], json!("photo.bin"));
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let printed = line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned();
+        assert_eq!(json!(printed), got["sha256"], "webrtc-peer printed {line}");
+        assert_eq!(printed, sha256(&data));
+        assert!(
+            peer.wait().unwrap().success(),
+            "webrtc-peer checked the page's digest"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        b.quit().await;
+    });
+}

@@ -139,7 +139,11 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            // rtc-dtls warns of every TLS 1.3 extension in a browser's ClientHello
+            // (key_share, supported_versions, …), which DTLS 1.2 ignores by design.
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                "warn,rtc_dtls::handshake::handshake_message_client_hello=error".into()
+            }),
         )
         .init();
     let m = command().get_matches();
