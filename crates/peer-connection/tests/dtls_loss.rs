@@ -133,3 +133,53 @@ fn handshakes_complete_under_random_loss() {
         failed.len()
     );
 }
+
+/// The DTLS client (side 1, controlled) selects a pair when the nominating check arrives, and
+/// sends its ClientHello at once; when the answer to that check is lost, the server (side 0)
+/// has no selected pair yet when the ClientHello comes. Its first flight waits for the pair
+/// instead of being dropped (which would cost the client's 1 s retransmission timer).
+#[test]
+fn a_server_flight_waits_for_the_selected_pair() {
+    let mut pair = Pair::new(21);
+    let mut responses = 0;
+    pair.loss = Box::new(move |_, side, _, data| {
+        // A STUN Binding success response (0x0101) from side 1: lose the second, the answer
+        // to side 0's nominating check.
+        if side == 1 && data.len() >= 20 && data[0] == 0x01 && data[1] == 0x01 {
+            responses += 1;
+            return responses == 2;
+        }
+        false
+    });
+    let now = pair.now;
+    pair.peers[0].create_data_channel(now, "c", DataChannelInit::default());
+    pair.negotiate();
+    assert!(pair.run_until(Duration::from_secs(10), |p| p.connected()));
+    let ice = |side: usize| {
+        pair.first_event(side, |e| {
+            matches!(
+                e,
+                Event::IceConnectionState(
+                    peer_connection::IceConnectionState::Connected
+                        | peer_connection::IceConnectionState::Completed
+                )
+            )
+        })
+        .unwrap()
+    };
+    let connected = pair
+        .first_event(0, |e| {
+            matches!(
+                e,
+                Event::ConnectionState(peer_connection::PeerConnectionState::Connected)
+            )
+        })
+        .unwrap();
+    assert!(ice(1) < ice(0), "the loss delays side 0's selection");
+    // Virtual time: DTLS needs one round trip (20 ms) once side 0 can send.
+    assert!(
+        connected - ice(0) < Duration::from_millis(100),
+        "DTLS connected {:?} after side 0's ICE",
+        connected - ice(0)
+    );
+}

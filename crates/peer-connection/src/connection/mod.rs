@@ -149,6 +149,8 @@ pub struct PeerConnection {
     dtls: Option<Dtls>,
     /// DTLS records that came before the DTLS association could be made (bounded).
     early: Vec<Vec<u8>>,
+    /// DTLS records to send once ICE has selected a pair (bounded).
+    unsent: std::collections::VecDeque<Vec<u8>>,
     sctp: Option<Sctp>,
     channels: Channels,
     ice_state: ConnectionState,
@@ -180,6 +182,9 @@ impl std::fmt::Debug for PeerConnection {
 
 /// DTLS records held before the association exists (a ClientHello that beat the answer).
 const MAX_EARLY: usize = 8;
+/// DTLS records held until ICE has a pair to send them on (a handshake flight, the first
+/// SCTP packets).
+const MAX_UNSENT: usize = 64;
 /// Room for a datagram with TURN framing.
 const BUF_LEN: usize = 2048;
 
@@ -218,6 +223,7 @@ impl PeerConnection {
             negotiated: None,
             dtls: None,
             early: Vec::new(),
+            unsent: std::collections::VecDeque::new(),
             sctp: None,
             channels: Channels::default(),
             ice_state: ConnectionState::New,
@@ -703,11 +709,25 @@ impl PeerConnection {
             return;
         };
         while let Some(record) = dtls.poll_transmit() {
-            match agent.send(now, stream, 1, &record, &mut self.buf) {
-                Ok(t) => self.out.transmit(Transmit::to_owned(&t)),
-                // No pair yet (a server's first flight cannot precede the ClientHello that
-                // came on one): dropped, DTLS retransmits.
-                Err(e) => tracing::debug!(error = %e, "DTLS record not sent"),
+            if self.unsent.len() < MAX_UNSENT {
+                self.unsent.push_back(record.to_vec());
+            }
+        }
+        // Records wait for a pair: the peer's ClientHello can come on a pair its checks
+        // validated before our agent has selected one (the controlled side selects on the
+        // peer's nomination), and a server flight dropped then would cost the client's
+        // retransmission timer, a whole second.
+        while let Some(record) = self.unsent.front() {
+            match agent.send(now, stream, 1, record, &mut self.buf) {
+                Ok(t) => {
+                    self.out.transmit(Transmit::to_owned(&t));
+                    self.unsent.pop_front();
+                }
+                Err(ice_agent::SendError::NotConnected) => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "DTLS record not sent");
+                    self.unsent.pop_front();
+                }
             }
         }
     }
