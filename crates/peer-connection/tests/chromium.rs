@@ -592,3 +592,125 @@ fn webrtc_peer_sends_a_file_to_a_chromium_page() {
         b.quit().await;
     });
 }
+
+/// Runs a program of ours in the browser's namespace and gives it the browser's description
+/// for the one it prints: (its stdout, once it has ended, and whether it succeeded).
+async fn with_program(
+    b: &mut Browser,
+    pc: u32,
+    exe: &str,
+    args: &[&str],
+    ours_offers: bool,
+) -> (String, bool) {
+    let mut child = Command::new("nsenter")
+        .args(["-t", &b.child.id().to_string(), "-n", exe])
+        .args(args)
+        .args(["--loopback", "--bind", "127.0.0.1", "--timeout", "30"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the program runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    if ours_offers {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let offer: Value = serde_json::from_str(&line).expect("an offer line");
+        b.call(json!({"op": "setRemoteDescription", "pc": pc, "desc": offer}))
+            .await;
+        b.call(json!({"op": "createAnswer", "pc": pc})).await;
+        let answer = b.call(json!({"op": "waitGathering", "pc": pc})).await;
+        writeln!(stdin, "{}", json!({"type": "answer", "sdp": answer["sdp"]})).unwrap();
+    } else {
+        b.call(json!({"op": "createOffer", "pc": pc})).await;
+        let offer = b.call(json!({"op": "waitGathering", "pc": pc})).await;
+        writeln!(stdin, "{}", json!({"type": "offer", "sdp": offer["sdp"]})).unwrap();
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let answer: Value = serde_json::from_str(&line).expect("an answer line");
+        b.call(json!({"op": "setRemoteDescription", "pc": pc, "desc": answer}))
+            .await;
+    }
+    drop(stdin);
+    let mut rest = String::new();
+    for l in out.lines() {
+        rest.push_str(&l.unwrap());
+        rest.push('\n');
+    }
+    (rest, child.wait().unwrap().success())
+}
+
+#[test]
+fn webrtc_media_records_chromium_and_plays_it_back() {
+    if !available() {
+        return;
+    }
+    in_browser_namespace(|mut b| async move {
+        let dir = std::env::temp_dir().join(format!("webrtc-media-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (ivf, ogg) = (dir.join("call.ivf"), dir.join("call.ogg"));
+        let exe = env!("CARGO_BIN_EXE_webrtc-media");
+        // Chromium's fake camera and microphone into IVF and Ogg.
+        b.call(json!({"op": "create", "pc": 0, "config": {}})).await;
+        b.call(json!({"op": "addTrack", "pc": 0, "kind": "audio"}))
+            .await;
+        b.call(json!({"op": "addTrack", "pc": 0, "kind": "video"}))
+            .await;
+        let args = [
+            "record",
+            "--video",
+            ivf.to_str().unwrap(),
+            "--audio",
+            ogg.to_str().unwrap(),
+            "--seconds",
+            "3",
+        ];
+        let (out, ok) = with_program(&mut b, 0, exe, &args, false).await;
+        assert!(ok, "{out}");
+        eprintln!("{out}");
+        let v = std::fs::read(&ivf).unwrap();
+        assert_eq!(&v[..4], b"DKIF");
+        assert_eq!(&v[8..12], b"VP80");
+        let frames = u32::from_le_bytes(v[24..28].try_into().unwrap());
+        assert!(frames >= 30, "{frames} frames in 3 s");
+        let a = std::fs::read(&ogg).unwrap();
+        assert_eq!(&a[..4], b"OggS");
+        assert!(a.len() > 4000, "{} bytes of Opus in 3 s", a.len());
+        b.call(json!({"op": "close", "pc": 0})).await;
+        // And back: the files to Chromium, which decodes the video.
+        b.call(json!({"op": "create", "pc": 1, "config": {}})).await;
+        let args = [
+            "play",
+            "--video",
+            ivf.to_str().unwrap(),
+            "--audio",
+            ogg.to_str().unwrap(),
+        ];
+        let (out, ok) = with_program(&mut b, 1, exe, &args, true).await;
+        assert!(ok, "{out}");
+        eprintln!("{out}");
+        let stats = b.call(json!({"op": "getStats", "pc": 1})).await;
+        let inbound = |kind: &str| {
+            stats
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["type"] == "inbound-rtp" && s["kind"] == kind)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let (video, audio) = (inbound("video"), inbound("audio"));
+        eprintln!("chromium: video {video}\naudio {audio}");
+        assert!(
+            video["framesDecoded"].as_u64().unwrap_or(0) >= 30,
+            "{video}"
+        );
+        assert!(
+            audio["packetsReceived"].as_u64().unwrap_or(0) >= 100,
+            "{audio}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        b.quit().await;
+    });
+}

@@ -11,73 +11,28 @@
 //! Both ends print `sha256 HEX  NAME` when the transfer is done; the sender also checks that
 //! the receiver computed the same digest.
 
-use std::io::Write as _;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Arg, ArgAction, ArgMatches, Command};
+use clap::{Arg, ArgMatches, Command};
+
+#[path = "cli/mod.rs"]
+mod cli;
 use indicatif::{ProgressBar, ProgressStyle};
-use peer_connection::driver::{self, DriverConfig, IceServer, Session};
+use peer_connection::driver::{self, Session};
 use peer_connection::{
-    AgentConfig, ChannelId, Config, DataChannelEvent, DataChannelInit, Event, PeerConnectionState,
-    SessionDescription,
+    ChannelId, Config, DataChannelEvent, DataChannelInit, Event, PeerConnectionState,
 };
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 /// The message size for file data (what browsers' file-transfer samples use).
 const CHUNK: usize = 16 * 1024;
 /// The most bytes kept buffered in the channel while sending.
 const WINDOW: usize = 1024 * 1024;
-/// The longest signalling line read (a description with many candidates stays far below).
-const MAX_LINE: usize = 256 * 1024;
 
 fn command() -> Command {
-    let common = [
-        Arg::new("bind")
-            .long("bind")
-            .value_name("IP")
-            .action(ArgAction::Append)
-            .help("bind this local address only (repeatable; default: every interface)"),
-        Arg::new("loopback")
-            .long("loopback")
-            .action(ArgAction::SetTrue)
-            .help("use loopback addresses as host candidates"),
-        Arg::new("stun")
-            .long("stun")
-            .value_name("URL")
-            .action(ArgAction::Append)
-            .help("a STUN server, e.g. stun:stun.example.org (repeatable)"),
-        Arg::new("turn")
-            .long("turn")
-            .value_name("URL")
-            .action(ArgAction::Append)
-            .help("a TURN server, e.g. turn:host:3478?transport=tcp (repeatable)"),
-        Arg::new("user")
-            .long("user")
-            .value_name("NAME")
-            .help("TURN user name"),
-        Arg::new("pass")
-            .long("pass")
-            .value_name("PASSWORD")
-            .help("TURN password"),
-        Arg::new("relay-only")
-            .long("relay-only")
-            .action(ArgAction::SetTrue)
-            .help("use relayed candidates only"),
-        Arg::new("timeout")
-            .long("timeout")
-            .value_name("SECS")
-            .default_value("30")
-            .value_parser(clap::value_parser!(u64))
-            .help("give up when not connected after this long"),
-        Arg::new("no-progress")
-            .long("no-progress")
-            .action(ArgAction::SetTrue)
-            .help("no progress bar"),
-    ];
+    let common = cli::ice_args();
     Command::new("webrtc-peer")
         .about("Send or receive a file over a WebRTC DataChannel, or echo; offer and answer by copy and paste")
         .after_help(
@@ -110,42 +65,9 @@ fn command() -> Command {
         )
 }
 
-fn driver_config(m: &ArgMatches) -> Result<DriverConfig, String> {
-    let mut agent = AgentConfig::new(ice_agent::Role::Controlling);
-    agent.allow_loopback = m.get_flag("loopback");
-    agent.relay_only = m.get_flag("relay-only");
-    let mut config = DriverConfig::new(agent);
-    for ip in m.get_many::<String>("bind").into_iter().flatten() {
-        let ip: IpAddr = ip.parse().map_err(|_| format!("--bind {ip}: not an IP"))?;
-        config.ips.push(ip);
-    }
-    for url in m.get_many::<String>("stun").into_iter().flatten() {
-        config
-            .servers
-            .push(IceServer::stun(url).map_err(|e| format!("--stun {url}: {e}"))?);
-    }
-    let user = m.get_one::<String>("user").cloned().unwrap_or_default();
-    let pass = m.get_one::<String>("pass").cloned().unwrap_or_default();
-    for url in m.get_many::<String>("turn").into_iter().flatten() {
-        config
-            .servers
-            .push(IceServer::turn(url, &user, &pass).map_err(|e| format!("--turn {url}: {e}"))?);
-    }
-    Ok(config)
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            // rtc-dtls warns of every TLS 1.3 extension in a browser's ClientHello
-            // (key_share, supported_versions, …), which DTLS 1.2 ignores by design.
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                "warn,rtc_dtls::handshake::handshake_message_client_hello=error".into()
-            }),
-        )
-        .init();
+    cli::init_logging();
     let m = command().get_matches();
     let (mode, sub) = m.subcommand().expect("a subcommand is required");
     match run(mode, sub).await {
@@ -158,13 +80,13 @@ async fn main() -> ExitCode {
 }
 
 async fn run(mode: &str, m: &ArgMatches) -> Result<(), String> {
-    let driver = driver_config(m)?;
+    let driver = cli::driver_config(m)?;
     let config = Config::default();
-    let timeout = Duration::from_secs(*m.get_one::<u64>("timeout").expect("has a default"));
+    let timeout = cli::timeout(m);
     let (session, mut events) = driver::start(driver, config)
         .await
         .map_err(|e| e.to_string())?;
-    let mut stdin = BufReader::new(tokio::io::stdin()).take(MAX_LINE as u64);
+    let mut stdin = cli::stdin();
     let progress = !m.get_flag("no-progress");
     let result = match mode {
         "send" => {
@@ -176,8 +98,8 @@ async fn run(mode: &str, m: &ArgMatches) -> Result<(), String> {
                 .create_data_channel("file", DataChannelInit::default())
                 .map_err(|e| e.to_string())?;
             session.create_offer().map_err(|e| e.to_string())?;
-            print_description(&session, &mut events, "offer").await?;
-            let answer = read_description(&mut stdin).await?;
+            let _ = cli::print_description(&session, &mut events, "offer").await?;
+            let answer = cli::read_description(&mut stdin).await?;
             session
                 .set_remote_description(&answer)
                 .map_err(|e| e.to_string())?;
@@ -197,12 +119,12 @@ async fn run(mode: &str, m: &ArgMatches) -> Result<(), String> {
             .await
         }
         _ => {
-            let offer = read_description(&mut stdin).await?;
+            let offer = cli::read_description(&mut stdin).await?;
             session
                 .set_remote_description(&offer)
                 .map_err(|e| e.to_string())?;
             session.create_answer().map_err(|e| e.to_string())?;
-            print_description(&session, &mut events, "answer").await?;
+            let _ = cli::print_description(&session, &mut events, "answer").await?;
             if mode == "echo" {
                 echo(&session, &mut events, timeout).await
             } else {
@@ -213,76 +135,6 @@ async fn run(mode: &str, m: &ArgMatches) -> Result<(), String> {
     };
     session.shutdown().await;
     result
-}
-
-/// Prints our description once gathering is over (or after 3 s): one JSON line.
-async fn print_description(
-    session: &Session,
-    events: &mut driver::Events<Event>,
-    what: &str,
-) -> Result<(), String> {
-    let gathered = async {
-        while let Some(e) = events.next().await {
-            if let Event::IceCandidate(c) = e {
-                if c.is_end_of_candidates() {
-                    return;
-                }
-            }
-        }
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(3), gathered).await;
-    let d = session.local_description().ok_or("no local description")?;
-    eprintln!("webrtc-peer: this is the {what}; paste it into the other peer:");
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{}", d.to_json()).map_err(|e| e.to_string())?;
-    out.flush().map_err(|e| e.to_string())
-}
-
-async fn read_description(
-    stdin: &mut tokio::io::Take<BufReader<tokio::io::Stdin>>,
-) -> Result<SessionDescription, String> {
-    eprintln!("webrtc-peer: paste the peer's description (one JSON line):");
-    loop {
-        let mut line = String::new();
-        let n = stdin
-            .read_line(&mut line)
-            .await
-            .map_err(|e| format!("reading stdin: {e}"))?;
-        if n == 0 {
-            return Err("stdin ended before the peer's description".into());
-        }
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
-        return SessionDescription::from_json(line)
-            .map_err(|e| format!("not a description (JSON with \"type\" and \"sdp\"): {e}"));
-    }
-}
-
-/// Waits for the next event, failing when the session fails or `timeout` passes before it
-/// is connected.
-async fn next_event(
-    events: &mut driver::Events<Event>,
-    connected: &mut bool,
-    timeout: Duration,
-) -> Result<Event, String> {
-    let e = if *connected {
-        events.next().await
-    } else {
-        tokio::time::timeout(timeout, events.next())
-            .await
-            .map_err(|_| format!("not connected after {} s", timeout.as_secs()))?
-    };
-    let e = e.ok_or("the session ended")?;
-    match &e {
-        Event::ConnectionState(PeerConnectionState::Connected) => *connected = true,
-        Event::ConnectionState(PeerConnectionState::Failed) => {
-            return Err("the connection failed (ICE or DTLS; RUST_LOG=debug says more)".into())
-        }
-        _ => {}
-    }
-    Ok(e)
 }
 
 fn bar(total: u64, on: bool) -> ProgressBar {
@@ -317,7 +169,7 @@ async fn send(
     let pb = bar(file.len() as u64, progress);
     session.set_buffered_amount_low_threshold(channel, WINDOW / 2);
     loop {
-        match next_event(events, &mut connected, timeout).await? {
+        match cli::next_event(events, &mut connected, timeout).await? {
             Event::DataChannel(DataChannelEvent::Open { channel: c }) if c == channel => {
                 if let Some(p) = session.selected_pair() {
                     eprintln!("webrtc-peer: connected: {p}");
@@ -383,7 +235,7 @@ async fn receive(
             channel,
             data,
             binary,
-        }) = next_event(events, &mut connected, timeout).await?
+        }) = cli::next_event(events, &mut connected, timeout).await?
         else {
             continue;
         };
@@ -453,7 +305,7 @@ async fn echo(
 ) -> Result<(), String> {
     let mut connected = false;
     loop {
-        match next_event(events, &mut connected, timeout).await {
+        match cli::next_event(events, &mut connected, timeout).await {
             Ok(Event::DataChannel(DataChannelEvent::Message {
                 channel,
                 data,
