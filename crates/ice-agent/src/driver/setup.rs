@@ -99,6 +99,9 @@ pub(super) fn host_ips(interfaces: &[String], agent: &AgentConfig) -> Vec<IpAddr
 }
 
 /// A non-blocking UDP socket on `ip`, with a port from `range` if given.
+/// The receive buffer asked for on every UDP socket.
+const RECV_BUFFER: usize = 4 * 1024 * 1024;
+
 pub(super) fn bind_udp(
     ip: IpAddr,
     range: Option<(u16, u16)>,
@@ -106,7 +109,13 @@ pub(super) fn bind_udp(
     let try_bind = |port: u16| -> io::Result<std::net::UdpSocket> {
         let s = std::net::UdpSocket::bind(SocketAddr::new(ip, port))?;
         s.set_nonblocking(true)?;
-        Ok(s)
+        // Media and DataChannel bursts overflow the default receive buffer (about 200 KiB)
+        // before the reader task runs, on loopback above all: ask for more. The kernel caps
+        // it at net.core.rmem_max; what we get is only logged.
+        let s = socket2::Socket::from(s);
+        let _ = s.set_recv_buffer_size(RECV_BUFFER);
+        tracing::trace!(size = ?s.recv_buffer_size(), "receive buffer");
+        Ok(s.into())
     };
     let Some((lo, hi)) = range else {
         return try_bind(0).map_err(|source| DriverError::Bind {
