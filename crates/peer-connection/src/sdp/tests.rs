@@ -236,3 +236,35 @@ fn answer_direction() {
     assert_eq!(SendRecv.answer(false, true), RecvOnly);
     assert_eq!(Inactive.answer(true, true), Inactive);
 }
+
+/// Chromium's own descriptions, captured from Chromium 148 by tests/browser/selftest.mjs
+/// (`--write-fixtures`): each parses, keeps its media sections and their codecs, and our
+/// writing of it parses to the same model.
+#[test]
+fn chromium_fixtures_parse() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "sdp") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let d = parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(!d.media.is_empty(), "{}", path.display());
+        assert!(d.transport().is_some());
+        for m in d.media.iter().filter(|m| m.is_active()) {
+            assert!(
+                !m.ufrag.is_empty() && !m.fingerprints.is_empty(),
+                "{}",
+                path.display()
+            );
+            if m.kind != MediaKind::Application {
+                assert!(!m.codecs.is_empty(), "{}: {}", path.display(), m.mid);
+            }
+        }
+        assert_eq!(parse(&write(&d)).unwrap(), d, "{}", path.display());
+        n += 1;
+    }
+    assert!(n >= 5, "{n} fixtures");
+}
