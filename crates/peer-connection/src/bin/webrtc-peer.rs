@@ -226,8 +226,10 @@ async fn receive(
     timeout: Duration,
     progress: bool,
 ) -> Result<(), String> {
+    use tokio::io::AsyncWriteExt;
     let mut connected = false;
-    let mut file: Option<(PathBuf, u64, Vec<u8>)> = None;
+    // The file as it is written: the data goes to disk as it comes, never whole in memory.
+    let mut file: Option<(PathBuf, u64, u64, tokio::io::BufWriter<tokio::fs::File>)> = None;
     let mut pb = ProgressBar::hidden();
     let mut hasher = Sha256::new();
     loop {
@@ -255,34 +257,56 @@ async fn receive(
                     "webrtc-peer: receiving {size} bytes into {}",
                     path.display()
                 );
+                let f = tokio::fs::File::create(&path)
+                    .await
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
                 pb = bar(size, progress);
-                file = Some((path, size, Vec::with_capacity(size.min(1 << 30) as usize)));
+                if size == 0 {
+                    let digest = hex(&hasher.finalize_reset());
+                    return confirm(session, events, channel, &digest, &path).await;
+                }
+                file = Some((path, size, 0, tokio::io::BufWriter::new(f)));
             }
-            (Some((path, size, buf)), true) => {
+            (Some((path, size, got, w)), true) => {
                 hasher.update(&data);
-                buf.extend_from_slice(&data);
-                pb.set_position(buf.len() as u64);
-                if buf.len() as u64 >= *size {
+                *got += data.len() as u64;
+                if *got > *size {
+                    return Err(format!(
+                        "the sender sent more than the {size} bytes it announced"
+                    ));
+                }
+                w.write_all(&data)
+                    .await
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                pb.set_position(*got);
+                if *got == *size {
                     pb.finish_and_clear();
-                    if buf.len() as u64 > *size {
-                        return Err(format!("the sender sent {} bytes, not {size}", buf.len()));
-                    }
-                    tokio::fs::write(&*path, &buf)
+                    w.flush()
                         .await
                         .map_err(|e| format!("{}: {e}", path.display()))?;
                     let digest = hex(&hasher.finalize_reset());
-                    println!("sha256 {digest}  {}", path.display());
-                    session
-                        .send_text(channel, &format!("sha256:{digest}"))
-                        .map_err(|e| e.to_string())?;
-                    // Until it is delivered: the sender ends the session once it has it.
-                    wait_sent(session, events, channel).await;
-                    return Ok(());
+                    return confirm(session, events, channel, &digest, path).await;
                 }
             }
             _ => return Err("unexpected message from the sender".into()),
         }
     }
+}
+
+/// Prints the digest and sends it to the sender, which ends the session once it has it.
+async fn confirm(
+    session: &Session,
+    events: &mut driver::Events<Event>,
+    channel: ChannelId,
+    digest: &str,
+    path: &std::path::Path,
+) -> Result<(), String> {
+    println!("sha256 {digest}  {}", path.display());
+    session
+        .send_text(channel, &format!("sha256:{digest}"))
+        .map_err(|e| e.to_string())?;
+    wait_sent(session, events, channel).await;
+    Ok(())
 }
 
 /// Waits until the channel has nothing buffered, or the peer goes (at most 10 s).
