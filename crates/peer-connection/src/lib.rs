@@ -1,6 +1,6 @@
 //! WebRTC sessions on the stack's ICE agent: JSEP offer/answer (RFC 9429), DTLS 1.2 with
-//! fingerprints (RFC 8827 §6.5), SCTP DataChannels (RFC 8831, RFC 8832), over the pair the
-//! ICE agent selects.
+//! fingerprints (RFC 8827 §6.5), SCTP DataChannels (RFC 8831, RFC 8832), audio and video
+//! tracks over DTLS-SRTP (RFC 5764), over the pair the ICE agent selects.
 //!
 //! [`PeerConnection`] is a sans-IO core with the face every core of the stack shows (see the
 //! `sans-io` crate): inputs take `now`, and everything it has to say comes out of one
@@ -11,6 +11,7 @@
 //!  sockets ──Receive──> PeerConnection::handle_receive
 //!                         └─ ice_agent::Agent (STUN consumed; data on the selected pair)
 //!                              └─ first byte (RFC 7983): 20–63 ──> DTLS ──> SCTP ──> DataChannels
+//!                                                      128–191 ──> SRTP ──> tracks (RTP, RTCP)
 //!  PeerConnection::poll_output ──> Transmit (ICE checks, DTLS records) · Event · Request · Timeout
 //! ```
 //!

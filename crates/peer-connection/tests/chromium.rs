@@ -186,6 +186,21 @@ fn chromium_offers_and_we_echo() {
     });
 }
 
+/// Our offer (once gathered, so with its candidates) to Chromium, and its answer back.
+async fn offer_to_chromium(
+    b: &mut Browser,
+    session: &Session,
+    events: &mut driver::Events<Event>,
+) -> SessionDescription {
+    session.create_offer().unwrap();
+    let offer = gathered(session, events).await;
+    b.call(json!({"op": "setRemoteDescription", "desc": offer}))
+        .await;
+    let answer = b.call(json!({"op": "createAnswer"})).await;
+    session.set_remote_description(&desc(&answer)).unwrap();
+    offer
+}
+
 /// We offer (a channel of ours), Chromium answers and echoes.
 async fn we_offer(mut b: Browser, servers: Vec<driver::IceServer>, config: Value, bytes: usize) {
     b.call(json!({"op": "create", "config": config})).await;
@@ -194,12 +209,7 @@ async fn we_offer(mut b: Browser, servers: Vec<driver::IceServer>, config: Value
     let ch: ChannelId = session
         .create_data_channel("echo", DataChannelInit::default())
         .unwrap();
-    session.create_offer().unwrap();
-    let offer = gathered(&session, &mut events).await;
-    b.call(json!({"op": "setRemoteDescription", "desc": offer}))
-        .await;
-    let answer = b.call(json!({"op": "createAnswer"})).await;
-    session.set_remote_description(&desc(&answer)).unwrap();
+    offer_to_chromium(&mut b, &session, &mut events).await;
     let theirs = b.event("datachannel").await["channel"].clone();
     b.call(json!({"op": "echo", "channel": theirs})).await;
     // Wait for our side to be open, then send, keeping at most 1 MiB buffered.
@@ -429,12 +439,7 @@ fn chromium_receives_our_audio_and_loses_none() {
         let track = session
             .with(|pc, now| pc.add_track(now, peer_connection::MediaKind::Audio, vec![]))
             .unwrap();
-        session.create_offer().unwrap();
-        let offer = gathered(&session, &mut events).await;
-        b.call(json!({"op": "setRemoteDescription", "desc": offer}))
-            .await;
-        let answer = b.call(json!({"op": "createAnswer"})).await;
-        session.set_remote_description(&desc(&answer)).unwrap();
+        offer_to_chromium(&mut b, &session, &mut events).await;
         // Connected (DTLS up, SRTP keys out) before sending.
         let up = async {
             while let Some(e) = events.next().await {
@@ -469,12 +474,7 @@ fn chromium_takes_audio_added_to_a_data_session() {
         let ch = session
             .create_data_channel("chat", DataChannelInit::default())
             .unwrap();
-        session.create_offer().unwrap();
-        let offer = gathered(&session, &mut events).await;
-        b.call(json!({"op": "setRemoteDescription", "desc": offer}))
-            .await;
-        let answer = b.call(json!({"op": "createAnswer"})).await;
-        session.set_remote_description(&desc(&answer)).unwrap();
+        let offer = offer_to_chromium(&mut b, &session, &mut events).await;
         let open = async {
             while let Some(e) = events.next().await {
                 if matches!(e, Event::DataChannel(DataChannelEvent::Open { channel }) if channel == ch)
