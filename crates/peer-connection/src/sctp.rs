@@ -138,14 +138,11 @@ impl Sctp {
     }
 
     /// One SCTP packet (the payload of a DTLS record).
-    pub(crate) fn handle_packet(&mut self, now: Instant, data: &[u8], events: &mut Vec<SctpEvent>) {
+    pub(crate) fn handle_packet(&mut self, now: Instant, data: Bytes, events: &mut Vec<SctpEvent>) {
         if self.closed {
             return;
         }
-        match self
-            .endpoint
-            .handle(now, PEER, None, Bytes::copy_from_slice(data))
-        {
+        match self.endpoint.handle(now, PEER, None, data) {
             Some((h, DatagramEvent::NewAssociation(a))) if self.active.is_none() => {
                 self.assocs.insert(h, a);
             }
@@ -239,7 +236,7 @@ impl Sctp {
                         Ok(p) => events.push(SctpEvent::Message {
                             stream: id,
                             ppi: chunks.ppi,
-                            data: p.to_vec(),
+                            data: Vec::from(p),
                         }),
                         Err(e) => {
                             tracing::debug!(stream = id, error = %e, "SCTP message dropped")

@@ -93,19 +93,19 @@ impl Srtp {
     }
 
     pub(crate) fn protect_rtp(&mut self, packet: &[u8]) -> Option<Vec<u8>> {
-        self.local.encrypt_rtp(packet).ok().map(|b| b.to_vec())
+        self.local.encrypt_rtp(packet).ok().map(Vec::from)
     }
 
     pub(crate) fn protect_rtcp(&mut self, packet: &[u8]) -> Option<Vec<u8>> {
-        self.local.encrypt_rtcp(packet).ok().map(|b| b.to_vec())
+        self.local.encrypt_rtcp(packet).ok().map(Vec::from)
     }
 
     /// The plain packet, or `None` when it fails authentication or is a replay.
     pub(crate) fn unprotect_rtp(&mut self, packet: &[u8]) -> Option<Vec<u8>> {
-        self.remote.decrypt_rtp(packet).ok().map(|b| b.to_vec())
+        self.remote.decrypt_rtp(packet).ok().map(Vec::from)
     }
 
     pub(crate) fn unprotect_rtcp(&mut self, packet: &[u8]) -> Option<Vec<u8>> {
-        self.remote.decrypt_rtcp(packet).ok().map(|b| b.to_vec())
+        self.remote.decrypt_rtcp(packet).ok().map(Vec::from)
     }
 }

@@ -447,12 +447,9 @@ impl PeerConnection {
 
     /// A datagram or TURN frame that arrived (see `ice_agent::Agent::handle_receive`).
     pub fn handle_receive(&mut self, now: Instant, r: Receive<'_>) {
-        let data = match self.agent.as_mut() {
-            Some(agent) => agent.handle_receive(now, r).map(|d| d.data.to_vec()),
-            None => None,
-        };
-        if let Some(data) = data {
-            self.handle_data(now, &data);
+        // The agent returns the data borrowed from the input, not from itself: no copy.
+        if let Some(d) = self.agent.as_mut().and_then(|a| a.handle_receive(now, r)) {
+            self.handle_data(now, d.data);
         }
         self.settle(now);
     }
@@ -498,7 +495,7 @@ impl PeerConnection {
                 DtlsEvent::Data(d) => {
                     if let Some(sctp) = self.sctp.as_mut() {
                         let mut sctp_events = Vec::new();
-                        sctp.handle_packet(now, &d, &mut sctp_events);
+                        sctp.handle_packet(now, d.freeze(), &mut sctp_events);
                         self.sctp_events(now, sctp_events);
                     }
                 }
@@ -605,26 +602,20 @@ impl PeerConnection {
     /// can, SCTP packets go into DTLS records and DTLS records onto the selected pair, the
     /// state is recomputed and the timer reported.
     fn settle(&mut self, now: Instant) {
-        self.drain_agent(now);
+        self.drain_agent();
         self.maybe_start_dtls(now);
         self.flush(now);
         self.update_state();
         self.out.timer_moved();
     }
 
-    fn drain_agent(&mut self, _now: Instant) {
-        let mid = self
-            .current_local()
-            .and_then(|d| d.transport())
-            .map(|m| m.mid.clone());
-        let index = self.current_local().and_then(|d| {
-            let t = d.transport()?;
-            d.media.iter().position(|m| m.mid == t.mid)
-        });
+    fn drain_agent(&mut self) {
         let Some(agent) = self.agent.as_mut() else {
             return;
         };
-        let ufrag = agent.local_credentials().ufrag.clone();
+        // Candidates are rare: what they need from the description is looked up then, not
+        // on every input.
+        let mut candidates = Vec::new();
         while let Some(o) = agent.poll_output() {
             match o {
                 sans_io::Output::Transmit(t) => self.out.transmit(t),
@@ -632,21 +623,11 @@ impl PeerConnection {
                 sans_io::Output::Timeout(t) => self.agent_timer = t,
                 sans_io::Output::Event(e) => match e {
                     ice_agent::Event::LocalCandidate { candidate, .. } => {
-                        self.out.event(Event::IceCandidate(IceCandidate {
-                            candidate: candidate.to_string(),
-                            sdp_mid: mid.clone(),
-                            sdp_mline_index: index.map(|i| i as u16),
-                            username_fragment: Some(ufrag.clone()),
-                        }))
+                        candidates.push(candidate.to_string())
                     }
                     ice_agent::Event::GatheringComplete { .. } => {
                         self.gathering_complete = true;
-                        self.out.event(Event::IceCandidate(IceCandidate {
-                            candidate: String::new(),
-                            sdp_mid: mid.clone(),
-                            sdp_mline_index: index.map(|i| i as u16),
-                            username_fragment: Some(ufrag.clone()),
-                        }))
+                        candidates.push(String::new());
                     }
                     ice_agent::Event::StateChanged(s) => {
                         self.ice_state = s;
@@ -658,6 +639,27 @@ impl PeerConnection {
                     _ => {}
                 },
             }
+        }
+        if candidates.is_empty() {
+            return;
+        }
+        // The transport's section: its mid and index, as the browser's candidates carry.
+        let transport = self.current_local().and_then(|d| {
+            let t = d.transport()?;
+            let index = d.media.iter().position(|m| m.mid == t.mid)?;
+            Some((t.mid.clone(), index as u16))
+        });
+        let ufrag = self
+            .agent
+            .as_ref()
+            .map(|a| a.local_credentials().ufrag.clone());
+        for candidate in candidates {
+            self.out.event(Event::IceCandidate(IceCandidate {
+                candidate,
+                sdp_mid: transport.as_ref().map(|t| t.0.clone()),
+                sdp_mline_index: transport.as_ref().map(|t| t.1),
+                username_fragment: ufrag.clone(),
+            }));
         }
     }
 
@@ -708,26 +710,34 @@ impl PeerConnection {
         else {
             return;
         };
-        while let Some(record) = dtls.poll_transmit() {
-            if self.unsent.len() < MAX_UNSENT {
-                self.unsent.push_back(record.to_vec());
-            }
-        }
         // Records wait for a pair: the peer's ClientHello can come on a pair its checks
         // validated before our agent has selected one (the controlled side selects on the
         // peer's nomination), and a server flight dropped then would cost the client's
-        // retransmission timer, a whole second.
-        while let Some(record) = self.unsent.front() {
-            match agent.send(now, stream, 1, record, &mut self.buf) {
-                Ok(t) => {
-                    self.out.transmit(Transmit::to_owned(&t));
-                    self.unsent.pop_front();
+        // retransmission timer, a whole second. Once a pair exists they go straight out.
+        let send =
+            |agent: &mut Agent, buf: &mut Vec<u8>, out: &mut Outputs<Event, Request>, r: &[u8]| {
+                match agent.send(now, stream, 1, r, buf) {
+                    Ok(t) => {
+                        out.transmit(Transmit::to_owned(&t));
+                        true
+                    }
+                    Err(ice_agent::SendError::NotConnected) => false,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "DTLS record not sent");
+                        true
+                    }
                 }
-                Err(ice_agent::SendError::NotConnected) => break,
-                Err(e) => {
-                    tracing::debug!(error = %e, "DTLS record not sent");
-                    self.unsent.pop_front();
-                }
+            };
+        while let Some(r) = self.unsent.front() {
+            if !send(agent, &mut self.buf, &mut self.out, r) {
+                break;
+            }
+            self.unsent.pop_front();
+        }
+        while let Some(record) = dtls.poll_transmit() {
+            let sent = self.unsent.is_empty() && send(agent, &mut self.buf, &mut self.out, &record);
+            if !sent && self.unsent.len() < MAX_UNSENT {
+                self.unsent.push_back(Vec::from(record));
             }
         }
     }
