@@ -124,6 +124,31 @@ pub enum DataChannelEvent {
     },
 }
 
+/// A channel's reliability as DCEP and SCTP name it.
+struct Reliability {
+    channel_type: ChannelType,
+    parameter: u32,
+    unordered: bool,
+    kind: rtc_sctp::ReliabilityType,
+}
+
+impl DataChannelInfo {
+    fn reliability(&self) -> Reliability {
+        let (channel_type, parameter) = Rtc::get_channel_type_and_reliability_parameter(
+            self.ordered,
+            self.max_retransmits,
+            self.max_packet_life_time,
+        );
+        let (unordered, kind) = Rtc::get_reliability_params(channel_type);
+        Reliability {
+            channel_type,
+            parameter,
+            unordered,
+            kind,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Channel {
     info: DataChannelInfo,
@@ -144,22 +169,27 @@ pub(crate) struct Channels {
 
 impl Channels {
     pub(crate) fn create(&mut self, label: &str, init: &DataChannelInit) -> ChannelId {
+        let info = DataChannelInfo {
+            label: label.into(),
+            protocol: init.protocol.clone(),
+            stream: init.negotiated,
+            ordered: init.ordered,
+            max_retransmits: init.max_retransmits,
+            max_packet_life_time: init.max_packet_life_time,
+            state: DataChannelState::Connecting,
+        };
+        self.insert(info, init.negotiated.is_some(), true)
+    }
+
+    fn insert(&mut self, info: DataChannelInfo, negotiated: bool, local: bool) -> ChannelId {
         let id = ChannelId(self.next);
         self.next += 1;
         self.channels.push((
             id,
             Channel {
-                info: DataChannelInfo {
-                    label: label.into(),
-                    protocol: init.protocol.clone(),
-                    stream: init.negotiated,
-                    ordered: init.ordered,
-                    max_retransmits: init.max_retransmits,
-                    max_packet_life_time: init.max_packet_life_time,
-                    state: DataChannelState::Connecting,
-                },
-                negotiated: init.negotiated.is_some(),
-                local: true,
+                info,
+                negotiated,
+                local,
                 low_threshold: 0,
             },
         ));
@@ -247,12 +277,9 @@ impl Channels {
         };
         let Some(c) = self.get_mut(id) else { return };
         c.info.stream = Some(stream);
-        let (channel_type, parameter) = Rtc::get_channel_type_and_reliability_parameter(
-            c.info.ordered,
-            c.info.max_retransmits,
-            c.info.max_packet_life_time,
-        );
-        let (unordered, reliability) = Rtc::get_reliability_params(channel_type);
+        let r = c.info.reliability();
+        let (channel_type, parameter, unordered, reliability) =
+            (r.channel_type, r.parameter, r.unordered, r.kind);
         // Until the ACK, messages go ordered, so that none overtakes the OPEN (RFC 8832 §6);
         // a negotiated channel has no OPEN.
         let negotiated = c.negotiated;
@@ -354,14 +381,9 @@ impl Channels {
             // The channel is open since its OPEN went; now it may go unordered.
             (Ppi::Dcep, Some(id)) if data.first() == Some(&DATA_CHANNEL_ACK) => {
                 if let Some(c) = self.get(id) {
-                    let (channel_type, parameter) = Rtc::get_channel_type_and_reliability_parameter(
-                        c.info.ordered,
-                        c.info.max_retransmits,
-                        c.info.max_packet_life_time,
-                    );
-                    let (unordered, reliability) = Rtc::get_reliability_params(channel_type);
-                    if let (true, Some(s)) = (unordered, c.info.stream) {
-                        let _ = sctp.open_stream(s, unordered, reliability, parameter);
+                    let r = c.info.reliability();
+                    if let (true, Some(s)) = (r.unordered, c.info.stream) {
+                        let _ = sctp.open_stream(s, true, r.kind, r.parameter);
                     }
                 }
             }
@@ -429,25 +451,16 @@ impl Channels {
         };
         let label = String::from_utf8_lossy(&open.label).into_owned();
         let protocol = String::from_utf8_lossy(&open.protocol).into_owned();
-        let id = ChannelId(self.next);
-        self.next += 1;
-        self.channels.push((
-            id,
-            Channel {
-                info: DataChannelInfo {
-                    label: label.clone(),
-                    protocol: protocol.clone(),
-                    stream: Some(stream),
-                    ordered: !unordered,
-                    max_retransmits,
-                    max_packet_life_time,
-                    state: DataChannelState::Open,
-                },
-                negotiated: false,
-                local: false,
-                low_threshold: 0,
-            },
-        ));
+        let info = DataChannelInfo {
+            label: label.clone(),
+            protocol: protocol.clone(),
+            stream: Some(stream),
+            ordered: !unordered,
+            max_retransmits,
+            max_packet_life_time,
+            state: DataChannelState::Open,
+        };
+        let id = self.insert(info, false, false);
         out.push(DataChannelEvent::Incoming {
             channel: id,
             label,

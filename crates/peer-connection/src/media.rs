@@ -103,19 +103,11 @@ pub(crate) struct LocalTrack {
     pub(crate) sending: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RemoteTrack {
-    pub(crate) mid: String,
-    pub(crate) kind: MediaKind,
-    pub(crate) ssrcs: Vec<u32>,
-    pub(crate) codecs: Vec<Codec>,
-}
-
 /// The session's tracks.
 #[derive(Debug, Default)]
 pub(crate) struct Tracks {
     pub(crate) local: Vec<LocalTrack>,
-    pub(crate) remote: Vec<RemoteTrack>,
+    pub(crate) remote: Vec<RemoteTrackInfo>,
     next: u32,
     pub(crate) cname: String,
 }
@@ -209,9 +201,13 @@ impl Tracks {
     pub(crate) fn answer_section(&self, offered: &Media) -> Media {
         let mut m = Media::new(offered.kind, offered.mid.clone());
         let track = self.for_section(&offered.mid, offered.kind);
+        let defaults;
         let ours = match track {
-            Some(i) => self.local[i].codecs.clone(),
-            None => default_codecs(offered.kind),
+            Some(i) => &self.local[i].codecs,
+            None => {
+                defaults = default_codecs(offered.kind);
+                &defaults
+            }
         };
         m.codecs = offered
             .codecs
@@ -239,14 +235,14 @@ impl Tracks {
         local: &[Media],
         remote: &[Media],
         answer_is_remote: bool,
-    ) -> Vec<RemoteTrack> {
+    ) -> Vec<RemoteTrackInfo> {
+        let answer = if answer_is_remote { remote } else { local };
         for t in &mut self.local {
             let section = local
                 .iter()
                 .find(|m| m.is_active() && m.ssrcs.contains(&t.ssrc));
             t.mid = section.map(|m| m.mid.clone()).or(t.mid.take());
             t.sending = section.is_some_and(|m| m.direction.sends());
-            let answer = if answer_is_remote { remote } else { local };
             t.negotiated = t
                 .mid
                 .as_ref()
@@ -254,7 +250,6 @@ impl Tracks {
                 .map(|m| m.codecs.clone())
                 .unwrap_or_default();
         }
-        let answer = if answer_is_remote { remote } else { local };
         let mut changed = Vec::new();
         let mut now = Vec::new();
         for r in remote
@@ -272,7 +267,7 @@ impl Tracks {
                 .find(|m| m.mid == r.mid)
                 .map(|m| m.codecs.clone())
                 .unwrap_or_default();
-            let t = RemoteTrack {
+            let t = RemoteTrackInfo {
                 mid: r.mid.clone(),
                 kind: r.kind,
                 ssrcs: r.ssrcs.clone(),

@@ -154,7 +154,7 @@ impl Sctp {
             // Not for any association (or an INIT to a client): dropped.
             _ => {}
         }
-        self.poll_events(now, events);
+        self.poll_events(events);
     }
 
     pub(crate) fn handle_timeout(&mut self, now: Instant, events: &mut Vec<SctpEvent>) {
@@ -163,7 +163,7 @@ impl Sctp {
                 a.handle_timeout(now);
             }
         }
-        self.poll_events(now, events);
+        self.poll_events(events);
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
@@ -181,7 +181,7 @@ impl Sctp {
         }
     }
 
-    fn poll_events(&mut self, now: Instant, events: &mut Vec<SctpEvent>) {
+    fn poll_events(&mut self, events: &mut Vec<SctpEvent>) {
         let mut connected = None;
         let mut drained = Vec::new();
         for (&h, a) in self.assocs.iter_mut() {
@@ -218,8 +218,15 @@ impl Sctp {
         if let Some(h) = connected {
             if self.active.is_none() {
                 self.active = Some(h);
-                // The other associations were for retransmitted INITs.
-                self.assocs.retain(|&k, _| k == h);
+                // The other associations were for retransmitted INITs: the endpoint
+                // forgets them too.
+                let others: Vec<AssociationHandle> =
+                    self.assocs.keys().copied().filter(|&k| k != h).collect();
+                for k in others {
+                    self.assocs.remove(&k);
+                    self.endpoint
+                        .handle_event(k, rtc_sctp::EndpointEvent::drained());
+                }
                 // Everything that arrived before this moment (its Readable edges are spent).
                 if let Some(a) = self.assocs.get(&h) {
                     self.unread.extend(a.stream_ids());
@@ -249,7 +256,6 @@ impl Sctp {
                 events.push(SctpEvent::Closed);
             }
         }
-        let _ = now;
     }
 
     fn active(&mut self) -> Option<&mut Association> {

@@ -79,6 +79,12 @@ fn garbage_is_dropped_and_the_session_goes_on() {
         pair.inject(1, junk);
     }
     assert!(pair.connected(), "{:?}", pair.peers);
+    // The SRTP-looking datagram was dropped and counted on each side (no tracks, no keys
+    // for it).
+    for p in &pair.peers {
+        assert_eq!(p.stats().media_dropped, 1);
+        assert_eq!(p.stats().rtp_received, 0);
+    }
     let now = pair.now;
     pair.peers[0].send_text(now, ch, "still here").unwrap();
     assert!(pair.run_until(Duration::from_secs(5), |p| p.messages(1).len() == 1));
@@ -106,4 +112,40 @@ fn a_message_over_the_negotiated_maximum_is_refused() {
     pair.peers[0].send_binary(now, ch, &big[..262_144]).unwrap();
     assert!(pair.run_until(Duration::from_secs(10), |p| p.messages(1).len() == 1));
     assert_eq!(pair.messages(1)[0].len(), 262_144);
+}
+
+#[test]
+fn an_mdns_candidate_is_ignored_and_a_malformed_one_refused() {
+    let mut pair = Pair::new(6);
+    let now = pair.now;
+    pair.peers[0].create_data_channel(now, "c", DataChannelInit::default());
+    pair.negotiate();
+    assert!(pair.run_until(Duration::from_secs(10), opened));
+    let remote = |p: &Pair| {
+        let pc = &p.peers[0];
+        pc.agent()
+            .map(|a| a.remote_candidates(ice_agent::StreamId(0)).len())
+    };
+    let before = remote(&pair);
+    let now = pair.now;
+    // RFC 8828: a browser's host candidate behind a name we cannot resolve.
+    let mdns = peer_connection::IceCandidate {
+        candidate:
+            "candidate:1 1 udp 2122260223 3d0e1d4e-5b63-4b0a-9d7c-7a4d3f1f2a11.local 46244 typ host"
+                .into(),
+        sdp_mid: Some("0".into()),
+        sdp_mline_index: Some(0),
+        username_fragment: None,
+    };
+    pair.peers[0].add_ice_candidate(now, Some(&mdns)).unwrap();
+    assert_eq!(remote(&pair), before, "nothing added for it");
+    let bad = peer_connection::IceCandidate {
+        candidate: "candidate:1 1 udp 2122260223 not-an-address 46244 typ host".into(),
+        ..mdns
+    };
+    assert!(matches!(
+        pair.peers[0].add_ice_candidate(now, Some(&bad)),
+        Err(peer_connection::Error::Candidate(_))
+    ));
+    assert!(pair.connected());
 }

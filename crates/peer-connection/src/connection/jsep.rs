@@ -6,7 +6,6 @@ use ice_agent::{Credentials, Role};
 
 use super::{Event, Negotiated, PeerConnection, SignalingState};
 use crate::dtls::{Dtls, DtlsRole};
-use crate::media::RemoteTrackInfo;
 use crate::sdp::Direction;
 use crate::sdp::{
     self, Description, IceCandidate, Media, MediaKind, SdpType, SessionDescription, Setup,
@@ -83,13 +82,19 @@ impl PeerConnection {
             m.sctp_port = Some(5000);
             m.max_message_size = Some(self.config.max_message_size as u64);
         }
-        m.candidates = self
-            .stream
-            .map(|s| agent.local_candidates(s))
-            .unwrap_or_default()
-            .iter()
-            .map(|c| c.to_string())
-            .collect();
+        m.candidates = self.local_candidate_lines();
+    }
+
+    /// Our candidates gathered so far, as `candidate:` attribute values.
+    fn local_candidate_lines(&self) -> Vec<String> {
+        match (&self.agent, self.stream) {
+            (Some(a), Some(s)) => a
+                .local_candidates(s)
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 
     fn description(&mut self, media: Vec<Media>) -> Description {
@@ -121,14 +126,8 @@ impl PeerConnection {
             (None, None) => return None,
         };
         let mut d = d.clone();
-        let agent = self.agent.as_ref()?;
-        let candidates: Vec<String> = self
-            .stream
-            .map(|s| agent.local_candidates(s))
-            .unwrap_or_default()
-            .iter()
-            .map(|c| c.to_string())
-            .collect();
+        self.agent.as_ref()?;
+        let candidates = self.local_candidate_lines();
         for m in d.media.iter_mut().filter(|m| m.is_active()) {
             m.candidates = candidates.clone();
             m.end_of_candidates = self.gathering_complete;
@@ -276,6 +275,14 @@ impl PeerConnection {
                 kind: sdp::SdpErrorKind::Missing("fingerprint"),
             }));
         }
+        // New ICE credentials in an offer after the first are the peer's ICE restart
+        // (RFC 8839 §4.4.1.1.1).
+        let restart = desc.kind == SdpType::Offer
+            && self
+                .remote
+                .as_ref()
+                .and_then(|r| r.transport())
+                .is_some_and(|m| m.ufrag != transport.ufrag);
         match (desc.kind, self.signaling) {
             (SdpType::Offer, SignalingState::Stable) => {
                 self.ensure_agent(Role::Controlled);
@@ -294,7 +301,7 @@ impl PeerConnection {
                 ))
             }
         }
-        self.apply_remote_ice(now, &d, &transport);
+        self.apply_remote_ice(now, &d, &transport, restart);
         if desc.kind == SdpType::Answer {
             self.negotiation_done(now)?;
         }
@@ -302,32 +309,31 @@ impl PeerConnection {
         Ok(())
     }
 
-    /// The peer's ICE credentials and candidates. New credentials after the first are an
-    /// ICE restart (RFC 8839 §4.4.1.1.1): ours are renewed too when the peer started it.
-    fn apply_remote_ice(&mut self, now: Instant, d: &Description, transport: &Media) {
+    /// The peer's ICE credentials and candidates; with `restart` (the peer started an ICE
+    /// restart), ours are renewed too (RFC 8445 §9).
+    fn apply_remote_ice(
+        &mut self,
+        now: Instant,
+        d: &Description,
+        transport: &Media,
+        restart: bool,
+    ) {
         let Some(agent) = self.agent.as_mut() else {
             return;
         };
         let stream = self.stream.expect("made with the agent");
-        let creds = Credentials {
-            ufrag: transport.ufrag.clone(),
-            pwd: transport.pwd.clone(),
-        };
-        let previous = self
-            .remote
-            .as_ref()
-            .filter(|r| !std::ptr::eq(*r, d))
-            .and_then(|r| r.transport())
-            .map(|m| m.ufrag.clone());
-        let restart = previous.is_some_and(|u| u != creds.ufrag);
-        if restart && self.signaling == SignalingState::HaveRemoteOffer {
+        if restart {
             agent.restart(now);
             self.gathering_complete = false;
         }
         agent.set_remote_ice_options(now, &transport.ice_options.join(" "));
+        let creds = Credentials {
+            ufrag: transport.ufrag.clone(),
+            pwd: transport.pwd.clone(),
+        };
         agent.set_remote_credentials(now, creds, d.ice_lite);
         for c in &transport.candidates {
-            if let Err(e) = agent.add_remote_candidate_line(now, stream, c) {
+            if let Err(e) = add_candidate(agent, now, stream, c) {
                 tracing::debug!(candidate = %c, error = %e, "remote candidate ignored");
             }
         }
@@ -385,22 +391,11 @@ impl PeerConnection {
         // The answer is the remote description when we offered.
         let answer_is_remote = self.local_kind == SdpType::Offer;
         let (local, remote) = (
-            self.local
-                .as_ref()
-                .map(|d| d.media.clone())
-                .unwrap_or_default(),
-            self.remote
-                .as_ref()
-                .map(|d| d.media.clone())
-                .unwrap_or_default(),
+            self.local.as_ref().map_or(&[][..], |d| &d.media),
+            self.remote.as_ref().map_or(&[][..], |d| &d.media),
         );
-        for t in self.tracks.negotiated(&local, &remote, answer_is_remote) {
-            self.out.event(Event::Track(RemoteTrackInfo {
-                mid: t.mid,
-                kind: t.kind,
-                ssrcs: t.ssrcs,
-                codecs: t.codecs,
-            }));
+        for t in self.tracks.negotiated(local, remote, answer_is_remote) {
+            self.out.event(Event::Track(t));
         }
         if start_sctp && self.sctp.is_none() && self.dtls.as_ref().is_some_and(Dtls::is_connected) {
             self.start_sctp(now);
@@ -421,21 +416,7 @@ impl PeerConnection {
         };
         match candidate.filter(|c| !c.is_end_of_candidates()) {
             None => agent.end_of_remote_candidates(now, stream),
-            Some(c) => {
-                let line = c.line();
-                // An mDNS name (RFC 8828) cannot be resolved here: ignored, not an error.
-                if line
-                    .split_whitespace()
-                    .nth(4)
-                    .is_some_and(|h| h.ends_with(".local"))
-                {
-                    tracing::debug!(candidate = line, "mDNS candidate ignored");
-                } else {
-                    agent
-                        .add_remote_candidate_line(now, stream, line)
-                        .map_err(|e| Error::Candidate(e.to_string()))?;
-                }
-            }
+            Some(c) => add_candidate(agent, now, stream, c.line())?,
         }
         self.settle(now);
         Ok(())
@@ -454,5 +435,24 @@ impl PeerConnection {
         } else {
             Ok(())
         }
+    }
+}
+
+/// Adds a remote candidate line, from a description or trickled. One with an mDNS name
+/// (RFC 8828) cannot be resolved here: it is ignored, not an error.
+fn add_candidate(
+    agent: &mut ice_agent::Agent,
+    now: Instant,
+    stream: ice_agent::StreamId,
+    line: &str,
+) -> Result<(), Error> {
+    match agent.add_remote_candidate_line(now, stream, line) {
+        Err(ice_agent::AddCandidateError::Parse(ice_agent::CandidateParseError::Address(a)))
+            if a.ends_with(".local") =>
+        {
+            tracing::debug!(candidate = line, "mDNS candidate ignored");
+            Ok(())
+        }
+        r => r.map_err(|e| Error::Candidate(e.to_string())),
     }
 }
