@@ -72,14 +72,10 @@ impl Certificate {
             .ok()
             .flatten()
             .ok_or_else(|| Error::Certificate("the private key cannot be exported".into()))?;
-        let mut out = String::new();
-        for (label, der) in [
-            ("CERTIFICATE", self.dtls.certificate[0].as_ref()),
-            ("PRIVATE KEY", key.as_ref()),
-        ] {
-            out.push_str(&pem_block(label, der));
-        }
-        Ok(out)
+        Ok(pem::encode_many(&[
+            pem::Pem::new("CERTIFICATE", self.dtls.certificate[0].as_ref()),
+            pem::Pem::new("PRIVATE KEY", key.as_ref()),
+        ]))
     }
 
     /// The SHA-256 fingerprint of the certificate, as `a=fingerprint` carries it.
@@ -91,18 +87,6 @@ impl Certificate {
         let fingerprint = Fingerprint::of(dtls.certificate[0].as_ref());
         Certificate { dtls, fingerprint }
     }
-}
-
-fn pem_block(label: &str, der: &[u8]) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut s = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        s.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-        s.push('\n');
-    }
-    s.push_str(&format!("-----END {label}-----\n"));
-    s
 }
 
 pub(crate) fn crypto_provider() -> Result<Arc<dyn RTCCryptoProvider>, Error> {
