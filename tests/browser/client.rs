@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
-use peer_connection::driver::Session;
-use peer_connection::IceCandidate;
+use peer_connection::driver::{self, DriverConfig, Session};
+use peer_connection::{AgentConfig, Config, Event, IceCandidate, SessionDescription};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
@@ -185,4 +185,40 @@ impl Browser {
         let _ = self.call(json!({"op": "quit"})).await;
         let _ = self.child.wait();
     }
+}
+
+/// Our session on the namespace's loopback.
+pub async fn our_side(servers: Vec<driver::IceServer>) -> (Session, driver::Events<Event>) {
+    let mut agent = AgentConfig::new(ice_agent::Role::Controlling);
+    agent.allow_loopback = true;
+    let mut d = DriverConfig::new(agent);
+    d.ips = vec!["127.0.0.1".parse().unwrap()];
+    d.servers = servers;
+    driver::start(d, Config::default())
+        .await
+        .expect("our session starts")
+}
+
+/// Our description once gathering is over (candidates in it: no trickle from us), and the
+/// other events that came meanwhile.
+pub async fn gathered_with(
+    session: &Session,
+    events: &mut driver::Events<Event>,
+) -> (SessionDescription, Vec<Event>) {
+    let mut other = Vec::new();
+    while let Some(e) = events.next().await {
+        match e {
+            Event::IceCandidate(c) if c.is_end_of_candidates() => break,
+            Event::IceCandidate(_) => {}
+            e => other.push(e),
+        }
+    }
+    (
+        session.local_description().expect("a local description"),
+        other,
+    )
+}
+
+pub async fn gathered(session: &Session, events: &mut driver::Events<Event>) -> SessionDescription {
+    gathered_with(session, events).await.0
 }

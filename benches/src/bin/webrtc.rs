@@ -17,13 +17,13 @@
 
 use std::time::{Duration, Instant};
 
-use peer_connection::driver::{self, DriverConfig, Session};
-use peer_connection::{AgentConfig, Config, DataChannelEvent, DataChannelInit, Event};
+use peer_connection::driver::{self, Session};
+use peer_connection::{DataChannelEvent, DataChannelInit, Event};
 use serde_json::json;
 
 #[path = "../../../tests/browser/client.rs"]
 mod client;
-use client::Browser;
+use client::{gathered, our_side, Browser};
 
 const MIB: usize = 1024 * 1024;
 const CHUNK: usize = 16 * 1024;
@@ -70,28 +70,6 @@ struct Run {
     cpu_chromium: Option<f64>,
 }
 
-async fn session() -> (Session, driver::Events<Event>) {
-    let mut agent = AgentConfig::new(ice_agent::Role::Controlling);
-    agent.allow_loopback = true;
-    let mut d = DriverConfig::new(agent);
-    d.ips = vec!["127.0.0.1".parse().unwrap()];
-    driver::start(d, Config::default())
-        .await
-        .expect("a session")
-}
-
-async fn gathered(
-    s: &Session,
-    events: &mut driver::Events<Event>,
-) -> peer_connection::SessionDescription {
-    while let Some(e) = events.next().await {
-        if matches!(&e, Event::IceCandidate(c) if c.is_end_of_candidates()) {
-            break;
-        }
-    }
-    s.local_description().expect("a description")
-}
-
 /// Sends `bytes` on our channel within a 1 MiB window until `done` says the peer has it all.
 async fn send_all(
     s: &Session,
@@ -117,8 +95,8 @@ async fn send_all(
 }
 
 async fn ours_ours(bytes: usize) -> Run {
-    let (a, mut ea) = session().await;
-    let (b, mut eb) = session().await;
+    let (a, mut ea) = our_side(vec![]).await;
+    let (b, mut eb) = our_side(vec![]).await;
     let ch = a
         .create_data_channel("bulk", DataChannelInit::default())
         .unwrap();
@@ -178,7 +156,7 @@ async fn ours_ours(bytes: usize) -> Run {
 async fn ours_chromium(b: &mut Browser, pc: u32, bytes: usize) -> Run {
     b.call(json!({"op": "create", "pc": pc, "config": {}}))
         .await;
-    let (s, mut events) = session().await;
+    let (s, mut events) = our_side(vec![]).await;
     b.peer = Some(s.clone());
     let ch = s
         .create_data_channel("bulk", DataChannelInit::default())

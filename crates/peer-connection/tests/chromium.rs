@@ -11,10 +11,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use peer_connection::driver::{self, DriverConfig, Session};
-use peer_connection::{
-    AgentConfig, ChannelId, Config, DataChannelEvent, DataChannelInit, Event, SessionDescription,
-};
+use peer_connection::driver::{self, Session};
+use peer_connection::{ChannelId, DataChannelEvent, DataChannelInit, Event, SessionDescription};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -27,46 +25,10 @@ const MIB: usize = 1024 * 1024;
 /// The Rust side of the harness (tests/browser/client.rs).
 #[path = "../../../tests/browser/client.rs"]
 mod client;
-use client::{available, Browser, LIMIT};
+use client::{available, gathered, gathered_with, our_side, Browser, LIMIT};
 
 fn desc(v: &Value) -> SessionDescription {
     serde_json::from_value(v.clone()).expect("a description")
-}
-
-/// Our session on the namespace's loopback.
-async fn our_side(servers: Vec<driver::IceServer>) -> (Session, driver::Events<Event>) {
-    let mut agent = AgentConfig::new(ice_agent::Role::Controlling);
-    agent.allow_loopback = true;
-    let mut d = DriverConfig::new(agent);
-    d.ips = vec!["127.0.0.1".parse().unwrap()];
-    d.servers = servers;
-    driver::start(d, Config::default())
-        .await
-        .expect("our session starts")
-}
-
-/// Our description once gathering is over (candidates in it: no trickle from us), and the
-/// other events that came meanwhile.
-async fn gathered_with(
-    session: &Session,
-    events: &mut driver::Events<Event>,
-) -> (SessionDescription, Vec<Event>) {
-    let mut other = Vec::new();
-    while let Some(e) = events.next().await {
-        match e {
-            Event::IceCandidate(c) if c.is_end_of_candidates() => break,
-            Event::IceCandidate(_) => {}
-            e => other.push(e),
-        }
-    }
-    (
-        session.local_description().expect("a local description"),
-        other,
-    )
-}
-
-async fn gathered(session: &Session, events: &mut driver::Events<Event>) -> SessionDescription {
-    gathered_with(session, events).await.0
 }
 
 /// The harness's transfer pattern.
