@@ -8,8 +8,14 @@
 //! webrtc-peer echo                  # answers, and echoes every message back
 //! ```
 //!
-//! Both ends print `sha256 HEX  NAME` when the transfer is done; the sender also checks that
-//! the receiver computed the same digest.
+//! The file goes over a channel labelled `file`: a text header `{"name","size","sha256"}`, the
+//! data in 16 KiB binary messages, and the receiver's `sha256:HEX` back. Both ends print
+//! `sha256 HEX  NAME` when the transfer is done; the receiver checks the digest against the
+//! header's (when the sender gave one) and the sender against the receiver's.
+//!
+//! With `--room http://host:8080/?room=NAME` the descriptions go through a `rooms` signalling
+//! server instead, with a browser on its demo page (or another `webrtc-peer`) in that room:
+//! the one that joins second offers, and the file goes over a `file` channel either way.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,6 +25,8 @@ use clap::{Arg, ArgMatches, Command};
 
 #[path = "cli/mod.rs"]
 mod cli;
+#[path = "cli/room.rs"]
+mod room;
 use indicatif::{ProgressBar, ProgressStyle};
 use peer_connection::driver::{self, Session};
 use peer_connection::{
@@ -32,7 +40,16 @@ const CHUNK: usize = 16 * 1024;
 const WINDOW: usize = 1024 * 1024;
 
 fn command() -> Command {
-    let common = cli::ice_args();
+    let mut common = cli::ice_args();
+    common.push(Arg::new("room").long("room").value_name("URL").help(
+        "signal through a rooms server instead of copy and paste: the page's URL with ?room=NAME",
+    ));
+    common.push(
+        Arg::new("token")
+            .long("token")
+            .value_name("TOKEN")
+            .help("the join token, for a rooms server that requires one"),
+    );
     Command::new("webrtc-peer")
         .about("Send or receive a file over a WebRTC DataChannel, or echo; offer and answer by copy and paste")
         .after_help(
@@ -80,7 +97,14 @@ async fn main() -> ExitCode {
 }
 
 async fn run(mode: &str, m: &ArgMatches) -> Result<(), String> {
-    let driver = cli::driver_config(m)?;
+    let mut driver = cli::driver_config(m)?;
+    let room = match m.get_one::<String>("room") {
+        Some(url) => Some(room::join(url, m.get_one::<String>("token").map(String::as_str)).await?),
+        None => None,
+    };
+    if let Some(r) = &room {
+        r.ice_servers(&mut driver);
+    }
     let config = Config::default();
     let timeout = cli::timeout(m);
     let (session, mut events) = driver::start(driver, config)
@@ -88,21 +112,45 @@ async fn run(mode: &str, m: &ArgMatches) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let mut stdin = cli::stdin();
     let progress = !m.get_flag("no-progress");
-    let result = match mode {
-        "send" => {
+    let file_channel = |s: &Session| {
+        s.create_data_channel("file", DataChannelInit::default())
+            .map_err(|e| e.to_string())
+    };
+    let result = match (mode, room) {
+        ("send", room) => {
             let path = PathBuf::from(m.get_one::<String>("file").expect("required"));
             let file = tokio::fs::read(&path)
                 .await
                 .map_err(|e| format!("{}: {e}", path.display()))?;
-            let channel = session
-                .create_data_channel("file", DataChannelInit::default())
-                .map_err(|e| e.to_string())?;
-            session.create_offer().map_err(|e| e.to_string())?;
-            let _ = cli::print_description(&session, &mut events, "offer").await?;
-            let answer = cli::read_description(&mut stdin).await?;
-            session
-                .set_remote_description(&answer)
-                .map_err(|e| e.to_string())?;
+            let channel = match room {
+                Some(room) => {
+                    // The offerer's channel is in its offer; the answerer opens it once the
+                    // association is up.
+                    let offers = room.offers();
+                    let early = if offers {
+                        let c = file_channel(&session)?;
+                        session.create_offer().map_err(|e| e.to_string())?;
+                        Some(c)
+                    } else {
+                        None
+                    };
+                    room.connect(&session, &mut events).await?;
+                    match early {
+                        Some(c) => c,
+                        None => file_channel(&session)?,
+                    }
+                }
+                None => {
+                    let channel = file_channel(&session)?;
+                    session.create_offer().map_err(|e| e.to_string())?;
+                    let _ = cli::print_description(&session, &mut events, "offer").await?;
+                    let answer = cli::read_description(&mut stdin).await?;
+                    session
+                        .set_remote_description(&answer)
+                        .map_err(|e| e.to_string())?;
+                    channel
+                }
+            };
             let name = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -118,13 +166,27 @@ async fn run(mode: &str, m: &ArgMatches) -> Result<(), String> {
             )
             .await
         }
-        _ => {
-            let offer = cli::read_description(&mut stdin).await?;
-            session
-                .set_remote_description(&offer)
-                .map_err(|e| e.to_string())?;
-            session.create_answer().map_err(|e| e.to_string())?;
-            let _ = cli::print_description(&session, &mut events, "answer").await?;
+        (_, room) => {
+            match room {
+                Some(room) => {
+                    if room.offers() {
+                        // Something to negotiate SCTP with; the page's own chat channel.
+                        session
+                            .create_data_channel("chat", DataChannelInit::default())
+                            .map_err(|e| e.to_string())?;
+                        session.create_offer().map_err(|e| e.to_string())?;
+                    }
+                    room.connect(&session, &mut events).await?;
+                }
+                None => {
+                    let offer = cli::read_description(&mut stdin).await?;
+                    session
+                        .set_remote_description(&offer)
+                        .map_err(|e| e.to_string())?;
+                    session.create_answer().map_err(|e| e.to_string())?;
+                    let _ = cli::print_description(&session, &mut events, "answer").await?;
+                }
+            }
             if mode == "echo" {
                 echo(&session, &mut events, timeout).await
             } else {
@@ -174,11 +236,10 @@ async fn send(
                 if let Some(p) = session.selected_pair() {
                     eprintln!("webrtc-peer: connected: {p}");
                 }
-                let header = format!(
-                    "{{\"name\":{},\"size\":{}}}",
-                    serde_json::to_string(name).map_err(|e| e.to_string())?,
-                    file.len()
-                );
+                let header = serde_json::json!({
+                    "name": name, "size": file.len(), "sha256": digest,
+                })
+                .to_string();
                 session
                     .send_text(channel, &header)
                     .map_err(|e| e.to_string())?;
@@ -232,14 +293,25 @@ async fn receive(
     let mut file: Option<(PathBuf, u64, u64, tokio::io::BufWriter<tokio::fs::File>)> = None;
     let mut pb = ProgressBar::hidden();
     let mut hasher = Sha256::new();
+    // The sender's digest from the header, when it gave one.
+    let mut expected = None::<String>;
+    // The file comes on a channel labelled "file"; others (a page's chat) are not ours.
+    let mut files = std::collections::HashSet::new();
     loop {
-        let Event::DataChannel(DataChannelEvent::Message {
-            channel,
-            data,
-            binary,
-        }) = cli::next_event(events, &mut connected, timeout).await?
-        else {
-            continue;
+        let (channel, data, binary) = match cli::next_event(events, &mut connected, timeout).await?
+        {
+            Event::DataChannel(DataChannelEvent::Incoming { channel, label, .. }) => {
+                if label == "file" {
+                    files.insert(channel);
+                }
+                continue;
+            }
+            Event::DataChannel(DataChannelEvent::Message {
+                channel,
+                data,
+                binary,
+            }) if files.contains(&channel) => (channel, data, binary),
+            _ => continue,
         };
         match (&mut file, binary) {
             (None, false) => {
@@ -247,6 +319,7 @@ async fn receive(
                     .map_err(|e| format!("the sender's header is not JSON: {e}"))?;
                 let size = header["size"].as_u64().ok_or("the header has no size")?;
                 let name = header["name"].as_str().unwrap_or("received");
+                expected = header["sha256"].as_str().map(str::to_ascii_lowercase);
                 // Only the last path component of the sender's name, never a path of theirs.
                 let safe = std::path::Path::new(name)
                     .file_name()
@@ -263,7 +336,15 @@ async fn receive(
                 pb = bar(size, progress);
                 if size == 0 {
                     let digest = hex(&hasher.finalize_reset());
-                    return confirm(session, events, channel, &digest, &path).await;
+                    return confirm(
+                        session,
+                        events,
+                        channel,
+                        &digest,
+                        &path,
+                        expected.as_deref(),
+                    )
+                    .await;
                 }
                 file = Some((path, size, 0, tokio::io::BufWriter::new(f)));
             }
@@ -285,7 +366,8 @@ async fn receive(
                         .await
                         .map_err(|e| format!("{}: {e}", path.display()))?;
                     let digest = hex(&hasher.finalize_reset());
-                    return confirm(session, events, channel, &digest, path).await;
+                    return confirm(session, events, channel, &digest, path, expected.as_deref())
+                        .await;
                 }
             }
             _ => return Err("unexpected message from the sender".into()),
@@ -293,20 +375,27 @@ async fn receive(
     }
 }
 
-/// Prints the digest and sends it to the sender, which ends the session once it has it.
+/// Prints the digest and sends it to the sender, which ends the session once it has it; a
+/// digest other than the one the sender announced is an error (after the sender has been told).
 async fn confirm(
     session: &Session,
     events: &mut driver::Events<Event>,
     channel: ChannelId,
     digest: &str,
     path: &std::path::Path,
+    expected: Option<&str>,
 ) -> Result<(), String> {
     println!("sha256 {digest}  {}", path.display());
     session
         .send_text(channel, &format!("sha256:{digest}"))
         .map_err(|e| e.to_string())?;
     wait_sent(session, events, channel).await;
-    Ok(())
+    match expected {
+        Some(theirs) if theirs != digest => Err(format!(
+            "the sender announced sha256 {theirs}: the file arrived damaged"
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Waits until the channel has nothing buffered, or the peer goes (at most 10 s).

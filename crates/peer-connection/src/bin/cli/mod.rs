@@ -111,13 +111,12 @@ pub(crate) fn driver_config(m: &ArgMatches) -> Result<DriverConfig, String> {
     Ok(config)
 }
 
-/// Prints our description once gathering is over (or after 3 s): one JSON line.
-pub(crate) async fn print_description(
+/// Our description once gathering is over (or after 3 s), and the other events that came
+/// meanwhile (a Track with our answer).
+pub(crate) async fn gathered(
     session: &Session,
     events: &mut driver::Events<Event>,
-    what: &str,
-) -> Result<Vec<Event>, String> {
-    // Other events that come meanwhile (a Track with our answer) are handed back.
+) -> Result<(SessionDescription, Vec<Event>), String> {
     let mut other = Vec::new();
     let gathered = async {
         while let Some(e) = events.next().await {
@@ -130,6 +129,16 @@ pub(crate) async fn print_description(
     };
     let _ = tokio::time::timeout(Duration::from_secs(3), gathered).await;
     let d = session.local_description().ok_or("no local description")?;
+    Ok((d, other))
+}
+
+/// Prints our description once gathering is over (or after 3 s): one JSON line.
+pub(crate) async fn print_description(
+    session: &Session,
+    events: &mut driver::Events<Event>,
+    what: &str,
+) -> Result<Vec<Event>, String> {
+    let (d, other) = gathered(session, events).await?;
     let program = std::env::args().next().unwrap_or_default();
     let program = std::path::Path::new(&program)
         .file_name()
