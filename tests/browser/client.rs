@@ -187,6 +187,29 @@ impl Browser {
     }
 }
 
+/// Runs `f` on a thread of its own that has joined the browser's namespace, with a runtime
+/// of its own on that thread (so every socket is bound there, and threads it starts are in the
+/// namespace too).
+pub fn in_browser_namespace<F, Fut>(f: F)
+where
+    F: FnOnce(Browser) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let b = Browser::start().await;
+            b.join_namespace();
+            f(b).await;
+        });
+    })
+    .join()
+    .expect("the test thread");
+}
+
 /// Our session on the namespace's loopback.
 pub async fn our_side(servers: Vec<driver::IceServer>) -> (Session, driver::Events<Event>) {
     let mut agent = AgentConfig::new(ice_agent::Role::Controlling);

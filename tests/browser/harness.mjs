@@ -44,12 +44,15 @@ const CHROMIUM_ARGS = [
 // Ops that may legitimately run long get a longer default; any command may set "timeout_ms".
 const DEFAULT_TIMEOUT_MS = 30_000;
 const LONG_TIMEOUT_MS = 300_000;
-const LONG_OPS = new Set(['sendBulk', 'digest', 'waitGathering']);
+const LONG_OPS = new Set(['sendBulk', 'digest', 'waitGathering', 'waitFor', 'setInputFiles']);
 
 const PAGE_URL = 'http://localhost/harness.html';
 
 let browser = null;
 let page = null;
+/** Served pages (`open`), each in a browser context of its own, by tab number. */
+const tabs = new Map();
+let nextTab = 1;
 let shuttingDown = false;
 /** Commands still running; quit and end of input wait (a little) for them to reply. */
 const inFlight = new Set();
@@ -113,6 +116,22 @@ async function handleLine(line) {
     return;
   }
   const ms = cmd.timeout_ms ?? (LONG_OPS.has(cmd.op) ? LONG_TIMEOUT_MS : DEFAULT_TIMEOUT_MS);
+  if (TAB_OPS.has(cmd.op)) {
+    const state = { last: undefined };
+    try {
+      const r = await withTimeout(tabOp(cmd, state), ms, `op ${cmd.op}`);
+      out({ id, ok: r ?? null });
+    } catch (e) {
+      let msg = String(e?.message ?? e).split('\n')[0];
+      if (state.last !== undefined) msg += ` (last value: ${JSON.stringify(state.last)?.slice(0, 2000)})`;
+      out({ id, error: msg });
+    }
+    return;
+  }
+  if (!page) {
+    out({ id, error: 'no harness page (HARNESS_NO_PAGE=1)' });
+    return;
+  }
   try {
     const r = await withTimeout(
       page.evaluate((c) => window.__h.handle(c), cmd),
@@ -123,6 +142,72 @@ async function handleLine(line) {
     else out({ id, ok: r.ok });
   } catch (e) {
     out({ id, error: String(e?.message ?? e).split('\n')[0] });
+  }
+}
+
+// Served pages: `open` a URL in a new tab (a browser context of its own, so two tabs are two
+// users), then drive it. `js` is the body of an async function run in the page.
+const TAB_OPS = new Set(['open', 'eval', 'waitFor', 'click', 'fill', 'check', 'setInputFiles', 'screenshot', 'closeTab']);
+const runBody = (p, js) =>
+  p.evaluate(async (src) => {
+    const v = await new Function(`return (async () => {${src}})()`)();
+    return v === undefined ? null : v;
+  }, js);
+
+async function tabOp(cmd, state) {
+  if (cmd.op === 'open') {
+    const context = await browser.newContext({
+      permissions: ['camera', 'microphone'],
+      viewport: cmd.viewport ?? { width: 1280, height: 800 },
+    });
+    const n = nextTab++;
+    const p = await context.newPage();
+    p.on('console', (m) => log(`tab ${n} ${m.type()}: ${m.text()}`));
+    p.on('pageerror', (e) => log(`tab ${n} page error: ${e.message}`));
+    p.on('crash', () => {
+      out({ event: 'fatal', error: `tab ${n} crashed` });
+      shutdown(3, `tab ${n} crashed`);
+    });
+    tabs.set(n, { context, page: p });
+    await p.goto(cmd.url, { waitUntil: 'load' });
+    return { tab: n };
+  }
+  const t = tabs.get(cmd.tab);
+  if (!t) throw new Error(`no tab ${cmd.tab}`);
+  const p = t.page;
+  switch (cmd.op) {
+    case 'eval':
+      return await runBody(p, cmd.js);
+    case 'waitFor': {
+      const poll = cmd.poll_ms ?? 100;
+      for (;;) {
+        const v = await runBody(p, cmd.js);
+        state.last = v;
+        if (v) return v;
+        await new Promise((r) => setTimeout(r, poll));
+      }
+    }
+    case 'click':
+      await p.locator(cmd.selector).click();
+      return true;
+    case 'fill':
+      await p.locator(cmd.selector).fill(cmd.value);
+      return true;
+    case 'check':
+      await p.locator(cmd.selector).setChecked(cmd.on ?? true);
+      return true;
+    case 'setInputFiles':
+      await p.locator(cmd.selector).setInputFiles(cmd.path);
+      return true;
+    case 'screenshot':
+      await p.screenshot({ path: cmd.path, fullPage: cmd.fullPage ?? false });
+      return { path: cmd.path };
+    case 'closeTab':
+      await t.context.close();
+      tabs.delete(cmd.tab);
+      return true;
+    default:
+      throw new Error(`unknown tab op ${cmd.op}`);
   }
 }
 
@@ -148,8 +233,8 @@ async function main() {
     }
   });
 
-  let info;
-  try {
+  let info = { media: null, mediaError: 'HARNESS_NO_PAGE=1', secureContext: null };
+  if (process.env.HARNESS_NO_PAGE !== '1') try {
     const context = await browser.newContext();
     page = await context.newPage();
     page.on('console', (m) => log(`page ${m.type()}: ${m.text()}`));
@@ -176,7 +261,7 @@ async function main() {
     await shutdown(2);
     return;
   }
-  if (!info.media) log(`no fake media (${info.mediaError}): addTrack and addTransceiver with a track will fail`);
+  if (!info.media && page) log(`no fake media (${info.mediaError}): addTrack and addTransceiver with a track will fail`);
   const startupMs = Math.round(performance.now() - t0);
   log(`Chromium ${browser.version()} up in ${startupMs} ms (launch ${Math.round(launchMs)} ms), ${Math.round(performance.now())} ms after node started`);
   out({

@@ -25,7 +25,7 @@ const MIB: usize = 1024 * 1024;
 /// The Rust side of the harness (tests/browser/client.rs).
 #[path = "../../../tests/browser/client.rs"]
 mod client;
-use client::{available, gathered, gathered_with, our_side, Browser, LIMIT};
+use client::{available, gathered, gathered_with, in_browser_namespace, our_side, Browser, LIMIT};
 
 fn desc(v: &Value) -> SessionDescription {
     serde_json::from_value(v.clone()).expect("a description")
@@ -65,28 +65,6 @@ fn echo(session: Session, mut events: driver::Events<Event>) -> tokio::task::Joi
         }
         echoed
     })
-}
-
-/// Runs `f` on a thread of its own that has joined the browser's namespace, with a runtime
-/// of its own on that thread (so every socket is bound there).
-fn in_browser_namespace<F, Fut>(f: F)
-where
-    F: FnOnce(Browser) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()>,
-{
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let b = Browser::start().await;
-            b.join_namespace();
-            f(b).await;
-        });
-    })
-    .join()
-    .expect("the test thread");
 }
 
 #[test]
