@@ -33,30 +33,19 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     )
 }
 
+/// Every path the page is served at, with its type and body (`/favicon.ico` is what browsers
+/// ask for on their own: the same icon).
+const ASSETS: [(&str, &str, &str); 6] = [
+    ("/", "text/html; charset=utf-8", INDEX),
+    ("/index.html", "text/html; charset=utf-8", INDEX),
+    ("/app.js", "text/javascript; charset=utf-8", APP),
+    ("/style.css", "text/css; charset=utf-8", STYLE),
+    ("/favicon.svg", "image/svg+xml", ICON),
+    ("/favicon.ico", "image/svg+xml", ICON),
+];
+
 pub(super) fn routes(app: Router<Arc<Shared>>) -> Router<Arc<Shared>> {
-    app.route(
-        "/",
-        get(|| async { asset("text/html; charset=utf-8", INDEX) }),
-    )
-    .route(
-        "/index.html",
-        get(|| async { asset("text/html; charset=utf-8", INDEX) }),
-    )
-    .route(
-        "/app.js",
-        get(|| async { asset("text/javascript; charset=utf-8", APP) }),
-    )
-    .route(
-        "/style.css",
-        get(|| async { asset("text/css; charset=utf-8", STYLE) }),
-    )
-    .route(
-        "/favicon.svg",
-        get(|| async { asset("image/svg+xml", ICON) }),
-    )
-    // What browsers ask for on their own: the same icon.
-    .route(
-        "/favicon.ico",
-        get(|| async { asset("image/svg+xml", ICON) }),
-    )
+    ASSETS.iter().fold(app, |app, &(path, kind, body)| {
+        app.route(path, get(move || async move { asset(kind, body) }))
+    })
 }
