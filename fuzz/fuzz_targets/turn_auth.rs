@@ -1,7 +1,9 @@
 //! The TURN server core's authenticated paths: structured requests that carry valid long-term
 //! credentials (the harness plays a client that learned the nonce), Send indications,
 //! ChannelData and peer datagrams, with relays granted or refused and time passing.
-//! Two users; a 401 or 438 hands the harness a fresh nonce, as a client would take it.
+//! Two static users and one from the user database (dave), whose lookups the harness answers
+//! when a step says so: found, not found, or the database down; a 401 or 438 hands the
+//! harness a fresh nonce, as a client would take it.
 //! Invariants: the per-user and total quotas and the permission and channel caps hold, every
 //! datagram to a peer goes from a live relay to a peer the policy allows, and the core never
 //! panics.
@@ -18,12 +20,12 @@ use stun_codec::{
     ChannelData, Class, IntegrityKey, Message, MessageBuilder, MessageType, Method, OwnedAttribute,
     TransactionId,
 };
-use turn_server::auth::{RestSecrets, Users};
+use turn_server::auth::{RestSecrets, UserKeys, Users};
 use turn_server::peer_policy::PeerPolicy;
 use turn_server::stun::StunServerConfig;
 use turn_server::turn::{
     FiveTuple, Output, Relay, RelayError, Request, Transmit, Transport, TurnConfig, TurnServer,
-    RELAY_OVERHEAD,
+    UserLookup, RELAY_OVERHEAD,
 };
 
 const REALM: &str = "realm";
@@ -55,6 +57,11 @@ enum Step {
         secs: u16,
     },
     RefuseNextRelay,
+    /// Answers the oldest lookups: 0 found, 1 no such user, else the database down.
+    AnswerLookups {
+        count: u8,
+        result: u8,
+    },
 }
 
 const METHODS: [Method; 6] = [
@@ -100,7 +107,17 @@ fuzz_target!(|steps: Vec<Step>| {
     let key = |user: &str, password: &str| {
         IntegrityKey::long_term(user, REALM, password, PasswordAlgorithm::MD5).unwrap()
     };
-    let (alice, bob) = (key("alice", "secret"), key("bob", "hunter2"));
+    let (alice, bob, dave) = (
+        key("alice", "secret"),
+        key("bob", "hunter2"),
+        key("dave", "pw"),
+    );
+    let dave_stored = UserKeys::from_stored(
+        "dave",
+        &UserKeys::stored_key("dave", REALM, "pw", false).unwrap(),
+    )
+    .unwrap();
+    let mut lookups: Vec<(u64, String)> = Vec::new();
     // Every 5-tuple a step can name (the client byte folds onto these).
     let tuples: Vec<FiveTuple> = {
         let mut t: Vec<FiveTuple> = (0..=255u8).map(five_tuple).collect();
@@ -127,6 +144,7 @@ fuzz_target!(|steps: Vec<Step>| {
             total_quota: 5,
             max_permissions: 4,
             max_channels: 4,
+            user_db: true,
             ..TurnConfig::default()
         },
         StunServerConfig::new("192.0.2.1:3478".parse().unwrap()),
@@ -187,9 +205,12 @@ fuzz_target!(|steps: Vec<Step>| {
                 for a in attrs.iter().take(12) {
                     let _ = a.add_to(&mut b);
                 }
-                // Clients with bit 6 set are bob, the others alice.
+                // Clients with bit 6 set are bob, with bit 5 dave (from the database), the
+                // others alice.
                 let (user, md5) = if client & 0x40 != 0 {
                     ("bob", &bob)
+                } else if client & 0x20 != 0 {
+                    ("dave", &dave)
                 } else {
                     ("alice", &alice)
                 };
@@ -256,6 +277,17 @@ fuzz_target!(|steps: Vec<Step>| {
                 core.handle_timeout(now);
             }
             Step::RefuseNextRelay => refuse = true,
+            Step::AnswerLookups { count, result } => {
+                let n = usize::from(count).min(lookups.len());
+                for (id, user) in lookups.drain(..n) {
+                    let answer = match result % 3 {
+                        0 if user == "dave" => UserLookup::Found(Box::new(dave_stored.clone())),
+                        0 | 1 => UserLookup::NotFound,
+                        _ => UserLookup::Unavailable,
+                    };
+                    core.user_looked_up(now, id, answer);
+                }
+            }
         }
         while let Some(out) = core.poll_output() {
             match out {
@@ -280,6 +312,11 @@ fuzz_target!(|steps: Vec<Step>| {
                 Output::Request(Request::ReleaseRelay { relay }) => {
                     assert!(relays.contains(&relay), "release of an unknown relay");
                     relays.retain(|r| *r != relay);
+                }
+                Output::Request(Request::LookupUser { id, username }) => {
+                    // dave, or a USERNAME among the step's own attributes (the first wins).
+                    assert!(lookups.len() < 1024, "lookups are bounded");
+                    lookups.push((id, username));
                 }
                 // A 401 or 438 carries a fresh nonce: use it from now on (nonces go stale
                 // when time advances).

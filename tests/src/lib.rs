@@ -247,6 +247,12 @@ impl TurnServerEndpoint {
                 turn::Output::Request(Request::ReleaseRelay { relay }) => {
                     self.relays.retain(|r| *r != relay)
                 }
+                // No user database here (TurnConfig::user_db is off): answer as one that is
+                // down, should it ever be asked.
+                turn::Output::Request(Request::LookupUser { id, .. }) => {
+                    self.core
+                        .user_looked_up(now, id, turn_server::turn::UserLookup::Unavailable)
+                }
                 turn::Output::Timeout(t) => self.timer = t,
             }
         }

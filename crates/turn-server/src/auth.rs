@@ -20,15 +20,25 @@ use stun_codec::attr::{PasswordAlgorithm, SecurityFeatures};
 use stun_codec::integrity::{long_term_key_md5, long_term_key_sha256, userhash};
 use stun_codec::{IntegrityKey, KeyError};
 
-/// The keys of one user, for both password algorithms.
+/// The keys of one user: both password algorithms' for a user whose password is known, one
+/// for a user from a database, which stores a key and not the password.
 #[derive(Debug, Clone)]
 pub struct UserKeys {
     /// The username as the client sends it.
     pub username: String,
     /// MD5 long-term key (MESSAGE-INTEGRITY, RFC 5389 clients).
-    pub md5: IntegrityKey,
+    pub md5: Option<IntegrityKey>,
     /// SHA-256 long-term key (PASSWORD-ALGORITHM SHA-256, RFC 8489).
-    pub sha256: IntegrityKey,
+    pub sha256: Option<IntegrityKey>,
+}
+
+/// A stored key that is not one: coturn's `hmackey` column holds the long-term key in hex,
+/// 32 digits for MD5, 64 for SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a stored key must be 32 (MD5) or 64 (SHA-256) hex digits, not {len} characters")]
+pub struct StoredKeyError {
+    /// Its length.
+    pub len: usize,
 }
 
 impl UserKeys {
@@ -36,16 +46,63 @@ impl UserKeys {
     pub fn new(username: &str, realm: &str, password: &str) -> Result<UserKeys, KeyError> {
         Ok(UserKeys {
             username: username.to_owned(),
-            md5: IntegrityKey::new(&long_term_key_md5(username, realm, password)?),
-            sha256: IntegrityKey::new(&long_term_key_sha256(username, realm, password)?),
+            md5: Some(IntegrityKey::new(&long_term_key_md5(
+                username, realm, password,
+            )?)),
+            sha256: Some(IntegrityKey::new(&long_term_key_sha256(
+                username, realm, password,
+            )?)),
         })
+    }
+
+    /// The key as coturn's `turnadmin` stores it (`hmackey`): MD5 (32 hex digits) or SHA-256
+    /// (64), whichever it is.
+    pub fn from_stored(username: &str, hmackey: &str) -> Result<UserKeys, StoredKeyError> {
+        let hmackey = hmackey.trim();
+        let err = StoredKeyError { len: hmackey.len() };
+        if !hmackey.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(err);
+        }
+        let bytes: Vec<u8> = (0..hmackey.len() / 2)
+            .map(|i| u8::from_str_radix(&hmackey[2 * i..2 * i + 2], 16).unwrap_or(0))
+            .collect();
+        let key = Some(IntegrityKey::new(&bytes));
+        match hmackey.len() {
+            32 => Ok(UserKeys {
+                username: username.to_owned(),
+                md5: key,
+                sha256: None,
+            }),
+            64 => Ok(UserKeys {
+                username: username.to_owned(),
+                md5: None,
+                sha256: key,
+            }),
+            _ => Err(err),
+        }
+    }
+
+    /// The key as `turnadmin` stores it: the MD5 long-term key in lower-case hex (coturn's
+    /// default), or the SHA-256 one with `sha256`.
+    pub fn stored_key(
+        username: &str,
+        realm: &str,
+        password: &str,
+        sha256: bool,
+    ) -> Result<String, KeyError> {
+        let key = if sha256 {
+            long_term_key_sha256(username, realm, password)?.to_vec()
+        } else {
+            long_term_key_md5(username, realm, password)?.to_vec()
+        };
+        Ok(key.iter().map(|b| format!("{b:02x}")).collect())
     }
 
     /// The key for a PASSWORD-ALGORITHM (MD5 when the client named none).
     pub fn key(&self, algorithm: Option<u16>) -> Option<&IntegrityKey> {
         match algorithm {
-            None | Some(0x0001) => Some(&self.md5),
-            Some(0x0002) => Some(&self.sha256),
+            None | Some(0x0001) => self.md5.as_ref(),
+            Some(0x0002) => self.sha256.as_ref(),
             Some(_) => None,
         }
     }
@@ -89,6 +146,11 @@ impl Nonces {
             features: SecurityFeatures::PASSWORD_ALGORITHMS
                 .union(SecurityFeatures::USERNAME_ANONYMITY),
         }
+    }
+
+    /// A new lifetime for nonces issued and checked from now on (a reload).
+    pub fn set_lifetime(&mut self, lifetime: Duration) {
+        self.lifetime = lifetime;
     }
 
     fn tag(&self, issued: u64, client: IpAddr) -> [u8; 8] {
@@ -338,5 +400,24 @@ mod tests {
         assert!(
             keys.key(None).is_some() && keys.key(Some(2)).is_some() && keys.key(Some(9)).is_none()
         );
+    }
+
+    #[test]
+    fn stored_keys_as_coturn_keeps_them() {
+        // `turnadmin -a -u alice -r example.org -p secret` (coturn 4.6.1) stores this.
+        let stored = UserKeys::stored_key("alice", "example.org", "secret", false).unwrap();
+        assert_eq!(stored, "543e1aec5d3614f03141652d6ada51b2");
+        let k = UserKeys::from_stored("alice", &stored).unwrap();
+        assert!(
+            k.key(None).is_some() && k.key(Some(2)).is_none(),
+            "an MD5 key only"
+        );
+        let sha = UserKeys::stored_key("alice", "example.org", "secret", true).unwrap();
+        assert_eq!(sha.len(), 64);
+        let k = UserKeys::from_stored("alice", &sha).unwrap();
+        assert!(k.key(Some(2)).is_some() && k.key(None).is_none());
+        for bad in ["", "abc", &stored[..31], "zz3e1aec5d3614f03141652d6ada51b2"] {
+            assert!(UserKeys::from_stored("alice", bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -63,13 +63,6 @@ pub fn command() -> Command {
                 .short('n')
                 .action(ArgAction::SetTrue)
                 .help("read no configuration file (the default; accepted for coturn scripts)"),
-        )
-        .arg(
-            Arg::new("verbose")
-                .short('v')
-                .long("verbose")
-                .action(ArgAction::SetTrue)
-                .help("debug logs (RUST_LOG overrides)"),
         );
     for k in KEYS {
         let mut a = Arg::new(k.name).long(k.name).help(k.help);
@@ -93,8 +86,6 @@ pub struct Invocation {
     pub config: ServerConfig,
     /// The file read, if any.
     pub file: Option<PathBuf>,
-    /// `-v`.
-    pub verbose: bool,
 }
 
 /// Parses `args` (the program name first).
@@ -145,27 +136,76 @@ where
         }
     }
     config.check().map_err(CliError::Inconsistent)?;
-    Ok(Invocation {
-        config,
-        file,
-        verbose: m.get_flag("verbose"),
-    })
+    Ok(Invocation { config, file })
 }
 
-/// Sets up `tracing`: text or JSON lines, to standard error or `file`; `info` (or `debug`
-/// with `verbose`) unless `RUST_LOG` says otherwise. Credentials are never logged.
+/// Applies a log filter, or says why it cannot.
+type SetFilter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// Changes the log filter of a running program (a reload).
+pub struct LogLevel {
+    set: SetFilter,
+    /// `RUST_LOG` was set: it wins over the configuration, at start and on reload.
+    from_env: bool,
+}
+
+impl std::fmt::Debug for LogLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogLevel")
+            .field("from_env", &self.from_env)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LogLevel {
+    /// Applies a filter (`info`, `debug`, `turn_server=debug,info`, ...), unless `RUST_LOG`
+    /// decides; an invalid one is refused and the old one stays.
+    pub fn set(&self, filter: &str) -> Result<(), String> {
+        if self.from_env {
+            return Ok(());
+        }
+        (self.set)(filter)
+    }
+}
+
+/// Checks a log filter (`log-level`) without applying it.
+pub fn check_log_filter(filter: &str) -> Result<(), String> {
+    tracing_subscriber::EnvFilter::builder()
+        .parse(filter)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Sets up `tracing`: text or JSON lines, to standard error or `file`, with `filter`
+/// (`log-level`; `RUST_LOG` overrides it). Credentials are never logged. The returned
+/// handle changes the filter later.
 pub fn init_logging(
     json: bool,
     file: Option<&std::path::Path>,
-    verbose: bool,
-) -> Result<(), std::io::Error> {
+    filter: &str,
+) -> Result<LogLevel, std::io::Error> {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(if verbose { "debug" } else { "info" }));
+    let from_env = std::env::var_os("RUST_LOG").is_some();
+    let env_filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::builder().parse(filter))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(env_filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let result = match (file, json) {
+    // The reload handle's type names the whole subscriber, so each form takes its own.
+    macro_rules! install {
+        ($b:expr) => {{
+            let b = $b.with_filter_reloading();
+            let handle = b.reload_handle();
+            // A second initialisation (tests) keeps the first.
+            let _ = b.try_init();
+            Box::new(move |f: &str| {
+                let new = EnvFilter::builder().parse(f).map_err(|e| e.to_string())?;
+                handle.reload(new).map_err(|e| e.to_string())
+            }) as SetFilter
+        }};
+    }
+    let set = match (file, json) {
         (Some(path), json) => {
             let f = std::fs::OpenOptions::new()
                 .create(true)
@@ -175,21 +215,31 @@ pub fn init_logging(
                 .with_ansi(false)
                 .with_writer(std::sync::Mutex::new(f));
             if json {
-                b.json().try_init()
+                install!(b.json())
             } else {
-                b.try_init()
+                install!(b)
             }
         }
-        (None, true) => builder.json().with_writer(std::io::stderr).try_init(),
-        (None, false) => builder.with_writer(std::io::stderr).try_init(),
+        (None, true) => install!(builder.json().with_writer(std::io::stderr)),
+        (None, false) => install!(builder.with_writer(std::io::stderr)),
     };
-    // A second initialisation (tests) keeps the first.
-    let _ = result;
-    Ok(())
+    Ok(LogLevel { set, from_env })
 }
 
-/// Runs until SIGTERM or SIGINT (Ctrl-C), calling `on_hangup` for each SIGHUP in between.
-pub fn wait_for_termination(mut on_hangup: impl FnMut()) -> std::io::Result<()> {
+/// A signal [`wait_for_signals`] passes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGHUP: reload.
+    Hangup,
+    /// SIGUSR1: drain (coturn's drain mode).
+    Drain,
+    /// A second went by (to watch a drain).
+    Tick,
+}
+
+/// Runs until SIGTERM or SIGINT (Ctrl-C), or until `on_signal` returns false, calling it for
+/// each SIGHUP and SIGUSR1 and once a second.
+pub fn wait_for_signals(mut on_signal: impl FnMut(Signal) -> bool) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -197,11 +247,18 @@ pub fn wait_for_termination(mut on_hangup: impl FnMut()) -> std::io::Result<()> 
     rt.block_on(async {
         let mut term = signal(SignalKind::terminate())?;
         let mut hup = signal(SignalKind::hangup())?;
+        let mut usr1 = signal(SignalKind::user_defined1())?;
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
-            tokio::select! {
-                _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break }
-                _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: shutting down"); break }
-                Some(()) = hup.recv() => on_hangup(),
+            let go_on = tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); false }
+                _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: shutting down"); false }
+                Some(()) = hup.recv() => on_signal(Signal::Hangup),
+                Some(()) = usr1.recv() => on_signal(Signal::Drain),
+                _ = tick.tick() => on_signal(Signal::Tick),
+            };
+            if !go_on {
+                break;
             }
         }
         Ok(())

@@ -80,6 +80,19 @@ pub struct ServerConfig {
     pub max_stream_connections: usize,
     /// `log-json`: log JSON lines instead of text.
     pub log_json: bool,
+    /// `userdb`: an SQLite user database in coturn's layout (created on first use).
+    pub userdb: Option<PathBuf>,
+    /// `psql-userdb`: a PostgreSQL user database (a libpq connection string).
+    pub psql_userdb: Option<String>,
+    /// `userdb-cache-ttl` in seconds: how long a user's key from the database is used before
+    /// it is read again (default 60).
+    pub userdb_cache_ttl: u64,
+    /// `log-level`: the log filter (`info`, `debug`, `turn_server=debug,info`; `RUST_LOG`
+    /// overrides it). coturn's `verbose` sets `debug`, `Verbose` `trace`.
+    pub log_level: String,
+    /// `drain-timeout` in seconds: in drain mode (SIGUSR1) the server exits when its last
+    /// allocation is gone or after this long, whichever comes first (0: no limit; default 0).
+    pub drain_timeout: u64,
 }
 
 /// What a key takes.
@@ -164,6 +177,13 @@ pub const KEYS: &[Key] = &[
     key("stream-idle-timeout", None, Required("SECONDS"), "30", "close TCP/TLS connections without an allocation after this much silence [30]"),
     key("max-stream-connections", None, Required("N"), "16384", "TCP and TLS connections per worker [16384]"),
     key("log-json", None, Flag, "", "log JSON lines"),
+    key("userdb", Some('b'), Required("FILE"), "/var/lib/turn/turndb", "SQLite user database in coturn's layout, created on first use"),
+    key("psql-userdb", Some('e'), Required("CONNINFO"), "host=127.0.0.1 dbname=coturn user=turn connect_timeout=5", "PostgreSQL user database in coturn's layout (libpq connection string)"),
+    key("log-level", None, Required("FILTER"), "info", "log filter: error, warn, info, debug, trace, or per module (RUST_LOG wins) [info]"),
+    key("verbose", Some('v'), Flag, "", "log-level debug"),
+    key("Verbose", None, Flag, "", "log-level trace"),
+    key("drain-timeout", None, Required("SECONDS"), "600", "in drain mode (SIGUSR1), exit after this long even with allocations left, 0 for never [0]"),
+    key("userdb-cache-ttl", None, Required("SECONDS"), "60", "how long a database user's key is used before it is read again [60]"),
 ];
 
 impl Default for ServerConfig {
@@ -202,6 +222,11 @@ impl Default for ServerConfig {
             stream_idle_timeout: 30,
             max_stream_connections: 16384,
             log_json: false,
+            userdb: None,
+            psql_userdb: None,
+            userdb_cache_ttl: 60,
+            log_level: "info".into(),
+            drain_timeout: 0,
         }
     }
 }
@@ -365,6 +390,19 @@ impl ServerConfig {
             "stream-idle-timeout" => self.stream_idle_timeout = number(need()?)?,
             "max-stream-connections" => self.max_stream_connections = number(need()?)? as usize,
             "log-json" => self.log_json = flag()?,
+            "userdb" | "db" => self.userdb = Some(PathBuf::from(need()?)),
+            "psql-userdb" | "sql-userdb" => self.psql_userdb = Some(need()?.to_owned()),
+            "drain-timeout" => self.drain_timeout = number(need()?)?,
+            "userdb-cache-ttl" => self.userdb_cache_ttl = number(need()?)?,
+            "log-level" => {
+                let v = need()?;
+                #[cfg(feature = "driver")]
+                crate::cli::check_log_filter(v).map_err(invalid)?;
+                self.log_level = v.to_owned();
+            }
+            "verbose" if flag()? => self.log_level = "debug".into(),
+            "Verbose" if flag()? => self.log_level = "trace".into(),
+            "verbose" | "Verbose" => {}
             _ => {
                 return Err(ConfigError::UnknownKey {
                     line,
@@ -373,6 +411,11 @@ impl ServerConfig {
             }
         }
         Ok(())
+    }
+
+    /// Whether a user database is configured.
+    pub fn has_user_db(&self) -> bool {
+        self.userdb.is_some() || self.psql_userdb.is_some()
     }
 
     /// Checks that the values agree with each other.
@@ -390,9 +433,16 @@ impl ServerConfig {
                     .into(),
             ));
         }
-        if self.use_auth_secret && self.static_auth_secrets.is_empty() {
+        if self.use_auth_secret && self.static_auth_secrets.is_empty() && !self.has_user_db() {
             return Err(ConfigError::Inconsistent(
-                "use-auth-secret needs at least one static-auth-secret".into(),
+                "use-auth-secret needs at least one static-auth-secret (or a user database \
+                 with turn_secret rows)"
+                    .into(),
+            ));
+        }
+        if self.userdb.is_some() && self.psql_userdb.is_some() {
+            return Err(ConfigError::Inconsistent(
+                "userdb and psql-userdb: choose one user database".into(),
             ));
         }
         if self.cert.is_some() != self.pkey.is_some() {

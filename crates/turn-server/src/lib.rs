@@ -45,3 +45,5 @@ pub mod turn;
 pub mod cli;
 #[cfg(feature = "driver")]
 pub mod driver;
+#[cfg(feature = "driver")]
+pub mod userdb;

@@ -85,10 +85,7 @@ fn echo_peer() -> (Running, u16) {
             panic!("turnutils_peer did not answer");
         }
     }
-    let running = Running {
-        child,
-        log: Default::default(),
-    };
+    let running = Running::from_child(child);
     (running, port)
 }
 

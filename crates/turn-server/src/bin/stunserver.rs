@@ -95,7 +95,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let _ = turn_server::cli::init_logging(m.get_flag("log-json"), None, m.get_flag("verbose"));
+    let level = if m.get_flag("verbose") {
+        "debug"
+    } else {
+        "info"
+    };
+    let _ = turn_server::cli::init_logging(m.get_flag("log-json"), None, level);
     let tcp = !m.get_flag("no-tcp");
     let server = match Server::start(Settings::stun_only(primary, alternate, tcp)) {
         Ok(s) => s,
@@ -105,7 +110,7 @@ fn main() -> ExitCode {
         }
     };
     tracing::info!(udp = ?server.udp_addrs(), tcp = ?server.tcp_addrs(), rfc5780 = alternate.is_some(), "stunserver running");
-    if let Err(e) = turn_server::cli::wait_for_termination(|| {}) {
+    if let Err(e) = turn_server::cli::wait_for_signals(|_| true) {
         eprintln!("stunserver: signals: {e}");
     }
     let metrics = server.metrics().clone();

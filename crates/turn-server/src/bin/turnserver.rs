@@ -3,10 +3,11 @@
 //! credentials under a secret generated for this run, printed once.
 
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use turn_server::auth::RestSecrets;
 use turn_server::cli::{self, CliError};
+use turn_server::config::ServerConfig;
 use turn_server::driver::{Server, Settings};
 
 fn main() -> ExitCode {
@@ -17,7 +18,8 @@ fn main() -> ExitCode {
         default_hook(info);
         std::process::exit(70);
     }));
-    let inv = match cli::parse(std::env::args_os()) {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let inv = match cli::parse(args.clone()) {
         Ok(i) => i,
         Err(CliError::Args(e)) => {
             let _ = e.print();
@@ -33,22 +35,20 @@ fn main() -> ExitCode {
         }
     };
     let mut config = inv.config;
-    if let Err(e) = cli::init_logging(config.log_json, config.log_file.as_deref(), inv.verbose) {
-        eprintln!("turnserver: log-file: {e}");
-        return ExitCode::from(2);
-    }
+    let log = match cli::init_logging(
+        config.log_json,
+        config.log_file.as_deref(),
+        &config.log_level,
+    ) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("turnserver: log-file: {e}");
+            return ExitCode::from(2);
+        }
+    };
     // No credentials configured: REST credentials under a fresh secret, shown once, so the
     // server is never open and the operator can use it at once.
-    let generated = if config.users.is_empty() && config.static_auth_secrets.is_empty() {
-        let mut raw = [0u8; 24];
-        rand::Rng::fill(&mut rand::rngs::OsRng, &mut raw);
-        let secret = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, raw);
-        config.use_auth_secret = true;
-        config.static_auth_secrets.push(secret.clone());
-        Some(secret)
-    } else {
-        None
-    };
+    let generated = generate_secret(&mut config, None);
     let settings = match Settings::from_config(&config) {
         Ok(s) => s,
         Err(e) => {
@@ -76,15 +76,47 @@ fn main() -> ExitCode {
         metrics = ?server.metrics_addr(),
         realm = %config.realm,
         workers = config.workers,
+        user_db = config.has_user_db(),
         "turnserver running"
     );
-    if let Some(secret) = generated {
-        print_generated(&secret, host, &config);
+    if let Some(secret) = &generated {
+        print_generated(secret, host, &config);
     }
-    // coturn's log rotation sends SIGHUP: keep running (the log file is appended to by path
-    // on each open; use copytruncate rotation).
-    let waited = cli::wait_for_termination(|| {
-        tracing::info!("SIGHUP: nothing to reload; still running");
+    let mut draining: Option<Instant> = None;
+    let waited = cli::wait_for_signals(|signal| match signal {
+        cli::Signal::Hangup => {
+            if let Some(new) = reload(&args, &config, generated.as_deref(), &server, &log) {
+                config = new;
+            }
+            true
+        }
+        cli::Signal::Drain => {
+            if draining.is_none() {
+                server.drain();
+                draining = Some(Instant::now());
+                tracing::warn!(
+                    allocations = server.metrics().total().allocations,
+                    deadline_s = config.drain_timeout,
+                    "SIGUSR1: draining; new allocations are refused, and the server exits when \
+                     the last one is gone"
+                );
+            }
+            true
+        }
+        cli::Signal::Tick => match draining {
+            None => true,
+            Some(since) => {
+                let left = server.metrics().total().allocations;
+                let late = config.drain_timeout > 0
+                    && since.elapsed() >= Duration::from_secs(config.drain_timeout);
+                if left == 0 {
+                    tracing::info!("drained: no allocation left");
+                } else if late {
+                    tracing::warn!(allocations = left, "drain-timeout reached: exiting");
+                }
+                left > 0 && !late
+            }
+        },
     });
     if let Err(e) = waited {
         eprintln!("turnserver: signals: {e}");
@@ -100,12 +132,106 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// With no credentials configured, turns REST credentials on under a secret: `kept` (the
+/// one generated at start, on a reload) or a fresh one, which is returned.
+fn generate_secret(config: &mut ServerConfig, kept: Option<&str>) -> Option<String> {
+    if !config.users.is_empty() || !config.static_auth_secrets.is_empty() || config.has_user_db() {
+        return None;
+    }
+    let secret = kept.map(str::to_owned).unwrap_or_else(|| {
+        let mut raw = [0u8; 24];
+        rand::Rng::fill(&mut rand::rngs::OsRng, &mut raw);
+        base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, raw)
+    });
+    config.use_auth_secret = true;
+    config.static_auth_secrets.push(secret.clone());
+    Some(secret)
+}
+
+/// SIGHUP: the command line and file read again. What can change while running is applied
+/// (credentials, peer lists, quotas, bandwidth, certificate, log level) without touching a
+/// live allocation; what needs a restart is named and keeps its running value. A file that
+/// does not parse is refused, with its line, and the running configuration stays.
+fn reload(
+    args: &[std::ffi::OsString],
+    running: &ServerConfig,
+    generated: Option<&str>,
+    server: &Server,
+    log: &cli::LogLevel,
+) -> Option<ServerConfig> {
+    let refused = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, "SIGHUP: configuration refused; the running one stays");
+        None
+    };
+    let mut new = match cli::parse(args.iter().cloned()) {
+        Ok(i) => i.config,
+        Err(e) => return refused(&e),
+    };
+    generate_secret(&mut new, generated);
+    let settings = match Settings::from_config(&new) {
+        Ok(s) => s,
+        Err(e) => return refused(&e),
+    };
+    if let Err(e) = log.set(&new.log_level) {
+        return refused(&format!("log-level: {e}"));
+    }
+    let restart_only = restart_only_changes(running, &new);
+    if !restart_only.is_empty() {
+        tracing::warn!(
+            keys = %restart_only.join(", "),
+            "SIGHUP: these changes need a restart; their running values stay"
+        );
+    }
+    server.reload(settings.reloadable());
+    tracing::info!(
+        users = new.users.len(),
+        secrets = new.static_auth_secrets.len(),
+        "SIGHUP: configuration reloaded; allocations and connections kept"
+    );
+    // What is running: the new values where they apply, the old where a restart is needed.
+    let mut kept = new;
+    keep_restart_only(running, &mut kept);
+    Some(kept)
+}
+
+/// The keys whose change needs a restart: listeners, relay addresses and ports, workers,
+/// the user database, metrics and log destinations.
+macro_rules! restart_only {
+    ($($field:ident => $key:literal),* $(,)?) => {
+        fn restart_only_changes(old: &ServerConfig, new: &ServerConfig) -> Vec<&'static str> {
+            let mut changed = Vec::new();
+            $(if old.$field != new.$field { changed.push($key); })*
+            changed
+        }
+        fn keep_restart_only(old: &ServerConfig, new: &mut ServerConfig) {
+            $(new.$field = old.$field.clone();)*
+        }
+    };
+}
+
+restart_only! {
+    listening_port => "listening-port",
+    tls_listening_port => "tls-listening-port",
+    listening_ips => "listening-ip",
+    relay_ips => "relay-ip",
+    external_ips => "external-ip",
+    min_port => "min-port",
+    max_port => "max-port",
+    no_udp => "no-udp",
+    no_tcp => "no-tcp",
+    no_tls => "no-tls",
+    workers => "workers",
+    prometheus => "prometheus",
+    prometheus_port => "prometheus-port",
+    prometheus_address => "prometheus-address",
+    userdb => "userdb",
+    psql_userdb => "psql-userdb",
+    log_file => "log-file",
+    log_json => "log-json",
+}
+
 /// The generated secret, and what a WebRTC application would put in its configuration.
-fn print_generated(
-    secret: &str,
-    relay: Option<std::net::IpAddr>,
-    config: &turn_server::config::ServerConfig,
-) {
+fn print_generated(secret: &str, relay: Option<std::net::IpAddr>, config: &ServerConfig) {
     let expiry = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

@@ -2,6 +2,7 @@
 //! `GET /metrics`. Label sets are fixed (direction, reason): nothing per user or per client.
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -56,13 +57,24 @@ pub struct Snapshot {
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
     slots: Arc<Mutex<Vec<Snapshot>>>,
+    draining: Arc<AtomicBool>,
 }
 
 impl Metrics {
     pub(crate) fn new(workers: usize) -> Metrics {
         Metrics {
             slots: Arc::new(Mutex::new(vec![Snapshot::default(); workers])),
+            draining: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    pub(crate) fn set_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the server drains (no new allocations).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 
     pub(crate) fn publish(&self, worker: usize, s: Snapshot) {
@@ -92,6 +104,10 @@ impl Metrics {
             a.dropped_no_permission += b.dropped_no_permission;
             a.dropped_bandwidth += b.dropped_bandwidth;
             a.dropped_too_big += b.dropped_too_big;
+            a.user_lookups += b.user_lookups;
+            a.user_lookup_failures += b.user_lookup_failures;
+            a.user_lookups_dropped += b.user_lookups_dropped;
+            a.refused_draining += b.refused_draining;
             t.stun.success += s.stun.success;
             t.stun.errors += s.stun.errors;
             t.stun.dropped += s.stun.dropped;
@@ -124,6 +140,12 @@ impl Metrics {
         };
         let t = &s.turn;
         let d = &s.driver;
+        one(
+            "turn_draining",
+            "gauge",
+            "1 while the server drains (no new allocations), else 0.",
+            &[("", u64::from(self.is_draining()))],
+        );
         one(
             "turn_allocations",
             "gauge",
@@ -215,6 +237,25 @@ impl Metrics {
             ],
         );
         one(
+            "turn_user_lookups_total",
+            "counter",
+            "Users looked up in the user database, by result.",
+            &[
+                (
+                    "{result=\"answered\"}",
+                    t.user_lookups.saturating_sub(t.user_lookup_failures),
+                ),
+                ("{result=\"unavailable\"}", t.user_lookup_failures),
+                ("{result=\"dropped\"}", t.user_lookups_dropped),
+            ],
+        );
+        one(
+            "turn_allocate_refused_draining_total",
+            "counter",
+            "Allocate requests refused while draining.",
+            &[("", t.refused_draining)],
+        );
+        one(
             "turn_relay_bind_failures_total",
             "counter",
             "Relay sockets that could not be bound (508).",
@@ -267,7 +308,19 @@ pub(crate) async fn serve(listener: TcpListener, metrics: Metrics) {
             if read != Ok(true) {
                 return;
             }
-            let response = if req.starts_with(b"GET /metrics ") || req.starts_with(b"GET / ") {
+            let response = if req.starts_with(b"GET /healthz ") || req.starts_with(b"GET /health ")
+            {
+                // For load balancers: 200 while taking allocations, 503 while draining.
+                let (status, body) = if metrics.is_draining() {
+                    ("503 Service Unavailable", "draining\n")
+                } else {
+                    ("200 OK", "ready\n")
+                };
+                format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            } else if req.starts_with(b"GET /metrics ") || req.starts_with(b"GET / ") {
                 let body = metrics.render();
                 format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

@@ -14,6 +14,7 @@
 //!                   poll_output: AllocateRelay → PortPool → relay_allocated
 //! ```
 
+mod database;
 mod metrics;
 mod ports;
 mod stream;
@@ -32,7 +33,8 @@ pub use ports::{RelayIp, RESERVATION_LIFETIME};
 use crate::auth::{RestSecrets, Users};
 use crate::config::ServerConfig;
 use crate::peer_policy::PeerPolicy;
-use crate::turn::TurnConfig;
+use crate::turn::{TurnConfig, UserLookup};
+use crate::userdb::UserDbLocation;
 
 /// Everything a running server needs, resolved from a [`ServerConfig`] (or built directly by
 /// tests, with port 0 for ephemeral listeners).
@@ -72,6 +74,119 @@ pub struct Settings {
     /// than the first UDP listener (A1, P1). The server then also listens on (A1, P2),
     /// (A2, P1) and (A2, P2) and answers CHANGE-REQUEST from them.
     pub rfc5780_alternate: Option<SocketAddr>,
+    /// The user database (coturn's `userdb` or `psql-userdb`), if any.
+    pub user_db: Option<UserDbLocation>,
+    /// `use-auth-secret`: REST credentials on (with the secrets of `rest` and, with a
+    /// database, its `turn_secret` rows).
+    pub use_auth_secret: bool,
+    /// The configured REST secrets (what `rest` was made from).
+    pub secrets: Vec<String>,
+}
+
+/// What a running server can change (a reload, or new realm data from the database): the
+/// rest of [`Settings`] needs a restart.
+#[derive(Clone)]
+pub struct Reloadable {
+    /// The TURN core's configuration (credentials checks, peer policy, quotas for the
+    /// whole server: each worker gets its share).
+    pub turn: TurnConfig,
+    /// Static users.
+    pub users: Users,
+    /// REST secrets (the configured ones and the database's).
+    pub rest: RestSecrets,
+    /// `use-auth-secret`.
+    pub use_auth_secret: bool,
+    /// The configured REST secrets.
+    pub secrets: Vec<String>,
+    /// The TLS certificate and key (new connections get the new one).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Streams open at once, per worker.
+    pub max_stream_connections: usize,
+    /// A stream without an allocation is closed after this much silence.
+    pub stream_idle_timeout: Duration,
+}
+
+impl std::fmt::Debug for Reloadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloadable")
+            .field("realm", &self.turn.realm)
+            .field("users", &self.users.len())
+            .field("rest", &self.rest)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Settings {
+    /// Takes what a reload changes.
+    fn apply(&mut self, r: Reloadable) {
+        self.turn = r.turn;
+        self.users = r.users;
+        self.rest = r.rest;
+        self.tls = r.tls;
+        self.max_stream_connections = r.max_stream_connections;
+        self.stream_idle_timeout = r.stream_idle_timeout;
+    }
+
+    /// The part a reload may change.
+    pub fn reloadable(&self) -> Reloadable {
+        Reloadable {
+            turn: self.turn.clone(),
+            users: self.users.clone(),
+            rest: self.rest.clone(),
+            use_auth_secret: self.use_auth_secret,
+            secrets: self.secrets.clone(),
+            tls: self.tls.clone(),
+            max_stream_connections: self.max_stream_connections,
+            stream_idle_timeout: self.stream_idle_timeout,
+        }
+    }
+}
+
+/// What a worker's control channel carries.
+pub(crate) enum Control {
+    /// The answer to a [`Request::LookupUser`](crate::turn::Request::LookupUser).
+    LookedUp { id: u64, result: UserLookup },
+    /// A new configuration, this worker's share of the quotas applied.
+    Reconfigure(Box<Reloadable>),
+    /// No new allocations.
+    Drain,
+}
+
+/// The workers' control channels.
+#[derive(Clone)]
+pub(crate) struct Broadcast {
+    workers: Vec<tokio::sync::mpsc::UnboundedSender<Control>>,
+}
+
+impl Broadcast {
+    /// Each worker's share of the server-wide `total_quota` (rounded up); `user_quota` applies
+    /// in each worker as it is (a user's allocations from several addresses may land on
+    /// several workers).
+    fn share(turn: &mut TurnConfig, workers: usize) {
+        if turn.total_quota > 0 {
+            turn.total_quota = turn.total_quota.div_ceil(workers);
+        }
+    }
+
+    fn reconfigure(&self, r: &Reloadable) {
+        let mut r = r.clone();
+        Self::share(&mut r.turn, self.workers.len());
+        for w in &self.workers {
+            let _ = w.send(Control::Reconfigure(Box::new(r.clone())));
+        }
+    }
+
+    fn looked_up(&self, worker: usize, id: u64, result: UserLookup) {
+        if let Some(w) = self.workers.get(worker) {
+            let _ = w.send(Control::LookedUp { id, result });
+        }
+    }
+
+    fn drain(&self) {
+        for w in &self.workers {
+            let _ = w.send(Control::Drain);
+        }
+    }
 }
 
 impl std::fmt::Debug for Settings {
@@ -243,6 +358,11 @@ impl Settings {
         } else {
             RestSecrets::default()
         };
+        let user_db = match (&c.userdb, &c.psql_userdb) {
+            (_, Some(conn)) => Some(UserDbLocation::Postgres(conn.clone())),
+            (Some(path), None) => Some(UserDbLocation::Sqlite(path.clone())),
+            (None, None) => None,
+        };
 
         let tls = match (&c.cert, &c.pkey, c.no_tls) {
             (Some(cert), Some(key), false) => Some(tls_config(cert, key)?),
@@ -260,6 +380,8 @@ impl Settings {
             relay_families: ports::PortPool::families(&relay_ips),
             max_bps: c.max_bps,
             fingerprint: c.fingerprint,
+            user_db: user_db.is_some(),
+            user_cache_ttl: Duration::from_secs(c.userdb_cache_ttl),
             ..TurnConfig::default()
         };
         let mut nonce_key = [0u8; 32];
@@ -295,6 +417,9 @@ impl Settings {
                 .prometheus
                 .then(|| SocketAddr::new(c.prometheus_address, c.prometheus_port)),
             rfc5780_alternate: None,
+            user_db,
+            use_auth_secret: c.use_auth_secret,
+            secrets: c.static_auth_secrets.clone(),
         })
     }
 }
@@ -329,6 +454,9 @@ impl Settings {
             nonce_key,
             metrics: None,
             rfc5780_alternate: alternate,
+            user_db: None,
+            use_auth_secret: false,
+            secrets: Vec::new(),
         }
     }
 }
@@ -382,6 +510,15 @@ pub struct Server {
     metrics: Metrics,
     stop: tokio::sync::watch::Sender<bool>,
     threads: Vec<JoinHandle<()>>,
+    broadcast: Broadcast,
+    /// The database thread's queue, with a user database.
+    db: Option<std::sync::mpsc::Sender<database::Job>>,
+}
+
+impl std::fmt::Debug for Broadcast {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Broadcast({} workers)", self.workers.len())
+    }
 }
 
 impl Server {
@@ -485,6 +622,20 @@ impl Server {
             }
             None => None,
         };
+        let (senders, mut receivers): (Vec<_>, Vec<_>) = (0..workers)
+            .map(|_| tokio::sync::mpsc::unbounded_channel())
+            .unzip();
+        let broadcast = Broadcast { workers: senders };
+        let db = match &settings.user_db {
+            Some(at) => {
+                let (first, tx, thread) =
+                    database::start(at.clone(), settings.reloadable(), broadcast.clone())?;
+                threads.push(thread);
+                settings.apply(first);
+                Some(tx)
+            }
+            None => None,
+        };
         // Each worker gets an even-aligned slice of the port range.
         let span = u32::from(max - min) + 1;
         let share = (span / workers as u32) & !1;
@@ -497,17 +648,15 @@ impl Server {
             };
             let mut s = settings.clone();
             s.ports = (lo as u16, hi as u16);
-            // Quotas are kept per worker: split the total, keep the per-user figure (a user's
-            // allocations from several addresses may land on several workers).
-            if s.turn.total_quota > 0 {
-                s.turn.total_quota = s.turn.total_quota.div_ceil(workers);
-            }
+            Broadcast::share(&mut s.turn, workers);
             let m = metrics.clone();
             let rx = stop_rx.clone();
+            let control = receivers.remove(0);
+            let db = db.clone();
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("worker-{i}"))
-                    .spawn(move || worker::run(i, s, sockets, m, rx))?,
+                    .spawn(move || worker::run(i, s, sockets, m, rx, control, db))?,
             );
         }
         Ok(Server {
@@ -518,7 +667,28 @@ impl Server {
             metrics,
             stop,
             threads,
+            broadcast,
+            db,
         })
+    }
+
+    /// Applies what a reload may change (see [`Reloadable`]) without touching a live
+    /// allocation or connection. With a user database, its realm data is merged in first.
+    pub fn reload(&self, r: Reloadable) {
+        match &self.db {
+            Some(db) => {
+                let _ = db.send(database::Job::Reload(Box::new(r)));
+            }
+            None => self.broadcast.reconfigure(&r),
+        }
+    }
+
+    /// Drain mode (coturn's, on SIGUSR1): no new allocations (Allocate gets 403, as from coturn), everything else goes on; the
+    /// health endpoint answers 503 and `turn_draining` is 1. Watch
+    /// [`Metrics::total`]'s `allocations` to know when the last one has gone.
+    pub fn drain(&self) {
+        self.metrics.set_draining();
+        self.broadcast.drain();
     }
 
     /// The bound UDP listeners.
@@ -548,6 +718,7 @@ impl Server {
 
     /// Stops the workers, closing every socket, and waits for them.
     pub fn shutdown(self) {
+        drop(self.db);
         let _ = self.stop.send(true);
         for t in self.threads {
             let _ = t.join();

@@ -46,16 +46,18 @@ impl StreamConn {
     }
 }
 
-/// Accepts connections on one listener.
-pub(super) async fn accept_task(
-    shared: Shared,
-    listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-) {
+/// Accepts connections on one listener; a TLS one with the certificate configured when
+/// the connection comes (a reload changes it for new connections).
+pub(super) async fn accept_task(shared: Shared, listener: TcpListener, tls: bool) {
     loop {
         let (tcp, client) = super::accept(&listener).await;
-        {
+        let acceptor = {
             let mut w = shared.borrow_mut();
+            let acceptor = match (tls, &w.settings.tls) {
+                (false, _) => None,
+                (true, Some(c)) => Some(tokio_rustls::TlsAcceptor::from(c.clone())),
+                (true, None) => continue, // no certificate: closed at once
+            };
             if w.stats.stream_connections as usize >= w.settings.max_stream_connections {
                 w.stats.stream_rejected += 1;
                 continue; // dropped: closed at once
@@ -65,8 +67,9 @@ pub(super) async fn accept_task(
                 .stats
                 .stream_connections_peak
                 .max(w.stats.stream_connections);
-        }
-        tokio::task::spawn_local(serve(shared.clone(), tcp, client, tls.clone()));
+            acceptor
+        };
+        tokio::task::spawn_local(serve(shared.clone(), tcp, client, acceptor));
     }
 }
 

@@ -17,10 +17,11 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use super::database::Job;
 use super::metrics::{DriverStats, Metrics, Snapshot};
 use super::ports::PortPool;
 use super::stream::{self, StreamConn};
-use super::Settings;
+use super::{Control, Settings};
 use crate::stun::StunServerConfig;
 use crate::turn::{
     FiveTuple, Output, Relay, Request, Transmit, Transport, TurnServer, RELAY_OVERHEAD,
@@ -87,6 +88,9 @@ pub(super) struct Worker {
     timer: Option<Instant>,
     /// Wakes the timer task when the deadline moved earlier.
     wake: Rc<Notify>,
+    index: usize,
+    /// The user database's thread, if there is one.
+    db: Option<std::sync::mpsc::Sender<Job>>,
 }
 
 pub(super) type Shared = Rc<RefCell<Worker>>;
@@ -160,6 +164,17 @@ impl Worker {
                     self.allocate_relay(shared, now, req)
                 }
                 Output::Request(Request::ReleaseRelay { relay }) => self.release_relay(relay),
+                Output::Request(Request::LookupUser { id, username }) => {
+                    let job = Job::Lookup {
+                        worker: self.index,
+                        id,
+                        username,
+                    };
+                    if self.db.as_ref().is_none_or(|db| db.send(job).is_err()) {
+                        self.core
+                            .user_looked_up(now, id, crate::turn::UserLookup::Unavailable);
+                    }
+                }
                 Output::Timeout(t) => self.arm(t),
             }
         }
@@ -355,6 +370,29 @@ async fn metrics_task(shared: Shared, index: usize, metrics: Metrics) {
     }
 }
 
+/// What the rest of the server tells the worker: lookups answered, a new configuration,
+/// drain.
+async fn control_task(shared: Shared, mut control: tokio::sync::mpsc::UnboundedReceiver<Control>) {
+    while let Some(c) = control.recv().await {
+        let now = Instant::now();
+        let mut guard = shared.borrow_mut();
+        let w = &mut *guard;
+        match c {
+            Control::LookedUp { id, result } => w.core.user_looked_up(now, id, result),
+            Control::Reconfigure(r) => {
+                let r = *r;
+                w.core.reconfigure(r.turn, r.users, r.rest);
+                w.settings.tls = r.tls;
+                w.settings.max_stream_connections = r.max_stream_connections;
+                w.settings.stream_idle_timeout = r.stream_idle_timeout;
+                debug!(worker = w.index, "configuration applied");
+            }
+            Control::Drain => w.core.drain(),
+        }
+        w.drain(&shared, now);
+    }
+}
+
 /// Runs worker `index` until `stop` says so.
 pub(super) fn run(
     index: usize,
@@ -362,6 +400,8 @@ pub(super) fn run(
     sockets: Sockets,
     metrics: Metrics,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    control: tokio::sync::mpsc::UnboundedReceiver<Control>,
+    db: Option<std::sync::mpsc::Sender<Job>>,
 ) {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -415,6 +455,8 @@ pub(super) fn run(
             settings: settings.clone(),
             timer: None,
             wake: wake.clone(),
+            index,
+            db,
         }));
         for s in sockets.udp {
             let Ok(socket) = UdpSocket::from_std(s) else {
@@ -432,22 +474,15 @@ pub(super) fn run(
             let Ok(listener) = tokio::net::TcpListener::from_std(l) else {
                 continue;
             };
-            let acceptor = if tls {
-                match &settings.tls {
-                    Some(c) => Some(tokio_rustls::TlsAcceptor::from(c.clone())),
-                    None => continue,
-                }
-            } else {
-                None
-            };
             if let Ok(addr) = listener.local_addr() {
                 info!(worker = index, %addr, tls, "listening on TCP");
             }
-            tokio::task::spawn_local(stream::accept_task(shared.clone(), listener, acceptor));
+            tokio::task::spawn_local(stream::accept_task(shared.clone(), listener, tls));
         }
         // The core's first timer (none until something is stored).
         shared.borrow_mut().drain(&shared, Instant::now());
         tokio::task::spawn_local(timer_task(shared.clone(), wake));
+        tokio::task::spawn_local(control_task(shared.clone(), control));
         tokio::task::spawn_local(metrics_task(shared.clone(), index, metrics.clone()));
         let _ = stop.wait_for(|s| *s).await;
         metrics.publish(index, shared.borrow().snapshot());

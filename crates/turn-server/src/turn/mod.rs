@@ -23,6 +23,7 @@
 mod allocation;
 mod bucket;
 mod limiter;
+mod lookup;
 mod reject;
 mod request;
 
@@ -34,6 +35,8 @@ use std::time::{Duration, Instant};
 use allocation::Allocations;
 pub use allocation::{Allocation, ChannelBinding, FiveTuple, Permission};
 use bucket::TokenBucket;
+pub use lookup::UserLookup;
+use lookup::{Lookups, UserCache};
 use reject::Reject;
 pub use sans_io::{Transmit, Transport};
 
@@ -90,6 +93,11 @@ pub struct TurnConfig {
     /// other message is left to the STUN server (400 for a request it does not know, like
     /// Allocate), and nothing is relayed.
     pub stun_only: bool,
+    /// Users not among the static ones are looked up through the driver
+    /// ([`Request::LookupUser`]): a user database is configured.
+    pub user_db: bool,
+    /// How long a user's key from the database is used before it is looked up again.
+    pub user_cache_ttl: Duration,
 }
 
 impl Default for TurnConfig {
@@ -113,6 +121,8 @@ impl Default for TurnConfig {
             challenge_rate: 10,
             challenge_burst: 20,
             stun_only: false,
+            user_db: false,
+            user_cache_ttl: Duration::from_secs(60),
         }
     }
 }
@@ -164,6 +174,14 @@ pub enum Request {
         /// Its address.
         relay: SocketAddr,
     },
+    /// Look up a user's key in the user database (not on the packet path: the request that
+    /// needs it waits) and answer with [`TurnServer::user_looked_up`].
+    LookupUser {
+        /// Quote it in the answer.
+        id: u64,
+        /// The USERNAME, as the client sent it, in the configured realm.
+        username: String,
+    },
 }
 
 /// What [`TurnServer::poll_output`] gives: transmits to clients, [`Request`]s, the timer.
@@ -208,6 +226,14 @@ pub struct TurnStats {
     pub dropped_bandwidth: u64,
     /// Peer datagrams dropped because the caller's buffer could not hold their message.
     pub dropped_too_big: u64,
+    /// Users looked up in the user database.
+    pub user_lookups: u64,
+    /// Lookups the database did not answer (down, or too slow).
+    pub user_lookup_failures: u64,
+    /// Requests dropped because too many waited for lookups already.
+    pub user_lookups_dropped: u64,
+    /// Allocate requests refused while the server drains.
+    pub refused_draining: u64,
 }
 
 /// An Allocate waiting for its relay socket.
@@ -242,6 +268,10 @@ pub struct TurnServer {
     out: Outputs<Infallible, Request>,
     stats: TurnStats,
     buf: Vec<u8>,
+    cache: UserCache,
+    lookups: Lookups,
+    /// Draining: no new allocations.
+    draining: bool,
 }
 
 /// How long an expired channel number stays reserved for its peer (RFC 8656 §12).
@@ -267,6 +297,7 @@ impl TurnServer {
             <sha2::Sha256 as sha2::Digest>::digest([&nonce_key[..], b"challenge limiter"].concat());
         let mut limiter_key = [0u8; 16];
         limiter_key.copy_from_slice(&derived[..16]);
+        let config_ttl = config.user_cache_ttl;
         TurnServer {
             nonces: Nonces::new(nonce_key, now, config.nonce_lifetime),
             limiter: limiter::ChallengeLimiter::new(
@@ -288,6 +319,9 @@ impl TurnServer {
             out: Outputs::new(),
             stats: TurnStats::default(),
             buf: vec![0; 1500],
+            cache: UserCache::new(config_ttl),
+            lookups: Lookups::default(),
+            draining: false,
         }
     }
 
@@ -530,10 +564,14 @@ impl TurnServer {
     /// expiry heap and the oldest pending Allocate, no walk.
     fn next_timeout(&self) -> Option<Instant> {
         let pending = self.pending_deadlines.front().map(|&(t, _)| t);
-        match (self.allocations.next_timeout(), pending) {
-            (Some(a), Some(p)) => Some(a.min(p)),
-            (a, p) => a.or(p),
-        }
+        [
+            self.allocations.next_timeout(),
+            pending,
+            self.lookups.next_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The allocation of `five_tuple` if it has not expired; an expired one is deleted here,
@@ -556,6 +594,7 @@ impl TurnServer {
             self.delete(&five_tuple);
             self.pending.retain(|_, p| p.request.ft != five_tuple);
             self.trim_pending_deadlines();
+            self.lookups.forget(five_tuple);
         }
     }
 
@@ -576,6 +615,41 @@ impl TurnServer {
             }
             self.trim_pending_deadlines();
         }
+        while let Some(id) = self.lookups.expired(now) {
+            self.user_looked_up(now, id, UserLookup::Unavailable);
+        }
+    }
+
+    /// Applies a new configuration (a reload): credentials, peer policy, quotas, bandwidth
+    /// and lifetimes. Live allocations go on as they are (a new `max_bps` or lifetime applies
+    /// to allocations made from now on; a lower quota refuses new ones only); users cached
+    /// from the database are looked up again. The relay families and `stun_only` of the
+    /// running server stay.
+    pub fn reconfigure(&mut self, config: TurnConfig, users: Users, rest: RestSecrets) {
+        self.out.timer_moved();
+        let TurnConfig {
+            relay_families,
+            stun_only,
+            ..
+        } = std::mem::replace(&mut self.config, config);
+        self.config.relay_families = relay_families;
+        self.config.stun_only = stun_only;
+        self.nonces.set_lifetime(self.config.nonce_lifetime);
+        self.cache.clear();
+        self.cache.set_ttl(self.config.user_cache_ttl);
+        self.users = users;
+        self.rest = rest;
+    }
+
+    /// Stops granting allocations (coturn's drain mode): an Allocate is refused, everything
+    /// else goes on, so live allocations run until they are deleted or expire.
+    pub fn drain(&mut self) {
+        self.draining = true;
+    }
+
+    /// Whether [`drain`](Self::drain) was called.
+    pub fn is_draining(&self) -> bool {
+        self.draining
     }
 
     /// Drops deadlines of Allocates no longer pending (answered, or gone with their

@@ -25,6 +25,8 @@ pub(super) enum Reject {
     PeerAddressFamilyMismatch,
     /// 486: the user's or the server's allocation quota is reached.
     AllocationQuotaReached,
+    /// 500: the user database did not answer (RFC 8489 §14.8: try again).
+    ServerError,
     /// 508: no relay port, no room for another permission or channel, or a relay socket that
     /// never came.
     InsufficientCapacity,
@@ -43,6 +45,7 @@ impl Reject {
             Reject::UnsupportedTransportProtocol => 442,
             Reject::PeerAddressFamilyMismatch => 443,
             Reject::AllocationQuotaReached => 486,
+            Reject::ServerError => 500,
             Reject::InsufficientCapacity => 508,
         }
     }

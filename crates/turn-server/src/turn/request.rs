@@ -14,9 +14,10 @@ use stun_codec::{
     AttributeError, BuildError, Class, IntegrityKey, Message, MessageBuilder, Method, TransactionId,
 };
 
+use super::lookup::{Cached, Held};
 use super::{
     quota_key, Allocation, FiveTuple, Pending, Reject, Relay, RelayRequest, Request, TokenBucket,
-    TurnServer,
+    TurnServer, UserLookup,
 };
 use crate::auth::{NonceError, UserKeys, PASSWORD_ALGORITHMS};
 use crate::response::{self, Finish};
@@ -72,15 +73,22 @@ pub(super) fn understood(t: AttributeType) -> bool {
         .contains(&t)
 }
 
-impl TurnServer {
-    pub(super) fn request(&mut self, now: Instant, ft: FiveTuple, msg: &Message<'_>) {
-        let mut cx = Context {
+impl Context {
+    /// The context of a request not yet authenticated.
+    fn of(ft: FiveTuple, msg: &Message<'_>) -> Context {
+        Context {
             ft,
             method: msg.message_type().method,
             tid: msg.transaction_id(),
             fingerprint: msg.has_fingerprint(),
             integrity: None,
-        };
+        }
+    }
+}
+
+impl TurnServer {
+    pub(super) fn request(&mut self, now: Instant, ft: FiveTuple, msg: &Message<'_>) {
+        let mut cx = Context::of(ft, msg);
         if cx.fingerprint && msg.verify_fingerprint().is_err() {
             return; // RFC 8489 §7.3: discard
         }
@@ -174,12 +182,26 @@ impl TurnServer {
             }
             _ => return self.bad_request(now, cx),
         };
-        // Candidate keys: a static user, or TURN REST credentials under each secret.
+        // Candidate keys: a static user, TURN REST credentials under each secret, or a user
+        // of the database (USERHASH finds static users only: the database is keyed by name).
         let candidates: Vec<UserKeys> = match (username, userhash) {
             (_, Some(UserHash(h))) => self.users.by_hash(&h).cloned().into_iter().collect(),
             (Some(Username(u)), None) => match self.users.by_name(u) {
                 Some(k) => vec![k.clone()],
-                None => self.rest.keys(u, &self.config.realm, self.unix(now)),
+                None => {
+                    let rest = self.rest.keys(u, &self.config.realm, self.unix(now));
+                    if !rest.is_empty() || !self.config.user_db {
+                        rest
+                    } else {
+                        match self.cache.get(u, now) {
+                            Cached::Fresh(k) => k.cloned().into_iter().collect(),
+                            Cached::Ask => {
+                                self.ask_database(now, cx, msg, u, nonce.0);
+                                return None;
+                            }
+                        }
+                    }
+                }
             },
             (None, None) => Vec::new(),
         };
@@ -212,6 +234,79 @@ impl TurnServer {
         }
         cx.integrity = Some(integrity);
         Some(username)
+    }
+
+    /// Holds the request until the driver has looked its user up. Only a request with a
+    /// nonce this server gave its address is worth a lookup (else 401 or 438 at once, as
+    /// for a known user), and each lookup spends one of the source's challenge tokens.
+    fn ask_database(
+        &mut self,
+        now: Instant,
+        cx: &Context,
+        msg: &Message<'_>,
+        username: &str,
+        nonce: &str,
+    ) {
+        match self.nonces.check(nonce, now, cx.ft.client.ip()) {
+            Err(NonceError::Invalid) => {
+                self.stats.auth_wrong_credentials += 1;
+                return self.challenge(now, cx, Challenge::Unauthenticated);
+            }
+            Err(NonceError::Stale) => {
+                self.stats.auth_stale_nonce += 1;
+                return self.challenge(now, cx, Challenge::StaleNonce);
+            }
+            Ok(()) => {}
+        }
+        if !self.limiter.allow(cx.ft.client.ip(), now) {
+            self.stats.challenges_rate_limited += 1;
+            return;
+        }
+        match self
+            .lookups
+            .hold(now, username, cx.ft, msg.as_bytes(), &mut self.next_id)
+        {
+            Held::New(id) => {
+                self.stats.user_lookups += 1;
+                self.out.request(Request::LookupUser {
+                    id,
+                    username: username.to_owned(),
+                });
+            }
+            Held::Joined => {}
+            Held::Full => self.stats.user_lookups_dropped += 1,
+        }
+    }
+
+    /// The driver's answer to [`Request::LookupUser`]: the held requests are answered as if
+    /// they had just come, now that the cache knows the user (or, with the database down
+    /// and nothing known of the user, with 500).
+    pub fn user_looked_up(&mut self, now: Instant, id: u64, result: UserLookup) {
+        self.out.timer_moved();
+        let Some(lookup) = self.lookups.finish(id) else {
+            return; // given up already
+        };
+        let user = &lookup.username;
+        match result {
+            UserLookup::Found(keys) => self.cache.insert(user, Some(*keys), now),
+            UserLookup::NotFound => self.cache.insert(user, None, now),
+            UserLookup::Unavailable => {
+                self.stats.user_lookup_failures += 1;
+                if !self.cache.keep_through_outage(user, now) {
+                    for (ft, bytes) in &lookup.held {
+                        if let Ok(msg) = Message::parse(bytes) {
+                            self.error(&Context::of(*ft, &msg), Reject::ServerError);
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+        for (ft, bytes) in &lookup.held {
+            if let Ok(msg) = Message::parse(bytes) {
+                self.request(now, *ft, &msg);
+            }
+        }
     }
 
     /// A 400 before authentication: rate-limited like the challenges, since the source is
@@ -313,6 +408,12 @@ impl TurnServer {
         }
         if self.pending.values().any(|p| p.request.ft == ft) {
             return Ok(()); // the answer is on its way
+        }
+        if self.draining {
+            // coturn's drain mode answers 403 too ("Server is draining ... please try another
+            // server"): clients move on to their next TURN server.
+            self.stats.refused_draining += 1;
+            return Err(Reject::Forbidden);
         }
         match msg.get::<RequestedTransport>() {
             Ok(Some(RequestedTransport::UDP)) => {}

@@ -19,6 +19,8 @@ use turn_server::driver::{RelayIp, Settings};
 use turn_server::peer_policy::PeerPolicy;
 use turn_server::turn::TurnConfig;
 
+pub mod postgres;
+
 pub const REALM: &str = "example.org";
 pub const LIMIT: Duration = Duration::from_secs(10);
 
@@ -30,6 +32,8 @@ pub struct Tls {
     pub client_tls12: Arc<rustls::ClientConfig>,
     /// The certificate, PEM-encoded (for clients in other processes).
     pub cert_pem: String,
+    /// Its private key, PEM-encoded (for servers in other processes).
+    pub key_pem: String,
 }
 
 pub fn tls() -> Tls {
@@ -61,6 +65,7 @@ pub fn tls() -> Tls {
         client: client(rustls::DEFAULT_VERSIONS),
         client_tls12: client(&[&rustls::version::TLS12]),
         cert_pem: cert.cert.pem(),
+        key_pem: cert.signing_key.serialize_pem(),
     }
 }
 
@@ -120,6 +125,9 @@ pub fn settings(tls: Option<&Tls>) -> Settings {
         nonce_key: [7; 32],
         metrics: None,
         rfc5780_alternate: None,
+        user_db: None,
+        use_auth_secret: true,
+        secrets: vec!["north".into()],
     }
 }
 
@@ -346,6 +354,50 @@ pub struct Running {
     pub child: std::process::Child,
     /// Everything it has logged so far.
     pub log: Arc<std::sync::Mutex<String>>,
+    /// Notified on every line logged.
+    logged: Arc<std::sync::Condvar>,
+}
+
+impl Running {
+    /// A child whose output is not read.
+    pub fn from_child(child: std::process::Child) -> Running {
+        Running {
+            child,
+            log: Default::default(),
+            logged: Default::default(),
+        }
+    }
+
+    /// Waits until the log holds `needle` after byte `from`; the offset just past it. Fails
+    /// after [`LIMIT`].
+    pub fn wait_for_log(&self, needle: &str, from: usize) -> usize {
+        let deadline = std::time::Instant::now() + LIMIT;
+        let mut log = self.log.lock().unwrap();
+        loop {
+            if let Some(at) = log.get(from..).and_then(|l| l.find(needle)) {
+                return from + at + needle.len();
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            assert!(!left.is_zero(), "no {needle:?} in the log:\n{log}");
+            log = self.logged.wait_timeout(log, left).unwrap().0;
+        }
+    }
+
+    /// How much has been logged so far (an offset for [`wait_for_log`](Self::wait_for_log)).
+    pub fn log_len(&self) -> usize {
+        self.log.lock().unwrap().len()
+    }
+
+    /// Sends a signal (`HUP`, `USR1`, ...).
+    pub fn signal(&self, name: &str) {
+        let ok = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{name}");
+    }
 }
 
 impl Drop for Running {
@@ -366,12 +418,14 @@ pub fn spawn(program: &str, args: &[&str], ready: &str) -> Running {
         .spawn()
         .unwrap_or_else(|e| panic!("{program}: {e}"));
     let log = Arc::new(std::sync::Mutex::new(String::new()));
+    let logged = Arc::new(std::sync::Condvar::new());
     let (tx, rx) = std::sync::mpsc::channel();
     for out in [
         Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>,
         Box::new(child.stdout.take().unwrap()),
     ] {
         let log = log.clone();
+        let logged = logged.clone();
         let tx = tx.clone();
         let ready = ready.to_owned();
         std::thread::spawn(move || {
@@ -383,6 +437,7 @@ pub fn spawn(program: &str, args: &[&str], ready: &str) -> Running {
                 let mut l = log.lock().unwrap();
                 l.push_str(&line);
                 l.push('\n');
+                logged.notify_all();
             }
         });
     }
@@ -390,7 +445,7 @@ pub fn spawn(program: &str, args: &[&str], ready: &str) -> Running {
         let _ = child.kill();
         panic!("{program} did not get ready:\n{}", log.lock().unwrap());
     }
-    Running { child, log }
+    Running { child, log, logged }
 }
 
 /// `GET /metrics` from a metrics listener, as (name with labels, value) pairs.

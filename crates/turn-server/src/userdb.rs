@@ -1,0 +1,428 @@
+//! The user database in coturn's layout, so a server can be pointed at a database coturn's
+//! `turnadmin` made, unchanged, and our `turnadmin` writes one coturn reads: SQLite
+//! (`userdb`, a file created with the schema on first use) or PostgreSQL (`psql-userdb`, a
+//! libpq connection string such as `host=db dbname=coturn user=turn password=... connect_timeout=5`).
+//!
+//! The tables (coturn's `schema.sql`): `turnusers_lt (realm, name, hmackey)` with the
+//! long-term key in hex (MD5, 32 digits; SHA-256, 64), never the password; `turn_secret
+//! (realm, value)` for TURN REST secrets; `turn_realm_option (realm, opt, value)` with
+//! `max-bps`, `total-quota` and `user-quota`; `allowed_peer_ip` / `denied_peer_ip (realm,
+//! ip_range)` (a row with realm '' applies to every realm); `admin_user (name, realm,
+//! password)`; `turn_origin_to_realm (origin, realm)`; `oauth_key` (created, not used).
+//!
+//! Every call here blocks: the server makes them on a thread of its own, never on a worker.
+
+use std::path::PathBuf;
+
+/// coturn's schema (`/usr/share/coturn/schema.sql`), with `IF NOT EXISTS` so that opening an
+/// existing database changes nothing.
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS turnusers_lt (realm varchar(127) default '', name varchar(512), hmackey char(128), PRIMARY KEY (realm,name))",
+    "CREATE TABLE IF NOT EXISTS turn_secret (realm varchar(127) default '', value varchar(256), primary key (realm,value))",
+    "CREATE TABLE IF NOT EXISTS allowed_peer_ip (realm varchar(127) default '', ip_range varchar(256), primary key (realm,ip_range))",
+    "CREATE TABLE IF NOT EXISTS denied_peer_ip (realm varchar(127) default '', ip_range varchar(256), primary key (realm,ip_range))",
+    "CREATE TABLE IF NOT EXISTS turn_origin_to_realm (origin varchar(127), realm varchar(127), primary key (origin))",
+    "CREATE TABLE IF NOT EXISTS turn_realm_option (realm varchar(127) default '', opt varchar(32), value varchar(128), primary key (realm,opt))",
+    "CREATE TABLE IF NOT EXISTS oauth_key (kid varchar(128), ikm_key varchar(256), timestamp bigint default 0, lifetime integer default 0, as_rs_alg varchar(64) default '', realm varchar(127), primary key (kid))",
+    "CREATE TABLE IF NOT EXISTS admin_user (name varchar(32), realm varchar(127), password varchar(127), primary key (name))",
+];
+
+/// Where the user database is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserDbLocation {
+    /// An SQLite file (coturn's `userdb`).
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection string (coturn's `psql-userdb`).
+    Postgres(String),
+}
+
+impl std::fmt::Display for UserDbLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UserDbLocation::Sqlite(p) => write!(f, "SQLite {}", p.display()),
+            // The connection string may hold a password: name the host and database only.
+            UserDbLocation::Postgres(s) => {
+                let part = |key: &str| {
+                    s.split_whitespace()
+                        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+                        .unwrap_or("?")
+                        .to_owned()
+                };
+                write!(f, "PostgreSQL {}/{}", part("host"), part("dbname"))
+            }
+        }
+    }
+}
+
+/// A database call that failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DbError {
+    /// SQLite.
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL.
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] postgres::Error),
+}
+
+/// The realm's settings from `turn_realm_option`, `turn_secret` and the peer lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RealmData {
+    /// REST secrets of the realm.
+    pub secrets: Vec<String>,
+    /// `max-bps`, if set.
+    pub max_bps: Option<u64>,
+    /// `total-quota`, if set.
+    pub total_quota: Option<usize>,
+    /// `user-quota`, if set.
+    pub user_quota: Option<usize>,
+    /// `allowed_peer_ip` rows of the realm and of every realm ('').
+    pub allowed_peer_ips: Vec<String>,
+    /// `denied_peer_ip` rows likewise.
+    pub denied_peer_ips: Vec<String>,
+}
+
+enum Backend {
+    Sqlite(rusqlite::Connection),
+    Postgres(Box<postgres::Client>),
+}
+
+/// An open user database. Queries use `$1, $2, ...`, which SQLite binds by position too.
+pub struct UserDb {
+    backend: Backend,
+}
+
+impl std::fmt::Debug for UserDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.backend {
+            Backend::Sqlite(_) => "UserDb(SQLite)",
+            Backend::Postgres(_) => "UserDb(PostgreSQL)",
+        })
+    }
+}
+
+impl UserDb {
+    /// Opens (an SQLite file: creates) the database and makes coturn's tables where missing.
+    pub fn open(at: &UserDbLocation) -> Result<UserDb, DbError> {
+        let backend = match at {
+            UserDbLocation::Sqlite(path) => {
+                let c = rusqlite::Connection::open(path)?;
+                // Another process (turnadmin) may write while the server reads.
+                c.busy_timeout(std::time::Duration::from_secs(2))?;
+                Backend::Sqlite(c)
+            }
+            UserDbLocation::Postgres(s) => {
+                let mut config: postgres::Config = s.parse()?;
+                if config.get_connect_timeout().is_none() {
+                    config.connect_timeout(std::time::Duration::from_secs(5));
+                }
+                Backend::Postgres(Box::new(config.connect(postgres::NoTls)?))
+            }
+        };
+        let mut db = UserDb { backend };
+        for sql in SCHEMA {
+            db.execute(sql, &[])?;
+        }
+        Ok(db)
+    }
+
+    fn execute(&mut self, sql: &str, params: &[&str]) -> Result<u64, DbError> {
+        match &mut self.backend {
+            Backend::Sqlite(c) => {
+                Ok(c.execute(sql, rusqlite::params_from_iter(params.iter()))? as u64)
+            }
+            Backend::Postgres(c) => {
+                let p: Vec<&(dyn postgres::types::ToSql + Sync)> = params
+                    .iter()
+                    .map(|s| s as &(dyn postgres::types::ToSql + Sync))
+                    .collect();
+                Ok(c.execute(sql, &p)?)
+            }
+        }
+    }
+
+    /// Rows of text columns.
+    fn rows(&mut self, sql: &str, params: &[&str]) -> Result<Vec<Vec<String>>, DbError> {
+        match &mut self.backend {
+            Backend::Sqlite(c) => {
+                let mut stmt = c.prepare(sql)?;
+                let n = stmt.column_count();
+                let rows = stmt.query_map(rusqlite::params_from_iter(params.iter()), |r| {
+                    (0..n)
+                        .map(|i| r.get::<_, Option<String>>(i).map(Option::unwrap_or_default))
+                        .collect::<Result<Vec<String>, _>>()
+                })?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            }
+            Backend::Postgres(c) => {
+                let p: Vec<&(dyn postgres::types::ToSql + Sync)> = params
+                    .iter()
+                    .map(|s| s as &(dyn postgres::types::ToSql + Sync))
+                    .collect();
+                let rows = c.query(sql, &p)?;
+                Ok(rows
+                    .iter()
+                    .map(|r| {
+                        (0..r.len())
+                            .map(|i| r.get::<_, Option<String>>(i).unwrap_or_default())
+                            .collect()
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    fn column(&mut self, sql: &str, params: &[&str]) -> Result<Vec<String>, DbError> {
+        Ok(self
+            .rows(sql, params)?
+            .into_iter()
+            .filter_map(|r| r.into_iter().next())
+            .map(|v| v.trim_end().to_owned())
+            .collect())
+    }
+
+    /// A user's stored key (`hmackey`, hex), if the user exists in `realm`.
+    pub fn user_key(&mut self, realm: &str, name: &str) -> Result<Option<String>, DbError> {
+        Ok(self
+            .column(
+                "SELECT hmackey FROM turnusers_lt WHERE realm = $1 AND name = $2",
+                &[realm, name],
+            )?
+            .into_iter()
+            .next())
+    }
+
+    /// Adds a user, or replaces their key.
+    pub fn set_user(&mut self, realm: &str, name: &str, hmackey: &str) -> Result<(), DbError> {
+        self.execute(
+            "DELETE FROM turnusers_lt WHERE realm = $1 AND name = $2",
+            &[realm, name],
+        )?;
+        self.execute(
+            "INSERT INTO turnusers_lt (realm, name, hmackey) VALUES ($1, $2, $3)",
+            &[realm, name, hmackey],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes a user; whether there was one.
+    pub fn delete_user(&mut self, realm: &str, name: &str) -> Result<bool, DbError> {
+        Ok(self.execute(
+            "DELETE FROM turnusers_lt WHERE realm = $1 AND name = $2",
+            &[realm, name],
+        )? > 0)
+    }
+
+    /// `(name, realm)` of the users of `realm`, or of every realm.
+    pub fn users(&mut self, realm: Option<&str>) -> Result<Vec<(String, String)>, DbError> {
+        let rows = match realm {
+            Some(r) => self.rows(
+                "SELECT name, realm FROM turnusers_lt WHERE realm = $1 ORDER BY name",
+                &[r],
+            )?,
+            None => self.rows(
+                "SELECT name, realm FROM turnusers_lt ORDER BY realm, name",
+                &[],
+            )?,
+        };
+        Ok(pairs(rows))
+    }
+
+    /// Adds a REST secret to `realm` (nothing if it is there already).
+    pub fn add_secret(&mut self, realm: &str, secret: &str) -> Result<(), DbError> {
+        self.execute(
+            "DELETE FROM turn_secret WHERE realm = $1 AND value = $2",
+            &[realm, secret],
+        )?;
+        self.execute(
+            "INSERT INTO turn_secret (realm, value) VALUES ($1, $2)",
+            &[realm, secret],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes one secret of `realm`, or all of them with `None`; how many went.
+    pub fn delete_secrets(&mut self, realm: &str, secret: Option<&str>) -> Result<u64, DbError> {
+        match secret {
+            Some(s) => self.execute(
+                "DELETE FROM turn_secret WHERE realm = $1 AND value = $2",
+                &[realm, s],
+            ),
+            None => self.execute("DELETE FROM turn_secret WHERE realm = $1", &[realm]),
+        }
+    }
+
+    /// The REST secrets of `realm`.
+    pub fn secrets(&mut self, realm: &str) -> Result<Vec<String>, DbError> {
+        self.column(
+            "SELECT value FROM turn_secret WHERE realm = $1 ORDER BY value",
+            &[realm],
+        )
+    }
+
+    /// `(secret, realm)` for `realm`, or every realm.
+    pub fn secret_rows(&mut self, realm: Option<&str>) -> Result<Vec<(String, String)>, DbError> {
+        let rows = match realm {
+            Some(r) => self.rows(
+                "SELECT value, realm FROM turn_secret WHERE realm = $1 ORDER BY value",
+                &[r],
+            )?,
+            None => self.rows(
+                "SELECT value, realm FROM turn_secret ORDER BY realm, value",
+                &[],
+            )?,
+        };
+        Ok(pairs(rows))
+    }
+
+    /// Sets a realm option (`max-bps`, `total-quota`, `user-quota`); 0 removes it, as in
+    /// coturn.
+    pub fn set_realm_option(&mut self, realm: &str, opt: &str, value: u64) -> Result<(), DbError> {
+        self.execute(
+            "DELETE FROM turn_realm_option WHERE realm = $1 AND opt = $2",
+            &[realm, opt],
+        )?;
+        if value > 0 {
+            let v = value.to_string();
+            self.execute(
+                "INSERT INTO turn_realm_option (realm, opt, value) VALUES ($1, $2, $3)",
+                &[realm, opt, &v],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// `(realm, option, value)` for `realm`, or every realm.
+    pub fn realm_options(
+        &mut self,
+        realm: Option<&str>,
+    ) -> Result<Vec<(String, String, String)>, DbError> {
+        let rows = match realm {
+            Some(r) => self.rows(
+                "SELECT realm, opt, value FROM turn_realm_option WHERE realm = $1 ORDER BY opt",
+                &[r],
+            )?,
+            None => self.rows(
+                "SELECT realm, opt, value FROM turn_realm_option ORDER BY realm, opt",
+                &[],
+            )?,
+        };
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let mut i = r.into_iter();
+                Some((i.next()?, i.next()?, i.next()?))
+            })
+            .collect())
+    }
+
+    /// Adds or replaces an admin user (`password` as given: coturn stores a crypt(3) hash).
+    pub fn set_admin(&mut self, name: &str, realm: &str, password: &str) -> Result<(), DbError> {
+        self.execute("DELETE FROM admin_user WHERE name = $1", &[name])?;
+        self.execute(
+            "INSERT INTO admin_user (name, realm, password) VALUES ($1, $2, $3)",
+            &[name, realm, password],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes an admin user; whether there was one.
+    pub fn delete_admin(&mut self, name: &str) -> Result<bool, DbError> {
+        Ok(self.execute("DELETE FROM admin_user WHERE name = $1", &[name])? > 0)
+    }
+
+    /// `(name, realm)` of the admin users.
+    pub fn admins(&mut self) -> Result<Vec<(String, String)>, DbError> {
+        let rows = self.rows("SELECT name, realm FROM admin_user ORDER BY name", &[])?;
+        Ok(pairs(rows))
+    }
+
+    /// Maps an origin to a realm.
+    pub fn add_origin(&mut self, origin: &str, realm: &str) -> Result<(), DbError> {
+        self.execute(
+            "DELETE FROM turn_origin_to_realm WHERE origin = $1",
+            &[origin],
+        )?;
+        self.execute(
+            "INSERT INTO turn_origin_to_realm (origin, realm) VALUES ($1, $2)",
+            &[origin, realm],
+        )?;
+        Ok(())
+    }
+
+    /// Removes an origin's mapping; whether there was one.
+    pub fn delete_origin(&mut self, origin: &str) -> Result<bool, DbError> {
+        Ok(self.execute(
+            "DELETE FROM turn_origin_to_realm WHERE origin = $1",
+            &[origin],
+        )? > 0)
+    }
+
+    /// `(origin, realm)` pairs.
+    pub fn origins(&mut self) -> Result<Vec<(String, String)>, DbError> {
+        let rows = self.rows(
+            "SELECT origin, realm FROM turn_origin_to_realm ORDER BY origin",
+            &[],
+        )?;
+        Ok(pairs(rows))
+    }
+
+    /// Adds a peer range to `allowed_peer_ip` (`allowed`) or `denied_peer_ip`.
+    pub fn add_peer_range(
+        &mut self,
+        realm: &str,
+        range: &str,
+        allowed: bool,
+    ) -> Result<(), DbError> {
+        let table = if allowed {
+            "allowed_peer_ip"
+        } else {
+            "denied_peer_ip"
+        };
+        self.execute(
+            &format!("DELETE FROM {table} WHERE realm = $1 AND ip_range = $2"),
+            &[realm, range],
+        )?;
+        self.execute(
+            &format!("INSERT INTO {table} (realm, ip_range) VALUES ($1, $2)"),
+            &[realm, range],
+        )?;
+        Ok(())
+    }
+
+    /// Everything of `realm` the server applies besides the users.
+    pub fn realm_data(&mut self, realm: &str) -> Result<RealmData, DbError> {
+        let mut d = RealmData {
+            secrets: self.secrets(realm)?,
+            ..RealmData::default()
+        };
+        for (_, opt, value) in self.realm_options(Some(realm))? {
+            let n = value.trim().parse::<u64>().ok();
+            match opt.as_str() {
+                "max-bps" => d.max_bps = n,
+                "total-quota" => d.total_quota = n.map(|n| n as usize),
+                "user-quota" => d.user_quota = n.map(|n| n as usize),
+                _ => {}
+            }
+        }
+        d.allowed_peer_ips = self.column(
+            "SELECT ip_range FROM allowed_peer_ip WHERE realm = $1 OR realm = '' OR realm IS NULL",
+            &[realm],
+        )?;
+        d.denied_peer_ips = self.column(
+            "SELECT ip_range FROM denied_peer_ip WHERE realm = $1 OR realm = '' OR realm IS NULL",
+            &[realm],
+        )?;
+        Ok(d)
+    }
+}
+
+fn pairs(rows: Vec<Vec<String>>) -> Vec<(String, String)> {
+    rows.into_iter()
+        .filter_map(|r| {
+            let mut i = r.into_iter();
+            Some((i.next()?, i.next()?))
+        })
+        .collect()
+}

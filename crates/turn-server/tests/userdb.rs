@@ -1,0 +1,354 @@
+//! The user database on real databases: an SQLite file made by coturn's own `turnadmin`
+//! (Debian's coturn), read by our server unchanged and written by our `turnadmin` for coturn's
+//! to read; and a real PostgreSQL server (Debian's postgresql) with coturn's schema, stopped
+//! mid-run: users never seen fail with 500, while live allocations go on relaying and
+//! refreshing.
+//!
+//! Without coturn or PostgreSQL installed, the tests that need them say so and pass, except
+//! under `CI=true`, where they fail: `.ci/run` installs both.
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::postgres::Postgres;
+use common::{error_code, Client, Conn, LIMIT, REALM};
+use stun_codec::attr::*;
+use stun_codec::{ChannelData, Message, Method};
+use turn_server::auth::RestSecrets;
+use turn_server::driver::{Server, Settings};
+use turn_server::userdb::UserDbLocation;
+
+const TURNADMIN: &str = env!("CARGO_BIN_EXE_turnadmin");
+
+/// coturn's `turnadmin`, if installed (required under `CI=true`).
+fn coturn_turnadmin() -> Option<&'static str> {
+    let path = "/usr/bin/turnadmin";
+    if Path::new(path).exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "coturn's turnadmin is not installed (apt-get install coturn); CI must have it"
+    );
+    eprintln!("SKIPPED: coturn is not installed (apt-get install coturn)");
+    None
+}
+
+/// Runs a turnadmin (coturn's or ours); its standard output, minus coturn's log lines.
+fn admin(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with("0: "))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("turn-userdb-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The test server (static users alice and bob, REST secret "north") with a user database.
+fn server_with(db: UserDbLocation) -> Server {
+    let mut s: Settings = common::settings(None);
+    s.turn.user_db = true;
+    s.user_db = Some(db);
+    Server::start(s).unwrap()
+}
+
+fn udp_client(server: &Server, user: &str, password: &str) -> Client {
+    Client::new(Conn::udp(server.udp_addrs()[0]), user, password)
+}
+
+fn allocate_code(c: &mut Client) -> Option<u16> {
+    let r = c.call(Method::ALLOCATE, &|b| {
+        b.add(&RequestedTransport::UDP).unwrap();
+    });
+    error_code(&r)
+}
+
+#[test]
+fn an_sqlite_database_made_by_coturns_turnadmin_is_read_unchanged() {
+    let Some(coturn) = coturn_turnadmin() else {
+        return;
+    };
+    let dir = temp_dir("sqlite");
+    let db = dir.join("turndb");
+    let file = db.to_str().unwrap();
+    // coturn's tool makes the database: a user, a REST secret, a realm quota.
+    admin(
+        coturn,
+        &[
+            "-a",
+            "-b",
+            file,
+            "-u",
+            "dave",
+            "-r",
+            REALM,
+            "-p",
+            "pw-of-dave",
+        ],
+    );
+    admin(coturn, &["-s", "from-the-db", "-b", file, "-r", REALM]);
+    admin(
+        coturn,
+        &["-g", "-b", file, "-r", REALM, "--user-quota", "1"],
+    );
+    // Ours writes into it, and coturn's reads what ours wrote.
+    admin(
+        TURNADMIN,
+        &[
+            "-a",
+            "-b",
+            file,
+            "-u",
+            "erin",
+            "-r",
+            REALM,
+            "-p",
+            "pw-of-erin",
+        ],
+    );
+    let listed = admin(coturn, &["-l", "-b", file]);
+    assert!(
+        listed.contains("dave[example.org]") && listed.contains("erin[example.org]"),
+        "{listed}"
+    );
+    assert_eq!(
+        admin(TURNADMIN, &["-l", "-b", file]),
+        "dave[example.org]\nerin[example.org]\n"
+    );
+    assert_eq!(
+        admin(TURNADMIN, &["-G", "-b", file]),
+        "user-quota[example.org]=1\n"
+    );
+
+    let server = server_with(UserDbLocation::Sqlite(db.clone()));
+    // The user coturn's tool added, with the key it stored.
+    let mut dave = udp_client(&server, "dave", "pw-of-dave");
+    assert_eq!(allocate_code(&mut dave), None);
+    // The realm's user-quota from turn_realm_option holds: dave from another address.
+    let mut dave2 = udp_client(&server, "dave", "pw-of-dave");
+    assert_eq!(allocate_code(&mut dave2), Some(486));
+    // The user ours added, a wrong password, and one nobody added.
+    assert_eq!(
+        allocate_code(&mut udp_client(&server, "erin", "pw-of-erin")),
+        None
+    );
+    assert_eq!(
+        allocate_code(&mut udp_client(&server, "erin", "guess")),
+        Some(401)
+    );
+    assert_eq!(
+        allocate_code(&mut udp_client(&server, "nobody", "x")),
+        Some(401)
+    );
+    // A REST credential under the database's secret (beside the configured "north").
+    let expiry = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let user = format!("{expiry}:frank");
+    let password = RestSecrets::password(b"from-the-db", &user);
+    assert_eq!(
+        allocate_code(&mut udp_client(&server, &user, &password)),
+        None
+    );
+    // Static users from the configuration still work beside the database.
+    assert_eq!(
+        allocate_code(&mut udp_client(&server, "alice", "secret")),
+        None
+    );
+    // A user added while the server runs can log in at once (not cached as absent).
+    admin(
+        TURNADMIN,
+        &[
+            "-a",
+            "-b",
+            file,
+            "-u",
+            "gina",
+            "-r",
+            REALM,
+            "-p",
+            "pw-of-gina",
+        ],
+    );
+    assert_eq!(
+        allocate_code(&mut udp_client(&server, "gina", "pw-of-gina")),
+        None
+    );
+    server.shutdown();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_database_file_is_created_with_coturns_tables_on_first_use() {
+    let dir = temp_dir("create");
+    let db = dir.join("sub-turndb");
+    admin(
+        TURNADMIN,
+        &[
+            "-a",
+            "-b",
+            db.to_str().unwrap(),
+            "-u",
+            "hal",
+            "-r",
+            REALM,
+            "-p",
+            "pw",
+        ],
+    );
+    assert!(db.exists());
+    // A server on a file that does not exist yet creates it too, and starts.
+    let fresh = dir.join("fresh-turndb");
+    let server = server_with(UserDbLocation::Sqlite(fresh.clone()));
+    assert!(fresh.exists());
+    assert_eq!(
+        allocate_code(&mut udp_client(&server, "hal", "pw")),
+        Some(401)
+    );
+    server.shutdown();
+    // coturn's tool reads a file ours created.
+    if let Some(coturn) = coturn_turnadmin() {
+        let listed = admin(coturn, &["-l", "-b", db.to_str().unwrap()]);
+        assert_eq!(listed.trim(), "hal[example.org]");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn postgresql_users_and_an_outage_that_keeps_allocations_relaying() {
+    let Some(pg) = Postgres::start() else {
+        return;
+    };
+    // coturn's own schema, loaded as coturn's documentation says, then users from both tools.
+    pg.psql_file(Path::new("/usr/share/coturn/schema.sql"));
+    let conn = pg.conninfo();
+    if let Some(coturn) = coturn_turnadmin() {
+        admin(
+            coturn,
+            &[
+                "-a",
+                "-e",
+                &conn,
+                "-u",
+                "dave",
+                "-r",
+                REALM,
+                "-p",
+                "pw-of-dave",
+            ],
+        );
+    } else {
+        admin(
+            TURNADMIN,
+            &[
+                "-a",
+                "-e",
+                &conn,
+                "-u",
+                "dave",
+                "-r",
+                REALM,
+                "-p",
+                "pw-of-dave",
+            ],
+        );
+    }
+    admin(
+        TURNADMIN,
+        &[
+            "-a",
+            "-e",
+            &conn,
+            "-u",
+            "erin",
+            "-r",
+            REALM,
+            "-p",
+            "pw-of-erin",
+        ],
+    );
+    assert_eq!(
+        admin(TURNADMIN, &["-l", "-e", &conn]),
+        "dave[example.org]\nerin[example.org]\n"
+    );
+
+    let server = server_with(UserDbLocation::Postgres(conn.clone()));
+    let mut dave = udp_client(&server, "dave", "pw-of-dave");
+    let relay = {
+        let r = dave.call(Method::ALLOCATE, &|b| {
+            b.add(&RequestedTransport::UDP).unwrap();
+        });
+        assert_eq!(error_code(&r), None);
+        Message::parse(&r)
+            .unwrap()
+            .get::<XorRelayedAddress>()
+            .unwrap()
+            .unwrap()
+            .0
+    };
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(LIMIT)).unwrap();
+    let peer_addr: SocketAddr = peer.local_addr().unwrap();
+    assert_eq!(dave.bind(0x4000, peer_addr), None);
+    let relays = |dave: &mut Client, round: u8| {
+        dave.channel_data(0x4000, &[round; 100]);
+        let mut buf = [0u8; 256];
+        let (n, from) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..n], from), (&[round; 100][..], relay));
+        peer.send_to(&[round + 1; 50], relay).unwrap();
+        let back = dave.conn.recv();
+        let cd = ChannelData::parse(&back).unwrap();
+        assert_eq!(cd.data(), &[round + 1; 50]);
+    };
+    relays(&mut dave, 1);
+
+    // The database goes away.
+    pg.stop();
+    // erin was never looked up: 500, not 401 (her password may well be right).
+    let mut erin = udp_client(&server, "erin", "pw-of-erin");
+    assert_eq!(allocate_code(&mut erin), Some(500));
+    // dave's allocation relays on, both ways, and his Refresh still authenticates.
+    relays(&mut dave, 3);
+    let r = dave.call(Method::REFRESH, &|b| {
+        b.add(&Lifetime(600)).unwrap();
+    });
+    assert_eq!(error_code(&r), None);
+    relays(&mut dave, 5);
+    let failures = wait_for(&server, |t| t.turn.user_lookup_failures);
+    assert!(failures >= 1);
+    server.shutdown();
+    drop(pg);
+}
+
+/// Waits (for the once-a-second metrics publication) until `f` of the totals is non-zero.
+fn wait_for(server: &Server, f: impl Fn(&turn_server::driver::Snapshot) -> u64) -> u64 {
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        let v = f(&server.metrics().total());
+        if v > 0 || std::time::Instant::now() > deadline {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
