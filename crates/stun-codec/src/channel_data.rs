@@ -61,6 +61,11 @@ pub struct ChannelData<'a> {
     data: &'a [u8],
 }
 
+/// The highest channel number of RFC 5766, whose range was 0x4000–0x7FFF (RFC 8656 §12 keeps
+/// 0x4000–0x4FFF and reserves the rest). Servers with a compatibility switch for older
+/// clients accept up to it with [`ChannelData::parse_up_to`] and [`ChannelData::build_up_to`].
+pub const RFC5766_MAX_CHANNEL: u16 = 0x7FFF;
+
 impl<'a> ChannelData<'a> {
     /// Whether `channel` is a valid channel number (0x4000–0x4FFF).
     pub const fn valid_channel(channel: u16) -> bool {
@@ -70,6 +75,12 @@ impl<'a> ChannelData<'a> {
     /// Parses one ChannelData message that fills `bytes`, optionally followed by up to 3 bytes
     /// of padding (present over streams, optional over UDP).
     pub fn parse(bytes: &'a [u8]) -> Result<ChannelData<'a>, ChannelDataError> {
+        Self::parse_up_to(bytes, 0x4FFF)
+    }
+
+    /// [`parse`](Self::parse) accepting channel numbers 0x4000 to `max` (at most
+    /// [`RFC5766_MAX_CHANNEL`]).
+    pub fn parse_up_to(bytes: &'a [u8], max: u16) -> Result<ChannelData<'a>, ChannelDataError> {
         if bytes.len() < CHANNEL_DATA_HEADER_LEN {
             return Err(ChannelDataError::Truncated {
                 expected: CHANNEL_DATA_HEADER_LEN,
@@ -77,7 +88,7 @@ impl<'a> ChannelData<'a> {
             });
         }
         let channel = u16::from_be_bytes([bytes[0], bytes[1]]);
-        if !Self::valid_channel(channel) {
+        if !(0x4000..=max.min(RFC5766_MAX_CHANNEL)).contains(&channel) {
             return Err(ChannelDataError::InvalidChannel { channel });
         }
         let len = usize::from(u16::from_be_bytes([bytes[2], bytes[3]]));
@@ -118,7 +129,19 @@ impl<'a> ChannelData<'a> {
         pad: bool,
         out: &mut [u8],
     ) -> Result<usize, ChannelDataError> {
-        if !Self::valid_channel(channel) {
+        Self::build_up_to(channel, data, pad, out, 0x4FFF)
+    }
+
+    /// [`build`](Self::build) accepting channel numbers 0x4000 to `max` (at most
+    /// [`RFC5766_MAX_CHANNEL`]).
+    pub fn build_up_to(
+        channel: u16,
+        data: &[u8],
+        pad: bool,
+        out: &mut [u8],
+        max: u16,
+    ) -> Result<usize, ChannelDataError> {
+        if !(0x4000..=max.min(RFC5766_MAX_CHANNEL)).contains(&channel) {
             return Err(ChannelDataError::InvalidChannel { channel });
         }
         let len = u16::try_from(data.len())
@@ -146,6 +169,22 @@ impl<'a> ChannelData<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc5766_channel_numbers_only_when_asked() {
+        let mut buf = [0u8; 16];
+        assert!(ChannelData::build(0x5000, b"x", false, &mut buf).is_err());
+        let n =
+            ChannelData::build_up_to(0x7FFF, b"x", false, &mut buf, RFC5766_MAX_CHANNEL).unwrap();
+        assert_eq!(
+            ChannelData::parse(&buf[..n]),
+            Err(ChannelDataError::InvalidChannel { channel: 0x7FFF })
+        );
+        let cd = ChannelData::parse_up_to(&buf[..n], RFC5766_MAX_CHANNEL).unwrap();
+        assert_eq!((cd.channel(), cd.data()), (0x7FFF, &b"x"[..]));
+        // Never beyond what the first two bits 01 can carry.
+        assert!(ChannelData::build_up_to(0x8000, b"x", false, &mut buf, 0xFFFF).is_err());
+    }
 
     #[test]
     fn round_trip_padded_and_not() {

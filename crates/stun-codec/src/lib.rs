@@ -81,7 +81,9 @@ pub mod owned;
 
 pub use attr::{Attribute, AttributeType, RawAttribute};
 pub use builder::MessageBuilder;
-pub use channel_data::{ChannelData, ChannelDataError, CHANNEL_DATA_HEADER_LEN};
+pub use channel_data::{
+    ChannelData, ChannelDataError, CHANNEL_DATA_HEADER_LEN, RFC5766_MAX_CHANNEL,
+};
 pub use demux::{classify, demux, PacketKind};
 pub use error::{AttributeError, BuildError, IntegrityError, KeyError, ParseError};
 pub use framing::{frame_len, FrameKind, FramingError, StreamFramer, MAX_FRAME_LEN};

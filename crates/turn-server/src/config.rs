@@ -93,6 +93,9 @@ pub struct ServerConfig {
     /// `drain-timeout` in seconds: in drain mode (SIGUSR1) the server exits when its last
     /// allocation is gone or after this long, whichever comes first (0: no limit; default 0).
     pub drain_timeout: u64,
+    /// `rfc5766-channels`: accept ChannelBind for 0x5000–0x7FFF too (RFC 5766's range), for
+    /// coturn's `turnutils_uclient` and older SIP clients (default off).
+    pub rfc5766_channels: bool,
 }
 
 /// What a key takes.
@@ -183,6 +186,7 @@ pub const KEYS: &[Key] = &[
     key("verbose", Some('v'), Flag, "", "log-level debug"),
     key("Verbose", None, Flag, "", "log-level trace"),
     key("drain-timeout", None, Required("SECONDS"), "600", "in drain mode (SIGUSR1), exit after this long even with allocations left, 0 for never [0]"),
+    key("rfc5766-channels", None, Flag, "", "also accept RFC 5766's channel numbers 0x5000-0x7FFF (older clients)"),
     key("userdb-cache-ttl", None, Required("SECONDS"), "60", "how long a database user's key is used before it is read again [60]"),
 ];
 
@@ -227,6 +231,7 @@ impl Default for ServerConfig {
             userdb_cache_ttl: 60,
             log_level: "info".into(),
             drain_timeout: 0,
+            rfc5766_channels: false,
         }
     }
 }
@@ -393,6 +398,7 @@ impl ServerConfig {
             "userdb" | "db" => self.userdb = Some(PathBuf::from(need()?)),
             "psql-userdb" | "sql-userdb" => self.psql_userdb = Some(need()?.to_owned()),
             "drain-timeout" => self.drain_timeout = number(need()?)?,
+            "rfc5766-channels" => self.rfc5766_channels = flag()?,
             "userdb-cache-ttl" => self.userdb_cache_ttl = number(need()?)?,
             "log-level" => {
                 let v = need()?;

@@ -262,6 +262,17 @@ impl StunServer {
                     .map(|n| (at.local, at.remote, n));
             }
         };
+        // RFC 5780 §3: the server cannot answer over TCP or TLS from another address or to
+        // another port, so CHANGE-REQUEST and RESPONSE-PORT are UDP only; over a stream they
+        // are refused (400, as coturn answers) rather than answered with a RESPONSE-ORIGIN the
+        // answer does not come from. An all-zero CHANGE-REQUEST asks for nothing and is fine.
+        if at.transport.is_stream()
+            && (change.change_ip || change.change_port || response_port.is_some())
+        {
+            return self
+                .reject(out, at, 400, None)
+                .map(|n| (at.local, at.remote, n));
+        }
         let (remote, tid) = (at.remote, at.tid);
         let mut from = at.local;
         let mut to = at.remote;

@@ -118,11 +118,12 @@ fn turnserver(extra: &[&str]) -> (Running, u16) {
     )
 }
 
-/// Runs uclient and checks that every message came back.
-fn uclient(server_port: u16, peer_port: u16, args: &[&str]) {
+/// Runs uclient and checks that every message came back: over Send indications (`-s`), or
+/// with `channels` over the channels uclient binds.
+fn uclient_with(server_port: u16, peer_port: u16, channels: bool, args: &[&str]) {
     let (sp, pp) = (server_port.to_string(), peer_port.to_string());
-    let mut all = vec![
-        "-s",
+    let mut all = if channels { vec![] } else { vec!["-s"] };
+    all.extend([
         "-n",
         "30",
         "-m",
@@ -135,7 +136,7 @@ fn uclient(server_port: u16, peer_port: u16, args: &[&str]) {
         &pp,
         "-p",
         &sp,
-    ];
+    ]);
     all.extend_from_slice(args);
     all.push("127.0.0.1");
     let (_, text) = run("turnutils_uclient", &all);
@@ -153,6 +154,28 @@ fn uclient(server_port: u16, peer_port: u16, args: &[&str]) {
     assert!(
         text.contains("Total lost packets 0 ("),
         "uclient {all:?} lost packets:\n{text}"
+    );
+}
+
+fn uclient(server_port: u16, peer_port: u16, args: &[&str]) {
+    uclient_with(server_port, peer_port, false, args)
+}
+
+#[test]
+fn uclient_over_channels_with_the_rfc5766_switch() {
+    if !tools() {
+        return;
+    }
+    // uclient binds channels from RFC 5766's range (0x5000-0x7FFF among them): with
+    // rfc5766-channels the server takes them, over UDP and TCP.
+    let (_peer, peer_port) = echo_peer();
+    let (_server, port) = turnserver(&["-u", "alice:secret", "--rfc5766-channels"]);
+    uclient_with(port, peer_port, true, &["-u", "alice", "-w", "secret"]);
+    uclient_with(
+        port,
+        peer_port,
+        true,
+        &["-t", "-u", "alice", "-w", "secret"],
     );
 }
 

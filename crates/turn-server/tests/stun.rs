@@ -327,3 +327,64 @@ fn response_port_with_padding_is_refused_and_rfc5780_attributes_need_an_alternat
     let m = Message::parse(&small[..r.len]).unwrap();
     assert_eq!(m.get::<ErrorCode>().unwrap().unwrap().code, 400);
 }
+
+#[test]
+fn change_request_and_response_port_over_tcp_are_refused() {
+    // RFC 5780 §3: over TCP or TLS the answer can only go back on the connection, so a
+    // change of address or port cannot be honoured: 400, as coturn answers, never an answer
+    // whose RESPONSE-ORIGIN it did not come from.
+    let mut s = rfc5780();
+    let (server, client) = (a("192.0.2.1:3478"), a("198.51.100.9:4000"));
+    let mut out = [0u8; 512];
+    let tcp = |s: &mut StunServer, req: &[u8], out: &mut [u8]| -> Vec<u8> {
+        let r = Receive {
+            transport: sans_io::Transport::Tcp,
+            local: server,
+            remote: client,
+            data: req,
+        };
+        let t = s.answer(r, out).expect("an answer");
+        assert_eq!((t.local, t.remote), (server, client), "on the connection");
+        t.data.to_vec()
+    };
+    for change in [
+        ChangeRequest {
+            change_ip: true,
+            change_port: false,
+        },
+        ChangeRequest {
+            change_ip: false,
+            change_port: true,
+        },
+    ] {
+        let req = request(Method::BINDING, |b| {
+            b.add(&change).unwrap();
+        });
+        let m = tcp(&mut s, &req, &mut out);
+        let m = Message::parse(&m).unwrap();
+        assert_eq!(m.get::<ErrorCode>().unwrap().map(|e| e.code), Some(400));
+    }
+    let req = request(Method::BINDING, |b| {
+        b.add(&ResponsePort(5555)).unwrap();
+    });
+    let m = tcp(&mut s, &req, &mut out);
+    assert_eq!(
+        Message::parse(&m)
+            .unwrap()
+            .get::<ErrorCode>()
+            .unwrap()
+            .map(|e| e.code),
+        Some(400)
+    );
+    // An all-zero CHANGE-REQUEST asks for nothing: answered, from where it came.
+    let req = request(Method::BINDING, |b| {
+        b.add(&ChangeRequest::default()).unwrap();
+    });
+    let m = tcp(&mut s, &req, &mut out);
+    let m = Message::parse(&m).unwrap();
+    assert_eq!(m.message_type().class, Class::SuccessResponse);
+    assert_eq!(
+        m.get::<ResponseOrigin>().unwrap(),
+        Some(ResponseOrigin(server))
+    );
+}

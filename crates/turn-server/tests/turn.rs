@@ -1407,3 +1407,58 @@ fn draining_refuses_allocations_and_keeps_the_live_ones() {
     assert_eq!(h.server.stats().refused_draining, 1);
     assert_eq!(h.server.allocation_count(), 1);
 }
+
+#[test]
+fn rfc5766_channel_numbers_only_with_the_switch() {
+    let peer = a(PEER);
+    let mut h = Harness::with(
+        TurnConfig {
+            peer_policy: PeerPolicy::default(),
+            ..TurnConfig::default()
+        },
+        RestSecrets::default(),
+    );
+    let mut c = client(4113, "alice", "secret");
+    c.allocate(&mut h);
+    let bind = |c: &mut Client, h: &mut Harness, n: u16| {
+        code(&c.call(h, Method::CHANNEL_BIND, |b| {
+            b.add(&ChannelNumber(n)).unwrap();
+            b.add(&XorPeerAddress(peer)).unwrap();
+        }))
+    };
+    assert_eq!(bind(&mut c, &mut h, 0x5000), Some(400), "RFC 8656 §12");
+
+    let mut h = Harness::with(
+        TurnConfig {
+            rfc5766_channels: true,
+            ..TurnConfig::default()
+        },
+        RestSecrets::default(),
+    );
+    let mut c = client(4114, "alice", "secret");
+    let relay = c.allocate(&mut h);
+    assert_eq!(bind(&mut c, &mut h, 0x7FFF), None);
+    assert_eq!(
+        bind(&mut c, &mut h, 0x8000),
+        Some(400),
+        "not ChannelData at all"
+    );
+    let mut buf = [0u8; 32];
+    let n = ChannelData::build_up_to(0x7FFF, b"old", false, &mut buf, 0x7FFF).unwrap();
+    let outs = h.send(c.ft, &buf[..n]);
+    assert_eq!(
+        outs,
+        vec![Out::ToPeer {
+            relay,
+            peer,
+            data: b"old".to_vec()
+        }]
+    );
+    h.peer(relay, peer, b"back");
+    let outs = h.outputs();
+    let Out::ToClient { data, .. } = &outs[0] else {
+        panic!("{outs:?}")
+    };
+    let cd = ChannelData::parse_up_to(data, 0x7FFF).unwrap();
+    assert_eq!((cd.channel(), cd.data()), (0x7FFF, &b"back"[..]));
+}

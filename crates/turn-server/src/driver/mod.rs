@@ -382,6 +382,7 @@ impl Settings {
             fingerprint: c.fingerprint,
             user_db: user_db.is_some(),
             user_cache_ttl: Duration::from_secs(c.userdb_cache_ttl),
+            rfc5766_channels: c.rfc5766_channels,
             ..TurnConfig::default()
         };
         let mut nonce_key = [0u8; 32];

@@ -44,7 +44,7 @@ use crate::auth::{Nonces, RestSecrets, Users};
 use crate::peer_policy::PeerPolicy;
 use crate::stun::{StunServer, StunServerConfig};
 use sans_io::{Outputs, Receive};
-use stun_codec::attr::{AddressFamily, Data, XorPeerAddress};
+use stun_codec::attr::{AddressFamily, ChannelNumber, Data, XorPeerAddress};
 use stun_codec::{
     demux, ChannelData, Class, Message, MessageBuilder, MessageType, Method, PacketKind,
     TransactionId,
@@ -98,6 +98,20 @@ pub struct TurnConfig {
     pub user_db: bool,
     /// How long a user's key from the database is used before it is looked up again.
     pub user_cache_ttl: Duration,
+    /// Accept RFC 5766's channel numbers 0x5000–0x7FFF too (coturn's `turnutils_uclient`,
+    /// older SIP clients); RFC 8656 §12 keeps 0x4000–0x4FFF and reserves the rest.
+    pub rfc5766_channels: bool,
+}
+
+impl TurnConfig {
+    /// The highest channel number accepted.
+    pub fn max_channel(&self) -> u16 {
+        if self.rfc5766_channels {
+            stun_codec::RFC5766_MAX_CHANNEL
+        } else {
+            ChannelNumber::MAX
+        }
+    }
 }
 
 impl Default for TurnConfig {
@@ -123,6 +137,7 @@ impl Default for TurnConfig {
             stun_only: false,
             user_db: false,
             user_cache_ttl: Duration::from_secs(60),
+            rfc5766_channels: false,
         }
     }
 }
@@ -408,9 +423,18 @@ impl TurnServer {
             self.buf = buf;
             return None;
         }
-        match demux(data) {
-            PacketKind::ChannelData => {
-                let cd = ChannelData::parse(data).ok()?;
+        // ChannelData starts 01 (RFC 7983 lists 64–79 for RFC 8656's range; RFC 5766's went
+        // up to 0x7FFF, first bytes 80–127).
+        let channel_data = match demux(data) {
+            PacketKind::ChannelData => true,
+            PacketKind::Other => {
+                self.config.rfc5766_channels && data.first().is_some_and(|b| b & 0xC0 == 0x40)
+            }
+            _ => false,
+        };
+        match channel_data {
+            true => {
+                let cd = ChannelData::parse_up_to(data, self.config.max_channel()).ok()?;
                 let a = self.allocations.get_mut(&five_tuple);
                 let Some(a) = a.filter(|a| a.expires > now) else {
                     self.stats.dropped_no_permission += 1;
@@ -422,7 +446,7 @@ impl TurnServer {
                 };
                 relay_to_peer(a, &self.config, &mut self.stats, now, peer, cd.data())
             }
-            _ => {
+            false => {
                 let msg = Message::parse(data).ok()?;
                 self.message_from_client(now, five_tuple, &msg)
             }
@@ -514,8 +538,14 @@ impl TurnServer {
             return None;
         }
         let len = match a.channel_for_peer(peer, now) {
-            Some(c) => ChannelData::build(c.channel, data, five_tuple.transport.is_stream(), out)
-                .map_err(|_| ()),
+            Some(c) => ChannelData::build_up_to(
+                c.channel,
+                data,
+                five_tuple.transport.is_stream(),
+                out,
+                self.config.max_channel(),
+            )
+            .map_err(|_| ()),
             None => {
                 let tid = TransactionId(data_indication_tid(self.next_id, now, self.epoch));
                 self.next_id += 1;

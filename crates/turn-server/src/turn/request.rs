@@ -646,7 +646,7 @@ impl TurnServer {
         else {
             return Err(Reject::BadRequest);
         };
-        if !ChannelNumber(channel).is_valid() {
+        if !(ChannelNumber::MIN..=self.config.max_channel()).contains(&channel) {
             return Err(Reject::BadRequest);
         }
         self.check_peer(relay, peer)?;
