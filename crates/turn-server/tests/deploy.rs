@@ -9,13 +9,19 @@ use std::process::Command;
 use turn_server::config::ServerConfig;
 
 fn deploy(file: &str) -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy").join(file);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../deploy")
+        .join(file);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 #[test]
 fn the_systemd_unit_verifies() {
-    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         assert!(
             std::env::var_os("CI").is_none(),
             "systemd-analyze is missing (Debian's systemd); CI must have it"
@@ -76,7 +82,10 @@ fn the_kubernetes_manifest_matches_the_server() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!(grace > c.drain_timeout, "the pod must outlive drain-timeout");
+    assert!(
+        grace > c.drain_timeout,
+        "the pod must outlive drain-timeout"
+    );
     // The drain hook sends what the server drains on.
     assert!(m.contains("kill -USR1 1; while kill -0 1"));
     assert!(m.contains("hostNetwork: true"));

@@ -179,8 +179,12 @@ impl Harness {
             if let Out::AllocateRelay(r) = o {
                 let port = self.next_port;
                 self.next_port += 2;
+                let ip = match r.family {
+                    AddressFamily::V4 => "192.0.2.10".parse().unwrap(),
+                    AddressFamily::V6 => "2001:db8::10".parse().unwrap(),
+                };
                 let relay = Relay {
-                    addr: SocketAddr::new("192.0.2.10".parse().unwrap(), port),
+                    addr: SocketAddr::new(ip, port),
                     reservation_token: None,
                 };
                 self.server.relay_allocated(self.now, r.id, Ok(relay));
@@ -470,7 +474,14 @@ fn another_user_on_the_allocation_gets_441_and_expired_allocations_437() {
 
 #[test]
 fn additional_address_family_and_unprocessed_attributes() {
-    let mut h = Harness::new();
+    // A server with IPv4 relay addresses only.
+    let mut h = Harness::with(
+        TurnConfig {
+            relay_families: vec![AddressFamily::V4],
+            ..TurnConfig::default()
+        },
+        RestSecrets::default(),
+    );
     let mut c = client(4000, "alice", "secret");
     assert_eq!(
         code(&c.call(&mut h, Method::ALLOCATE, |b| {
@@ -511,7 +522,8 @@ fn additional_address_family_and_unprocessed_attributes() {
             .map(|u| u.iter().collect::<Vec<_>>()),
         Some(vec![AttributeType::DONT_FRAGMENT])
     );
-    // A dual request: IPv4 granted, IPv6 refused with ADDRESS-ERROR-CODE 440.
+    // A dual request to a server without IPv6 relays: IPv4 granted, IPv6 refused with
+    // ADDRESS-ERROR-CODE 440 (RFC 8656 §7.2 step 9).
     let resp = c.call(&mut h, Method::ALLOCATE, |b| {
         b.add(&RequestedTransport::UDP).unwrap();
         b.add(&AdditionalAddressFamily(AddressFamily::V6)).unwrap();
@@ -1461,4 +1473,168 @@ fn rfc5766_channel_numbers_only_with_the_switch() {
     };
     let cd = ChannelData::parse_up_to(data, 0x7FFF).unwrap();
     assert_eq!((cd.channel(), cd.data()), (0x7FFF, &b"back"[..]));
+}
+
+/// The XOR-RELAYED-ADDRESSes of a success response.
+fn relayed(resp: &[u8]) -> Vec<SocketAddr> {
+    Message::parse(resp)
+        .unwrap()
+        .get_all::<XorRelayedAddress>()
+        .map(|r| r.unwrap().0)
+        .collect()
+}
+
+#[test]
+fn dual_allocations_relay_both_families() {
+    let mut h = Harness::new(); // IPv4 and IPv6 relay addresses
+    let mut c = client(4115, "alice", "secret");
+    let resp = c.call(&mut h, Method::ALLOCATE, |b| {
+        b.add(&RequestedTransport::UDP).unwrap();
+        b.add(&AdditionalAddressFamily(AddressFamily::V6)).unwrap();
+    });
+    assert_eq!(code(&resp), None);
+    let relays = relayed(&resp);
+    assert_eq!(relays.len(), 2, "RFC 8656 §7.2: two XOR-RELAYED-ADDRESS");
+    let (r4, r6) = (relays[0], relays[1]);
+    assert!(r4.is_ipv4() && r6.is_ipv6());
+    assert!(Message::parse(&resp)
+        .unwrap()
+        .get::<AddressErrorCode>()
+        .unwrap()
+        .is_none());
+    // Peers of both families in one CreatePermission (RFC 8656 §10.2).
+    let (p4, p6) = (a("8.8.8.8:5000"), a("[2001:4860::8888]:5000"));
+    let resp = c.call(&mut h, Method::CREATE_PERMISSION, |b| {
+        b.add(&XorPeerAddress(p4)).unwrap();
+        b.add(&XorPeerAddress(p6)).unwrap();
+    });
+    assert_eq!(code(&resp), None);
+    // Each peer is reached from the relayed address of its family, and answers come back.
+    for (peer, relay) in [(p4, r4), (p6, r6)] {
+        let tid = c.tid();
+        let mut buf = [0u8; 128];
+        let mut b = MessageBuilder::new(
+            &mut buf,
+            MessageType::new(Method::SEND, Class::Indication),
+            tid,
+        )
+        .unwrap();
+        b.add(&XorPeerAddress(peer)).unwrap();
+        b.add(&Data(b"hi")).unwrap();
+        let ind = b.finish().to_vec();
+        assert_eq!(
+            h.send(c.ft, &ind),
+            vec![Out::ToPeer {
+                relay,
+                peer,
+                data: b"hi".to_vec()
+            }]
+        );
+        h.peer(relay, peer, b"back");
+        assert_eq!(h.outputs().len(), 1, "a Data indication to the client");
+    }
+    // A channel to the IPv6 peer.
+    let resp = c.call(&mut h, Method::CHANNEL_BIND, |b| {
+        b.add(&ChannelNumber(0x4001)).unwrap();
+        b.add(&XorPeerAddress(p6)).unwrap();
+    });
+    assert_eq!(code(&resp), None);
+    // Refresh names either family (443 for one it does not have is tested elsewhere); the
+    // deletion releases both relays.
+    let resp = c.call(&mut h, Method::REFRESH, |b| {
+        b.add(&RequestedAddressFamily(AddressFamily::V6)).unwrap();
+    });
+    assert_eq!(code(&resp), None);
+    let tid = c.tid();
+    let req = c.request(Method::REFRESH, tid, |b| {
+        b.add(&Lifetime(0)).unwrap();
+    });
+    let outs = h.send(c.ft, &req);
+    let mut released: Vec<SocketAddr> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Out::ReleaseRelay { relay } => Some(*relay),
+            _ => None,
+        })
+        .collect();
+    released.sort();
+    let mut both = vec![r4, r6];
+    both.sort();
+    assert_eq!(released, both);
+    assert_eq!(h.server.allocation_count(), 0);
+}
+
+#[test]
+fn a_dual_allocation_without_an_ipv6_port_gets_ipv4_and_508_for_ipv6() {
+    let mut h = Harness::new();
+    let mut c = client(4116, "alice", "secret");
+    let _ = c.call(&mut h, Method::REFRESH, |_| {}); // learn a nonce
+    let tid = c.tid();
+    let req = c.request(Method::ALLOCATE, tid, |b| {
+        b.add(&RequestedTransport::UDP).unwrap();
+        b.add(&AdditionalAddressFamily(AddressFamily::V6)).unwrap();
+    });
+    h.client(c.ft, &req);
+    let Some(Out::AllocateRelay(r4)) = h.poll() else {
+        panic!("the IPv4 relay first")
+    };
+    assert_eq!(r4.family, AddressFamily::V4);
+    let v4 = a("192.0.2.10:51000");
+    h.server.relay_allocated(
+        h.now,
+        r4.id,
+        Ok(Relay {
+            addr: v4,
+            reservation_token: None,
+        }),
+    );
+    let Some(Out::AllocateRelay(r6)) = h.poll() else {
+        panic!("then the IPv6 one")
+    };
+    assert_eq!(r6.family, AddressFamily::V6);
+    h.server
+        .relay_allocated(h.now, r6.id, Err(RelayError::Exhausted));
+    let resp = reply(&h.outputs());
+    assert_eq!(code(&resp), None, "partly met: a success");
+    assert_eq!(relayed(&resp), vec![v4]);
+    let e = Message::parse(&resp)
+        .unwrap()
+        .get::<AddressErrorCode>()
+        .unwrap()
+        .unwrap();
+    assert_eq!((e.family, e.code), (AddressFamily::V6, 508));
+    // A peer of the family it lacks: 443.
+    let resp = c.call(&mut h, Method::CREATE_PERMISSION, |b| {
+        b.add(&XorPeerAddress(a("[2001:4860::8888]:5000"))).unwrap();
+    });
+    assert_eq!(code(&resp), Some(443));
+
+    // A dual Allocate whose IPv6 relay never comes: 508, and its IPv4 relay goes back.
+    let mut d = client(4117, "bob", "hunter2");
+    let _ = d.call(&mut h, Method::REFRESH, |_| {});
+    let tid = d.tid();
+    let req = d.request(Method::ALLOCATE, tid, |b| {
+        b.add(&RequestedTransport::UDP).unwrap();
+        b.add(&AdditionalAddressFamily(AddressFamily::V6)).unwrap();
+    });
+    h.client(d.ft, &req);
+    let Some(Out::AllocateRelay(r4)) = h.poll() else {
+        panic!()
+    };
+    let v4 = a("192.0.2.10:51002");
+    h.server.relay_allocated(
+        h.now,
+        r4.id,
+        Ok(Relay {
+            addr: v4,
+            reservation_token: None,
+        }),
+    );
+    assert!(matches!(h.poll(), Some(Out::AllocateRelay(_))));
+    let deadline = h.timeout().unwrap();
+    h.server.handle_timeout(deadline);
+    let outs = h.outputs();
+    assert!(outs.contains(&Out::ReleaseRelay { relay: v4 }), "{outs:?}");
+    assert_eq!(code(&reply(&outs)), Some(508));
+    assert_eq!(h.server.allocation_count(), 1);
 }

@@ -53,6 +53,8 @@ pub(crate) struct PortPool {
     /// Ports this pool holds (handed out or reserved), per bind address.
     held: HashSet<SocketAddr>,
     reserved: HashMap<u64, Reserved>,
+    /// Round robin over the addresses of each family (IPv4, IPv6), as coturn's `relay-ip`s.
+    turn: [usize; 2],
 }
 
 impl PortPool {
@@ -63,6 +65,7 @@ impl PortPool {
             max,
             held: HashSet::new(),
             reserved: HashMap::new(),
+            turn: [0, 0],
         }
     }
 
@@ -104,11 +107,28 @@ impl PortPool {
             });
         }
         let want_v4 = req.family == AddressFamily::V4;
-        let ip = *self
+        let of_family: Vec<RelayIp> = self
             .ips
             .iter()
-            .find(|i| i.bind.is_ipv4() == want_v4)
-            .ok_or(RelayError::Exhausted)?;
+            .filter(|i| i.bind.is_ipv4() == want_v4)
+            .copied()
+            .collect();
+        // Each allocation takes the next address of its family; one whose ports are all
+        // taken passes to the next (coturn does the same with several relay-ip).
+        let turn = &mut self.turn[usize::from(!want_v4)];
+        let first = *turn;
+        *turn = turn.wrapping_add(1);
+        for k in 0..of_family.len() {
+            let ip = of_family[(first + k) % of_family.len()];
+            if let Some(b) = self.bind_on(ip, req, now) {
+                return Ok(b);
+            }
+        }
+        Err(RelayError::Exhausted)
+    }
+
+    /// A socket on `ip` for `req`, if a port is free there.
+    fn bind_on(&mut self, ip: RelayIp, req: &RelayRequest, now: Instant) -> Option<Bound> {
         let even = req.even_port || req.reserve_next;
         let span = u32::from(self.max - self.min) + 1;
         // A random start (RFC 8656 §7.2, RFC 6056): relayed ports are not predictable.
@@ -161,14 +181,14 @@ impl PortPool {
                 token = Some(t);
             }
             self.held.insert(addr);
-            return Ok(Bound {
+            return Some(Bound {
                 socket,
                 local: addr,
                 advertised: SocketAddr::new(ip.advertise, port),
                 token,
             });
         }
-        Err(RelayError::Exhausted)
+        None
     }
 
     /// Gives a port back (its socket is closed by the caller).
@@ -237,6 +257,48 @@ mod tests {
             return PortPool::new(vec![ip], base, base + n - 1);
         }
         panic!("no free range")
+    }
+
+    #[test]
+    fn several_relay_ips_of_a_family_are_used_in_turn() {
+        // Two loopback addresses (Linux answers on all of 127.0.0.0/8), each advertised as
+        // itself; one port each, found free on both.
+        let pool1 = pool(1);
+        let (port, now) = (pool1.min, Instant::now());
+        drop(pool1);
+        let ips: Vec<RelayIp> = ["127.0.0.1", "127.0.0.2"]
+            .iter()
+            .map(|s| RelayIp {
+                bind: s.parse().unwrap(),
+                advertise: s.parse().unwrap(),
+            })
+            .collect();
+        if UdpSocket::bind(("127.0.0.2", port)).is_err() {
+            return; // taken by another test just now: nothing to learn
+        }
+        let mut p = PortPool::new(ips, port, port);
+        let a = p.bind(&req(false, false, None), now).unwrap();
+        let b = p.bind(&req(false, false, None), now).unwrap();
+        let mut got = [a.local.ip(), b.local.ip()];
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "127.0.0.1".parse::<IpAddr>().unwrap(),
+                "127.0.0.2".parse().unwrap()
+            ]
+        );
+        // Both full: exhausted; one freed: the next Allocate finds it whichever turn it is.
+        assert_eq!(
+            p.bind(&req(false, false, None), now).unwrap_err(),
+            RelayError::Exhausted
+        );
+        p.release(a.local);
+        drop(a);
+        for _ in 0..2 {
+            let c = p.bind(&req(false, false, None), now).unwrap();
+            p.release(c.local);
+        }
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub struct ChannelBinding {
 pub struct Allocation {
     pub(super) five_tuple: FiveTuple,
     pub(super) relay: SocketAddr,
+    /// The IPv6 relayed address of a dual allocation (RFC 8656 §7.2, ADDITIONAL-ADDRESS-FAMILY);
+    /// `relay` is then the IPv4 one.
+    pub(super) relay6: Option<SocketAddr>,
     /// The authenticated user (counted against the per-user quota).
     pub(super) username: Box<str>,
     pub(super) expires: Instant,
@@ -64,6 +67,17 @@ pub struct Allocation {
     counted: (u32, u32),
 }
 
+/// Of an allocation's relayed addresses (the second a dual allocation's IPv6 one), the one of
+/// `peer`'s family.
+pub(super) fn relay_for(
+    (relay, relay6): (SocketAddr, Option<SocketAddr>),
+    peer: SocketAddr,
+) -> Option<SocketAddr> {
+    std::iter::once(relay)
+        .chain(relay6)
+        .find(|r| r.is_ipv4() == peer.is_ipv4())
+}
+
 /// Pushes without the doubling growth: most allocations hold one or two permissions and
 /// channels, and a first push would reserve room for four (the lists are capped at 64, so the
 /// extra copies are bounded).
@@ -78,7 +92,7 @@ impl Allocation {
     /// An allocation with no permission or channel yet.
     pub(super) fn new(
         five_tuple: FiveTuple,
-        relay: SocketAddr,
+        (relay, relay6): (SocketAddr, Option<SocketAddr>),
         username: String,
         expires: Instant,
         created_by: TransactionId,
@@ -88,6 +102,7 @@ impl Allocation {
         Allocation {
             five_tuple,
             relay,
+            relay6,
             username: username.into_boxed_str(),
             expires,
             created_by,
@@ -104,9 +119,20 @@ impl Allocation {
         self.five_tuple
     }
 
-    /// The relayed transport address.
+    /// The relayed transport address (the IPv4 one of a dual allocation).
     pub fn relay(&self) -> SocketAddr {
         self.relay
+    }
+
+    /// Its relayed transport addresses: one, or two for a dual allocation.
+    pub fn relays(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        std::iter::once(self.relay).chain(self.relay6)
+    }
+
+    /// The relayed address that talks to `peer`: the one of its family, if the allocation
+    /// has it.
+    pub fn relay_for(&self, peer: SocketAddr) -> Option<SocketAddr> {
+        relay_for((self.relay, self.relay6), peer)
     }
 
     /// The authenticated user.
@@ -352,7 +378,9 @@ impl Allocations {
             }
         };
         self.by_tuple.insert(a.five_tuple, i);
-        self.by_relay.insert(a.relay, i);
+        for r in a.relays() {
+            self.by_relay.insert(r, i);
+        }
         let pos = self.heap.len();
         // Placed last with the latest deadline; `settle` sifts it up to its place.
         self.heap.push((u64::MAX, i));
@@ -365,7 +393,9 @@ impl Allocations {
     pub(super) fn remove(&mut self, ft: &FiveTuple) -> Option<Allocation> {
         let i = self.by_tuple.remove(ft)?;
         let a = self.slots[i as usize].allocation.take()?;
-        self.by_relay.remove(&a.relay);
+        for r in a.relays() {
+            self.by_relay.remove(&r);
+        }
         self.free.push(i);
         self.permissions -= a.counted.0 as usize;
         self.channels -= a.counted.1 as usize;
@@ -466,7 +496,7 @@ mod tests {
     fn allocation(port: u16, expires: Instant) -> Allocation {
         Allocation::new(
             ft(port),
-            SocketAddr::from(([192, 0, 2, 1], port)),
+            (SocketAddr::from(([192, 0, 2, 1], port)), None),
             "u".into(),
             expires,
             TransactionId([0; 12]),

@@ -251,16 +251,31 @@ pub struct TurnStats {
     pub refused_draining: u64,
 }
 
-/// An Allocate waiting for its relay socket.
+/// What an Allocate with ADDITIONAL-ADDRESS-FAMILY (RFC 8656 §7.2) gets besides its IPv4
+/// relayed address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dual {
+    /// Not asked for.
+    No,
+    /// An IPv6 relayed address too, asked for once the IPv4 one is bound.
+    Wanted,
+    /// The IPv6 address is refused with this ADDRESS-ERROR-CODE (440: no IPv6 relay
+    /// address; 508: none could be bound), the IPv4 one granted.
+    Refused(u16),
+}
+
+/// An Allocate waiting for its relay socket (or, for a dual allocation, its second).
 #[derive(Debug, Clone)]
 struct Pending {
-    /// ADDITIONAL-ADDRESS-FAMILY asked for IPv6 too, which is refused in the answer
-    /// (ADDRESS-ERROR-CODE 440): dual allocations are not supported yet.
-    dual_refused: bool,
+    dual: Dual,
+    /// A dual allocation's IPv4 relay, bound, while its IPv6 one is asked for.
+    first: Option<Relay>,
     /// The request, to answer it.
     request: request::Context,
     username: String,
     lifetime: Duration,
+    /// EVEN-PORT (for the second relay of a dual allocation too).
+    even_port: bool,
 }
 
 /// The TURN server core.
@@ -576,7 +591,7 @@ impl TurnServer {
         self.out.timer_moved();
         let removed = self.pending.remove(&id);
         self.trim_pending_deadlines();
-        let Some(p) = removed else {
+        let Some(mut p) = removed else {
             // Not ours (or the allocation was given up): free the socket.
             if let Ok(relay) = result {
                 self.out
@@ -584,9 +599,43 @@ impl TurnServer {
             }
             return;
         };
-        match result {
-            Ok(relay) => self.allocation_made(now, p, relay),
-            Err(_) => self.error(&p.request, Reject::InsufficientCapacity),
+        match (result, p.first.take()) {
+            // A dual allocation's IPv4 relay: now its IPv6 one (RFC 8656 §7.2).
+            (Ok(relay), None) if p.dual == Dual::Wanted => {
+                let request = RelayRequest {
+                    id: self.next_id,
+                    five_tuple: p.request.ft,
+                    family: AddressFamily::V6,
+                    even_port: p.even_port,
+                    reserve_next: false,
+                    reservation: None,
+                };
+                self.next_id += 1;
+                p.first = Some(relay);
+                self.pending.insert(request.id, p);
+                self.pending_deadlines
+                    .push_back((now + PENDING_TIMEOUT, request.id));
+                self.out.request(Request::AllocateRelay(request));
+            }
+            (Ok(relay6), Some(relay)) => self.allocation_made(now, p, relay, Some(relay6.addr)),
+            (Ok(relay), None) => self.allocation_made(now, p, relay, None),
+            // Only the IPv6 one failed: the IPv4 one is granted, with ADDRESS-ERROR-CODE 508.
+            (Err(_), Some(relay)) => {
+                p.dual = Dual::Refused(508);
+                self.allocation_made(now, p, relay, None)
+            }
+            (Err(_), None) => self.error(&p.request, Reject::InsufficientCapacity),
+        }
+    }
+
+    /// A pending Allocate given up: its answer, and the IPv4 relay of a dual one back.
+    fn give_up(&mut self, p: Pending, answer: bool) {
+        if let Some(first) = p.first {
+            self.out
+                .request(Request::ReleaseRelay { relay: first.addr });
+        }
+        if answer {
+            self.error(&p.request, Reject::InsufficientCapacity);
         }
     }
 
@@ -622,7 +671,17 @@ impl TurnServer {
     pub fn connection_closed(&mut self, _now: Instant, five_tuple: FiveTuple) {
         if five_tuple.transport.is_stream() {
             self.delete(&five_tuple);
-            self.pending.retain(|_, p| p.request.ft != five_tuple);
+            let gone: Vec<u64> = self
+                .pending
+                .iter()
+                .filter(|(_, p)| p.request.ft == five_tuple)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in gone {
+                if let Some(p) = self.pending.remove(&id) {
+                    self.give_up(p, false);
+                }
+            }
             self.trim_pending_deadlines();
             self.lookups.forget(five_tuple);
         }
@@ -641,7 +700,7 @@ impl TurnServer {
             }
             self.pending_deadlines.pop_front();
             if let Some(p) = self.pending.remove(&id) {
-                self.error(&p.request, Reject::InsufficientCapacity);
+                self.give_up(p, true);
             }
             self.trim_pending_deadlines();
         }
@@ -703,7 +762,9 @@ impl TurnServer {
                 }
             }
             self.stats.allocations_deleted += 1;
-            self.out.request(Request::ReleaseRelay { relay: a.relay });
+            for relay in a.relays() {
+                self.out.request(Request::ReleaseRelay { relay });
+            }
         }
     }
 
@@ -756,11 +817,16 @@ fn relay_to_peer<'a>(
     if !may_relay(a, config, stats, peer, payload.len(), now) {
         return None;
     }
+    // From the relayed address of the peer's family (a dual allocation has both).
+    let Some(local) = a.relay_for(peer) else {
+        stats.dropped_no_permission += 1;
+        return None;
+    };
     stats.packets_to_peers += 1;
     stats.bytes_to_peers += payload.len() as u64;
     Some(Transmit {
         transport: Transport::Udp,
-        local: a.relay,
+        local,
         remote: peer,
         data: payload,
     })

@@ -16,8 +16,8 @@ use stun_codec::{
 
 use super::lookup::{Cached, Held};
 use super::{
-    quota_key, Allocation, FiveTuple, Pending, Reject, Relay, RelayRequest, Request, TokenBucket,
-    TurnServer, UserLookup,
+    quota_key, Allocation, Dual, FiveTuple, Pending, Reject, Relay, RelayRequest, Request,
+    TokenBucket, TurnServer, UserLookup,
 };
 use crate::auth::{NonceError, UserKeys, PASSWORD_ALGORITHMS};
 use crate::response::{self, Finish};
@@ -477,7 +477,17 @@ impl TurnServer {
         self.pending.insert(
             id,
             Pending {
-                dual_refused: additional.is_some(),
+                // RFC 8656 §7.2 step 9: both families, or the IPv4 one with
+                // ADDRESS-ERROR-CODE 440 when there is no IPv6 relay address.
+                dual: match additional {
+                    None => Dual::No,
+                    Some(_) if self.config.relay_families.contains(&AddressFamily::V6) => {
+                        Dual::Wanted
+                    }
+                    Some(_) => Dual::Refused(440),
+                },
+                first: None,
+                even_port: even.is_some(),
                 request: cx.clone(),
                 username,
                 lifetime: if lifetime.is_zero() {
@@ -500,29 +510,39 @@ impl TurnServer {
         Ok(())
     }
 
-    pub(super) fn allocation_made(&mut self, now: Instant, p: Pending, relay: Relay) {
+    pub(super) fn allocation_made(
+        &mut self,
+        now: Instant,
+        p: Pending,
+        relay: Relay,
+        relay6: Option<SocketAddr>,
+    ) {
         let cx = &p.request;
         let ft = cx.ft;
         let lifetime = p.lifetime;
         let response = self.respond(cx, Class::SuccessResponse, |b| {
-            b.add(&XorRelayedAddress(relay.addr))?
-                .add(&Lifetime(lifetime.as_secs() as u32))?
+            b.add(&XorRelayedAddress(relay.addr))?;
+            if let Some(r6) = relay6 {
+                b.add(&XorRelayedAddress(r6))?;
+            }
+            b.add(&Lifetime(lifetime.as_secs() as u32))?
                 .add(&XorMappedAddress(ft.client))?;
             if let Some(t) = relay.reservation_token {
                 b.add(&ReservationToken(t))?;
             }
-            if p.dual_refused {
+            if let Dual::Refused(code) = p.dual {
                 b.add(&AddressErrorCode {
                     family: AddressFamily::V6,
-                    code: 440,
-                    reason: reason_phrase(440),
+                    code,
+                    reason: reason_phrase(code),
                 })?;
             }
             Ok(())
         });
         let Some(n) = response else {
-            self.out
-                .request(Request::ReleaseRelay { relay: relay.addr });
+            for relay in std::iter::once(relay.addr).chain(relay6) {
+                self.out.request(Request::ReleaseRelay { relay });
+            }
             return;
         };
         // Kept for retransmissions of the request (RFC 8656 §7.2).
@@ -536,7 +556,7 @@ impl TurnServer {
             .then(|| TokenBucket::new(self.config.max_bps, self.config.max_bps));
         let a = Allocation::new(
             ft,
-            relay.addr,
+            (relay.addr, relay6),
             p.username,
             now + lifetime,
             cx.tid,
@@ -553,7 +573,11 @@ impl TurnServer {
             return Err(Reject::AllocationMismatch);
         };
         match msg.get::<RequestedAddressFamily>() {
-            Ok(Some(RequestedAddressFamily(f))) if f != Self::address_family(a.relay.ip()) => {
+            // RFC 8656 §8.2: a family the allocation does not have is 443; without the
+            // attribute a dual allocation's Refresh covers both relayed addresses.
+            Ok(Some(RequestedAddressFamily(f)))
+                if !a.relays().any(|r| Self::address_family(r.ip()) == f) =>
+            {
                 return Err(Reject::PeerAddressFamilyMismatch)
             }
             Ok(_) => {}
@@ -573,9 +597,14 @@ impl TurnServer {
         Ok(())
     }
 
-    /// The peer checks CreatePermission and ChannelBind share: family (443) and policy (403).
-    fn check_peer(&self, relay: SocketAddr, peer: SocketAddr) -> Result<(), Reject> {
-        if peer.is_ipv4() != relay.is_ipv4() {
+    /// The peer checks CreatePermission and ChannelBind share: family (443: no relayed
+    /// address of the peer's family, RFC 8656 §10.2) and policy (403).
+    fn check_peer(
+        &self,
+        relays: (SocketAddr, Option<SocketAddr>),
+        peer: SocketAddr,
+    ) -> Result<(), Reject> {
+        if super::allocation::relay_for(relays, peer).is_none() {
             return Err(Reject::PeerAddressFamilyMismatch);
         }
         if self.config.peer_policy.check(peer.ip()).is_err() {
@@ -591,7 +620,7 @@ impl TurnServer {
         msg: &Message<'_>,
     ) -> Result<(), Reject> {
         let ft = cx.ft;
-        let Some(relay) = self.allocations.get(&ft).map(|a| a.relay) else {
+        let Some(relay) = self.allocations.get(&ft).map(|a| (a.relay, a.relay6)) else {
             return Err(Reject::AllocationMismatch);
         };
         let peers = msg
@@ -638,7 +667,7 @@ impl TurnServer {
         msg: &Message<'_>,
     ) -> Result<(), Reject> {
         let ft = cx.ft;
-        let Some(relay) = self.allocations.get(&ft).map(|a| a.relay) else {
+        let Some(relay) = self.allocations.get(&ft).map(|a| (a.relay, a.relay6)) else {
             return Err(Reject::AllocationMismatch);
         };
         let (Ok(Some(ChannelNumber(channel))), Ok(Some(XorPeerAddress(peer)))) =

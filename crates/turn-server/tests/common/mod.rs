@@ -143,7 +143,12 @@ pub enum Conn {
 
 impl Conn {
     pub fn udp(server: SocketAddr) -> Conn {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let s = UdpSocket::bind(if server.is_ipv4() {
+            "127.0.0.1:0"
+        } else {
+            "[::1]:0"
+        })
+        .unwrap();
         s.set_read_timeout(Some(LIMIT)).unwrap();
         Conn::Udp(s, server)
     }
