@@ -103,6 +103,22 @@ async fn relayed(url: &str, tls: Option<std::sync::Arc<rustls::ClientConfig>>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirecting_turn_server_is_followed_to_its_alternate() {
+    // The configured server answers every Allocate with 300 and ALTERNATE-SERVER; the
+    // sessions allocate on the alternate instead, and connect through it.
+    let target = turn_server();
+    let front = common::redirecting_turn_server(target.udp());
+    relayed(&format!("turn:{}", front.udp_addrs()[0]), None).await;
+    let (front_metrics, target_metrics) =
+        (front.metrics().clone(), target.server.metrics().clone());
+    front.shutdown();
+    target.server.shutdown();
+    let (f, t) = (front_metrics.total().turn, target_metrics.total().turn);
+    assert!(f.redirected >= 2 && f.allocations_created == 0, "{f:?}");
+    assert!(t.allocations_created >= 2, "{t:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relayed_through_our_turn_server_over_udp_tcp_and_tls() {
     let turn = turn_server();
     relayed(&format!("turn:{}", turn.udp()), None).await;

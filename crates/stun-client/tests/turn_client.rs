@@ -83,3 +83,72 @@ fn a_client_closed_while_allocating_stays_closed_when_a_late_answer_comes() {
     assert_eq!(timeouts, [None], "no timer");
     assert!(c.is_done());
 }
+
+/// A 300 to `request` naming `alternate`.
+fn try_alternate(request: &[u8], alternate: SocketAddr) -> Vec<u8> {
+    let req = Message::parse(request).unwrap();
+    let mut buf = [0u8; 256];
+    let mut b = MessageBuilder::new(
+        &mut buf,
+        MessageType::new(req.message_type().method, Class::ErrorResponse),
+        req.transaction_id(),
+    )
+    .unwrap();
+    b.add(&ErrorCode::new(300)).unwrap();
+    b.add(&AlternateServer(alternate)).unwrap();
+    b.finish().to_vec()
+}
+
+#[test]
+fn a_300_moves_a_udp_client_and_fails_a_stream_client_with_the_alternate() {
+    let t = Instant::now();
+    let (local, server, other) = (
+        addr("198.51.100.7:5000"),
+        addr("192.0.2.10:3478"),
+        addr("192.0.2.11:3478"),
+    );
+    let mut c = TurnClient::new(
+        TurnClientConfig::new(server, Transport::Udp, "alice", "secret"),
+        local,
+        1,
+    );
+    c.allocate(t);
+    let allocate = drain(&mut c).0.pop().unwrap();
+    c.handle_receive(t, from_server(&try_alternate(&allocate, other)));
+    let mut redirected = false;
+    let mut to = Vec::new();
+    while let Some(o) = c.poll_output() {
+        match o {
+            Output::Event(stun_client::TurnEvent::Redirected { server }) => {
+                redirected = server == other
+            }
+            Output::Transmit(tx) => to.push(tx.remote),
+            _ => {}
+        }
+    }
+    assert!(redirected);
+    assert_eq!(to, vec![other], "the Allocate goes to the alternate now");
+    assert_eq!(c.server(), other);
+
+    // Over TCP the owner must connect elsewhere: the allocation fails naming where.
+    let mut s = TurnClient::new(
+        TurnClientConfig::new(server, Transport::Tcp, "alice", "secret"),
+        local,
+        2,
+    );
+    s.allocate(t);
+    let allocate = drain(&mut s).0.pop().unwrap();
+    let r = Receive {
+        transport: Transport::Tcp,
+        ..from_server(&[])
+    };
+    let answer = try_alternate(&allocate, other);
+    s.handle_receive(t, Receive { data: &answer, ..r });
+    let mut failed = None;
+    while let Some(o) = s.poll_output() {
+        if let Output::Event(stun_client::TurnEvent::AllocationFailed(e)) = o {
+            failed = Some(e);
+        }
+    }
+    assert_eq!(failed, Some(stun_client::TurnError::TryAlternate(other)));
+}

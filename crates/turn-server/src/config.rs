@@ -96,6 +96,14 @@ pub struct ServerConfig {
     /// `rfc5766-channels`: accept ChannelBind for 0x5000–0x7FFF too (RFC 5766's range), for
     /// coturn's `turnutils_uclient` and older SIP clients (default off).
     pub rfc5766_channels: bool,
+    /// `alternate-server`: where to redirect Allocates over UDP and TCP (300 with
+    /// ALTERNATE-SERVER), `IP[:PORT]` (port 3478 by default).
+    pub alternate_servers: Vec<std::net::SocketAddr>,
+    /// `tls-alternate-server`: the same for TLS clients (port 5349 by default).
+    pub tls_alternate_servers: Vec<std::net::SocketAddr>,
+    /// `alternate-server-when`: `always` (coturn's: every Allocate, in turn) or `draining`
+    /// (only while draining, instead of 403).
+    pub alternate_server_when_draining: bool,
 }
 
 /// What a key takes.
@@ -187,6 +195,9 @@ pub const KEYS: &[Key] = &[
     key("Verbose", None, Flag, "", "log-level trace"),
     key("drain-timeout", None, Required("SECONDS"), "600", "in drain mode (SIGUSR1), exit after this long even with allocations left, 0 for never [0]"),
     key("rfc5766-channels", None, Flag, "", "also accept RFC 5766's channel numbers 0x5000-0x7FFF (older clients)"),
+    key("alternate-server", None, Required("IP[:PORT]"), "203.0.113.7:3478", "redirect Allocates over UDP/TCP here with 300 (repeatable, used in turn)"),
+    key("tls-alternate-server", None, Required("IP[:PORT]"), "203.0.113.7:5349", "the same for TLS clients (repeatable)"),
+    key("alternate-server-when", None, Required("always|draining"), "draining", "redirect every Allocate (coturn) or only while draining [always]"),
     key("userdb-cache-ttl", None, Required("SECONDS"), "60", "how long a database user's key is used before it is read again [60]"),
 ];
 
@@ -232,6 +243,9 @@ impl Default for ServerConfig {
             log_level: "info".into(),
             drain_timeout: 0,
             rfc5766_channels: false,
+            alternate_servers: Vec::new(),
+            tls_alternate_servers: Vec::new(),
+            alternate_server_when_draining: false,
         }
     }
 }
@@ -399,6 +413,30 @@ impl ServerConfig {
             "psql-userdb" | "sql-userdb" => self.psql_userdb = Some(need()?.to_owned()),
             "drain-timeout" => self.drain_timeout = number(need()?)?,
             "rfc5766-channels" => self.rfc5766_channels = flag()?,
+            "alternate-server" | "tls-alternate-server" => {
+                let v = need()?;
+                let default_port = if key == "alternate-server" {
+                    3478
+                } else {
+                    5349
+                };
+                let addr = v
+                    .parse::<std::net::SocketAddr>()
+                    .or_else(|_| ip(v).map(|ip| std::net::SocketAddr::new(ip, default_port)))
+                    .map_err(|_| invalid(format!("{v:?} is not IP, IP:PORT or [IPv6]:PORT")))?;
+                if key == "alternate-server" {
+                    self.alternate_servers.push(addr);
+                } else {
+                    self.tls_alternate_servers.push(addr);
+                }
+            }
+            "alternate-server-when" => {
+                self.alternate_server_when_draining = match need()? {
+                    "always" => false,
+                    "draining" => true,
+                    v => return Err(invalid(format!("{v:?} is not always or draining"))),
+                }
+            }
             "userdb-cache-ttl" => self.userdb_cache_ttl = number(need()?)?,
             "log-level" => {
                 let v = need()?;

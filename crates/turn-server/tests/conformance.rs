@@ -180,6 +180,22 @@ fn uclient_over_channels_with_the_rfc5766_switch() {
 }
 
 #[test]
+fn uclient_follows_alternate_server() {
+    if !tools() {
+        return;
+    }
+    // The front server redirects every Allocate (300, ALTERNATE-SERVER) to the other: uclient
+    // would fail on the front (its sessions do not follow a 300), so a full run means it was
+    // sent on and relayed through the target.
+    let (_peer, peer_port) = echo_peer();
+    let (_target, target_port) = turnserver(&["-u", "alice:secret"]);
+    let alternate = format!("127.0.0.1:{target_port}");
+    let (_front, front_port) =
+        turnserver(&["-u", "alice:secret", "--alternate-server", &alternate]);
+    uclient(front_port, peer_port, &["-u", "alice", "-w", "secret"]);
+}
+
+#[test]
 fn uclient_long_term_credentials_udp_and_tcp() {
     if !tools() {
         return;

@@ -13,8 +13,8 @@ use turn_server::auth::{RestSecrets, UserKeys, Users};
 use turn_server::peer_policy::PeerPolicy;
 use turn_server::stun::StunServerConfig;
 use turn_server::turn::{
-    FiveTuple, Output, Relay, RelayError, RelayRequest, Request, Transport, TurnConfig, TurnServer,
-    UserLookup, RELAY_OVERHEAD,
+    FiveTuple, Output, Redirect, Relay, RelayError, RelayRequest, Request, Transport, TurnConfig,
+    TurnServer, UserLookup, RELAY_OVERHEAD,
 };
 
 /// What the core asked for, relayed packets included, as owned values to compare.
@@ -1637,4 +1637,82 @@ fn a_dual_allocation_without_an_ipv6_port_gets_ipv4_and_508_for_ipv6() {
     assert!(outs.contains(&Out::ReleaseRelay { relay: v4 }), "{outs:?}");
     assert_eq!(code(&reply(&outs)), Some(508));
     assert_eq!(h.server.allocation_count(), 1);
+}
+
+/// The ALTERNATE-SERVER of a 300 answer, checked to be signed by the client's key.
+fn alternate_of(c: &Client, resp: &[u8]) -> Option<SocketAddr> {
+    let m = Message::parse(resp).unwrap();
+    if code(resp) != Some(300) {
+        return None;
+    }
+    m.verify_integrity(&c.key)
+        .expect("a signed 300 (RFC 8489 §10)");
+    Some(
+        m.get::<AlternateServer>()
+            .unwrap()
+            .expect("ALTERNATE-SERVER")
+            .0,
+    )
+}
+
+#[test]
+fn alternate_servers_always_in_turn_or_only_while_draining() {
+    let (x, y, z6) = (
+        a("203.0.113.1:3478"),
+        a("203.0.113.2:3478"),
+        a("[2001:db8::1]:3478"),
+    );
+    let mut h = Harness::with(
+        TurnConfig {
+            alternate_servers: vec![x, z6, y],
+            tls_alternate_servers: vec![a("203.0.113.9:5349")],
+            ..TurnConfig::default()
+        },
+        RestSecrets::default(),
+    );
+    let allocate = |h: &mut Harness, c: &mut Client| {
+        c.call(h, Method::ALLOCATE, |b| {
+            b.add(&RequestedTransport::UDP).unwrap();
+        })
+    };
+    // In turn, of the client's family only.
+    let mut got = Vec::new();
+    for port in 0..4 {
+        let mut c = client(4200 + port, "alice", "secret");
+        let resp = allocate(&mut h, &mut c);
+        got.push(alternate_of(&c, &resp).expect("redirected"));
+    }
+    assert_eq!(got, vec![x, y, x, y]);
+    // TLS clients get the TLS list.
+    let mut t = client(4210, "alice", "secret");
+    t.ft.transport = Transport::Tls;
+    let resp = allocate(&mut h, &mut t);
+    assert_eq!(alternate_of(&t, &resp), Some(a("203.0.113.9:5349")));
+    assert_eq!(h.server.allocation_count(), 0);
+    assert_eq!(h.server.stats().redirected, 5);
+
+    // A server that finds itself in the list (a fleet naming all its members) keeps clients.
+    let mut h = Harness::with(
+        TurnConfig {
+            alternate_servers: vec![a(SERVER), x],
+            ..TurnConfig::default()
+        },
+        RestSecrets::default(),
+    );
+    client(4211, "alice", "secret").allocate(&mut h);
+
+    // Only while draining, to the others.
+    let mut h = Harness::with(
+        TurnConfig {
+            alternate_servers: vec![a(SERVER), x],
+            redirect: Redirect::WhenDraining,
+            ..TurnConfig::default()
+        },
+        RestSecrets::default(),
+    );
+    client(4212, "alice", "secret").allocate(&mut h);
+    h.server.drain();
+    let mut c = client(4213, "alice", "secret");
+    let resp = allocate(&mut h, &mut c);
+    assert_eq!(alternate_of(&c, &resp), Some(x), "instead of 403");
 }

@@ -493,6 +493,9 @@ impl Agent {
                 }
             }
             TurnEvent::ChannelBound { .. } => {}
+            TurnEvent::Redirected { server: to } => {
+                tracing::info!(%server, %to, "TURN server redirected the allocation");
+            }
         }
     }
 

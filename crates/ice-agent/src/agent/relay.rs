@@ -79,7 +79,12 @@ impl Relay {
     /// Whether a packet came from this slot's server on its path: `socket` is the host
     /// socket a datagram arrived on.
     pub(super) fn receives(&self, r: &Receive<'_>, socket: Option<SocketId>) -> bool {
-        if r.remote != self.server.addr || r.transport != self.server.transport {
+        // The client's server: the configured one, or where a 300 sent it.
+        let server = self
+            .client
+            .as_ref()
+            .map_or(self.server.addr, |c| c.server());
+        if r.remote != server || r.transport != self.server.transport {
             return false;
         }
         match self.path {

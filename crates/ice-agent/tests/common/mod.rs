@@ -54,6 +54,15 @@ pub fn turn_server() -> Turn {
     }
 }
 
+/// A TURN server on 127.0.0.1 (UDP only, user alice/secret) that sends every Allocate to
+/// `alternate` with 300 (ALTERNATE-SERVER).
+pub fn redirecting_turn_server(alternate: SocketAddr) -> Server {
+    let mut settings = turn_common::settings(None);
+    settings.tcp.clear();
+    settings.turn.alternate_servers = vec![alternate];
+    Server::start(settings).unwrap()
+}
+
 /// One side of a connected session.
 pub struct Side {
     pub handle: Handle,

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use sans_io::Retransmit;
 use stun_codec::attr::{
-    ChannelNumber, Data, ErrorCode, Lifetime, Nonce, PasswordAlgorithm, Realm, RequestedTransport,
-    Software, Username, XorMappedAddress, XorPeerAddress, XorRelayedAddress,
+    AlternateServer, ChannelNumber, Data, ErrorCode, Lifetime, Nonce, PasswordAlgorithm, Realm,
+    RequestedTransport, Software, Username, XorMappedAddress, XorPeerAddress, XorRelayedAddress,
 };
 use stun_codec::{
     Class, IntegrityKey, Message, MessageBuilder, MessageType, Method, TransactionId,
@@ -16,7 +16,7 @@ use stun_codec::{
 
 use super::{
     secs, PermissionState, Request, State, Transaction, TurnClient, TurnError, TurnEvent,
-    CHANNEL_LIFETIME, PERMISSION_LIFETIME, REFRESH_MARGIN,
+    CHANNEL_LIFETIME, MAX_REDIRECTS, PERMISSION_LIFETIME, REFRESH_MARGIN,
 };
 
 impl TurnClient {
@@ -93,6 +93,7 @@ impl TurnClient {
                 }
             }
             401 => self.request_failed(now, t.request, TurnError::Unauthorized),
+            300 if t.request == Request::Allocate => self.try_alternate(now, msg),
             code => self.request_failed(
                 now,
                 t.request,
@@ -103,6 +104,40 @@ impl TurnClient {
             ),
         }
         None
+    }
+
+    /// RFC 8489 §10: a 300 to Allocate names another server in ALTERNATE-SERVER (the answer
+    /// was authenticated if the request was: checked above). Over UDP the client moves there
+    /// (new realm and nonce), at most [`MAX_REDIRECTS`] times; over a stream it cannot, and
+    /// fails with [`TurnError::TryAlternate`] for its owner to connect there.
+    fn try_alternate(&mut self, now: Instant, msg: &Message<'_>) {
+        let Some(AlternateServer(alternate)) = msg.get::<AlternateServer>().ok().flatten() else {
+            self.request_failed(
+                now,
+                Request::Allocate,
+                TurnError::Malformed("300 without ALTERNATE-SERVER"),
+            );
+            return;
+        };
+        let usable = alternate.is_ipv4() == self.config.server.is_ipv4()
+            && alternate != self.config.server
+            && !alternate.ip().is_unspecified();
+        if !usable || self.redirects >= MAX_REDIRECTS {
+            self.request_failed(now, Request::Allocate, TurnError::TryAlternate(alternate));
+            return;
+        }
+        if self.config.transport.is_stream() {
+            self.request_failed(now, Request::Allocate, TurnError::TryAlternate(alternate));
+            return;
+        }
+        tracing::info!(from = %self.config.server, to = %alternate, "TURN server redirects (300)");
+        self.redirects += 1;
+        self.config.server = alternate;
+        self.realm = None;
+        self.nonce = None;
+        self.key = None;
+        self.out.event(TurnEvent::Redirected { server: alternate });
+        self.request(now, Request::Allocate, 0);
     }
 
     fn request_succeeded(&mut self, now: Instant, request: Request, msg: &Message<'_>) {

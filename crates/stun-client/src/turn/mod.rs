@@ -143,6 +143,11 @@ pub enum TurnError {
     /// The stream to the server ended or the allocation expired.
     #[error("the connection to the TURN server ended")]
     Closed,
+    /// The server sent the client elsewhere (300 Try Alternate, RFC 8489 §10) and the client
+    /// could not follow: over TCP or TLS (a new connection is its owner's to make), to
+    /// another family, or after too many redirections.
+    #[error("the TURN server redirects to {0}")]
+    TryAlternate(SocketAddr),
 }
 
 /// Something the client wants its owner to know.
@@ -166,6 +171,12 @@ pub enum TurnEvent {
     PermissionCreated(IpAddr),
     /// A permission could not be installed.
     PermissionFailed(IpAddr, TurnError),
+    /// The server redirected the Allocate (300, ALTERNATE-SERVER): the client now talks to
+    /// `server`, from the same local address (UDP only).
+    Redirected {
+        /// The new server.
+        server: SocketAddr,
+    },
     /// A channel is bound: data to this peer now goes as ChannelData.
     ChannelBound {
         /// The peer.
@@ -251,6 +262,9 @@ const PERMISSION_LIFETIME: Duration = Duration::from_secs(300);
 const CHANNEL_LIFETIME: Duration = Duration::from_secs(600);
 /// Refresh this long before something expires.
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+/// Redirections (300) followed before giving up, so two servers naming each other cannot
+/// keep a client forever.
+const MAX_REDIRECTS: u8 = 2;
 
 /// A TURN client for one allocation. See the module documentation.
 #[derive(Debug)]
@@ -271,6 +285,8 @@ pub struct TurnClient {
     /// The local transport address the client sends from.
     local: SocketAddr,
     out: Outputs<TurnEvent>,
+    /// 300 answers followed so far.
+    redirects: u8,
 }
 
 impl TurnClient {
@@ -293,6 +309,7 @@ impl TurnClient {
             next_channel: 0x4000,
             transactions: Vec::new(),
             out: Outputs::new(),
+            redirects: 0,
         }
     }
 

@@ -108,6 +108,7 @@ impl Metrics {
             a.user_lookup_failures += b.user_lookup_failures;
             a.user_lookups_dropped += b.user_lookups_dropped;
             a.refused_draining += b.refused_draining;
+            a.redirected += b.redirected;
             t.stun.success += s.stun.success;
             t.stun.errors += s.stun.errors;
             t.stun.dropped += s.stun.dropped;
@@ -254,6 +255,12 @@ impl Metrics {
             "counter",
             "Allocate requests refused while draining.",
             &[("", t.refused_draining)],
+        );
+        one(
+            "turn_allocate_redirected_total",
+            "counter",
+            "Allocate requests sent to an ALTERNATE-SERVER (300).",
+            &[("", t.redirected)],
         );
         one(
             "turn_relay_bind_failures_total",

@@ -383,6 +383,13 @@ impl Settings {
             user_db: user_db.is_some(),
             user_cache_ttl: Duration::from_secs(c.userdb_cache_ttl),
             rfc5766_channels: c.rfc5766_channels,
+            alternate_servers: c.alternate_servers.clone(),
+            tls_alternate_servers: c.tls_alternate_servers.clone(),
+            redirect: if c.alternate_server_when_draining {
+                crate::turn::Redirect::WhenDraining
+            } else {
+                crate::turn::Redirect::Always
+            },
             ..TurnConfig::default()
         };
         let mut nonce_key = [0u8; 32];

@@ -101,6 +101,23 @@ pub struct TurnConfig {
     /// Accept RFC 5766's channel numbers 0x5000–0x7FFF too (coturn's `turnutils_uclient`,
     /// older SIP clients); RFC 8656 §12 keeps 0x4000–0x4FFF and reserves the rest.
     pub rfc5766_channels: bool,
+    /// ALTERNATE-SERVER addresses for clients over UDP and TCP (coturn's `alternate-server`).
+    pub alternate_servers: Vec<SocketAddr>,
+    /// ALTERNATE-SERVER addresses for clients over TLS (coturn's `tls-alternate-server`).
+    pub tls_alternate_servers: Vec<SocketAddr>,
+    /// When an Allocate is redirected to them.
+    pub redirect: Redirect,
+}
+
+/// When an Allocate gets 300 (Try Alternate) with ALTERNATE-SERVER (RFC 8489 §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Redirect {
+    /// Every Allocate, the alternates in turn (coturn's behaviour: a server that only
+    /// balances).
+    #[default]
+    Always,
+    /// Only while draining, instead of refusing (403).
+    WhenDraining,
 }
 
 impl TurnConfig {
@@ -138,6 +155,9 @@ impl Default for TurnConfig {
             user_db: false,
             user_cache_ttl: Duration::from_secs(60),
             rfc5766_channels: false,
+            alternate_servers: Vec::new(),
+            tls_alternate_servers: Vec::new(),
+            redirect: Redirect::Always,
         }
     }
 }
@@ -249,6 +269,8 @@ pub struct TurnStats {
     pub user_lookups_dropped: u64,
     /// Allocate requests refused while the server drains.
     pub refused_draining: u64,
+    /// Allocate requests sent to an ALTERNATE-SERVER (300).
+    pub redirected: u64,
 }
 
 /// What an Allocate with ADDITIONAL-ADDRESS-FAMILY (RFC 8656 §7.2) gets besides its IPv4
@@ -302,6 +324,8 @@ pub struct TurnServer {
     lookups: Lookups,
     /// Draining: no new allocations.
     draining: bool,
+    /// The next ALTERNATE-SERVER to name (round robin).
+    next_alternate: usize,
 }
 
 /// How long an expired channel number stays reserved for its peer (RFC 8656 §12).
@@ -352,6 +376,7 @@ impl TurnServer {
             cache: UserCache::new(config_ttl),
             lookups: Lookups::default(),
             draining: false,
+            next_alternate: 0,
         }
     }
 

@@ -6,6 +6,8 @@ use stun_codec::attr::AttributeType;
 /// A refusal, answered as an error response with [`Reject::code`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Reject {
+    /// 300: try this server instead (ALTERNATE-SERVER, RFC 8489 §10).
+    TryAlternate(std::net::SocketAddr),
     /// 400: malformed, or attributes that do not go together.
     BadRequest,
     /// 403: the peer address is not allowed (the peer policy).
@@ -36,6 +38,7 @@ impl Reject {
     /// The ERROR-CODE value.
     pub(super) fn code(&self) -> u16 {
         match self {
+            Reject::TryAlternate(_) => 300,
             Reject::BadRequest => 400,
             Reject::Forbidden => 403,
             Reject::UnknownAttributes(_) => 420,

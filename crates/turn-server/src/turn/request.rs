@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use stun_codec::attr::{
-    reason_phrase, AdditionalAddressFamily, AddressErrorCode, AddressFamily, AttributeType,
-    ChannelNumber, ErrorCode, EvenPort, Lifetime, Nonce, PasswordAlgorithm, PasswordAlgorithms,
-    Realm, RequestedAddressFamily, RequestedTransport, ReservationToken, UnknownAttributes,
-    UserHash, Username, XorMappedAddress, XorPeerAddress, XorRelayedAddress,
+    reason_phrase, AdditionalAddressFamily, AddressErrorCode, AddressFamily, AlternateServer,
+    AttributeType, ChannelNumber, ErrorCode, EvenPort, Lifetime, Nonce, PasswordAlgorithm,
+    PasswordAlgorithms, Realm, RequestedAddressFamily, RequestedTransport, ReservationToken,
+    UnknownAttributes, UserHash, Username, XorMappedAddress, XorPeerAddress, XorRelayedAddress,
 };
 use stun_codec::{
     AttributeError, BuildError, Class, IntegrityKey, Message, MessageBuilder, Method, TransactionId,
@@ -350,6 +350,9 @@ impl TurnServer {
             if let Reject::UnknownAttributes(list) = &reject {
                 b.add(&UnknownAttributes::new(list))?;
             }
+            if let Reject::TryAlternate(server) = reject {
+                b.add(&AlternateServer(server))?;
+            }
             Ok(())
         });
     }
@@ -375,6 +378,38 @@ impl TurnServer {
         }
         self.buf = buf;
         built.ok()
+    }
+
+    /// Where to send an Allocate instead, if anywhere, with ALTERNATE-SERVERs configured for
+    /// the client's transport (TLS or not): the next of them of the client's family that is
+    /// not the address the client reached. With [`Redirect::Always`](super::Redirect) a
+    /// server that finds itself in the list redirects nothing, as coturn (members of a fleet
+    /// that list each other would send clients round in circles); with
+    /// [`Redirect::WhenDraining`](super::Redirect) it sends them to the others while it drains.
+    fn alternate(&mut self, ft: FiveTuple) -> Option<SocketAddr> {
+        let list = if ft.transport == sans_io::Transport::Tls {
+            &self.config.tls_alternate_servers
+        } else {
+            &self.config.alternate_servers
+        };
+        let redirect = match self.config.redirect {
+            super::Redirect::Always => !list.contains(&ft.server),
+            super::Redirect::WhenDraining => self.draining,
+        };
+        if !redirect {
+            return None;
+        }
+        let usable: Vec<SocketAddr> = list
+            .iter()
+            .copied()
+            .filter(|a| a.is_ipv4() == ft.server.is_ipv4() && *a != ft.server)
+            .collect();
+        if usable.is_empty() {
+            return None;
+        }
+        let pick = usable[self.next_alternate % usable.len()];
+        self.next_alternate = self.next_alternate.wrapping_add(1);
+        Some(pick)
     }
 
     /// RFC 8656 §7.2 / §8: min(requested, max), but never below the default; 0 stays 0.
@@ -408,6 +443,10 @@ impl TurnServer {
         }
         if self.pending.values().any(|p| p.request.ft == ft) {
             return Ok(()); // the answer is on its way
+        }
+        if let Some(alternate) = self.alternate(ft) {
+            self.stats.redirected += 1;
+            return Err(Reject::TryAlternate(alternate));
         }
         if self.draining {
             // coturn's drain mode answers 403 too ("Server is draining ... please try another
