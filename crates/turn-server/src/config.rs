@@ -104,6 +104,14 @@ pub struct ServerConfig {
     /// `alternate-server-when`: `always` (coturn's: every Allocate, in turn) or `draining`
     /// (only while draining, instead of 403).
     pub alternate_server_when_draining: bool,
+    /// `tcp-proxy-port`: a TCP listener (on the listening addresses) whose connections start
+    /// with a PROXY protocol header from a load balancer (coturn's key).
+    pub tcp_proxy_port: Option<u16>,
+    /// `tls-proxy-port`: the same for TLS (the header, then the handshake).
+    pub tls_proxy_port: Option<u16>,
+    /// `proxy-protocol-from`: the load balancers whose headers are believed (required with a
+    /// proxy port).
+    pub proxy_protocol_from: Vec<IpRange>,
 }
 
 /// What a key takes.
@@ -198,6 +206,9 @@ pub const KEYS: &[Key] = &[
     key("alternate-server", None, Required("IP[:PORT]"), "203.0.113.7:3478", "redirect Allocates over UDP/TCP here with 300 (repeatable, used in turn)"),
     key("tls-alternate-server", None, Required("IP[:PORT]"), "203.0.113.7:5349", "the same for TLS clients (repeatable)"),
     key("alternate-server-when", None, Required("always|draining"), "draining", "redirect every Allocate (coturn) or only while draining [always]"),
+    key("tcp-proxy-port", None, Required("PORT"), "3479", "a TCP listener behind a load balancer: PROXY protocol v1/v2 header first"),
+    key("tls-proxy-port", None, Required("PORT"), "5350", "a TLS listener behind a load balancer: PROXY header, then TLS"),
+    key("proxy-protocol-from", None, Required("RANGE"), "10.0.0.0/8", "load balancers whose PROXY headers are believed (repeatable; required with a proxy port)"),
     key("userdb-cache-ttl", None, Required("SECONDS"), "60", "how long a database user's key is used before it is read again [60]"),
 ];
 
@@ -246,6 +257,9 @@ impl Default for ServerConfig {
             alternate_servers: Vec::new(),
             tls_alternate_servers: Vec::new(),
             alternate_server_when_draining: false,
+            tcp_proxy_port: None,
+            tls_proxy_port: None,
+            proxy_protocol_from: Vec::new(),
         }
     }
 }
@@ -430,6 +444,9 @@ impl ServerConfig {
                     self.tls_alternate_servers.push(addr);
                 }
             }
+            "tcp-proxy-port" => self.tcp_proxy_port = Some(port(need()?)?),
+            "tls-proxy-port" => self.tls_proxy_port = Some(port(need()?)?),
+            "proxy-protocol-from" => self.proxy_protocol_from.push(range(need()?)?),
             "alternate-server-when" => {
                 self.alternate_server_when_draining = match need()? {
                     "always" => false,
@@ -482,6 +499,21 @@ impl ServerConfig {
                 "use-auth-secret needs at least one static-auth-secret (or a user database \
                  with turn_secret rows)"
                     .into(),
+            ));
+        }
+        if (self.tcp_proxy_port.is_some() || self.tls_proxy_port.is_some())
+            && self.proxy_protocol_from.is_empty()
+        {
+            return Err(ConfigError::Inconsistent(
+                "tcp-proxy-port and tls-proxy-port need proxy-protocol-from: the load \
+                 balancers whose PROXY headers are believed (anyone else could claim any \
+                 client address)"
+                    .into(),
+            ));
+        }
+        if self.tls_proxy_port.is_some() && self.cert.is_none() {
+            return Err(ConfigError::Inconsistent(
+                "tls-proxy-port needs cert and pkey".into(),
             ));
         }
         if self.userdb.is_some() && self.psql_userdb.is_some() {

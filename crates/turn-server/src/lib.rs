@@ -37,6 +37,7 @@
 pub mod auth;
 pub mod config;
 pub mod peer_policy;
+pub mod proxy_protocol;
 mod response;
 pub mod stun;
 pub mod turn;

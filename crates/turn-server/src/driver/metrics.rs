@@ -34,6 +34,9 @@ pub struct DriverStats {
     pub stream_queue_full: u64,
     /// Relay sockets that could not be bound (answered 508).
     pub relay_bind_failures: u64,
+    /// Connections to a PROXY protocol listener closed: from an address not in
+    /// `proxy-protocol-from`, or with a bad or late header.
+    pub proxy_refused: u64,
 }
 
 /// One worker's figures at one moment.
@@ -122,6 +125,7 @@ impl Metrics {
             a.send_errors += b.send_errors;
             a.stream_queue_full += b.stream_queue_full;
             a.relay_bind_failures += b.relay_bind_failures;
+            a.proxy_refused += b.proxy_refused;
             t.allocations += s.allocations;
             t.permissions += s.permissions;
             t.channels += s.channels;
@@ -267,6 +271,12 @@ impl Metrics {
             "counter",
             "Relay sockets that could not be bound (508).",
             &[("", d.relay_bind_failures)],
+        );
+        one(
+            "turn_proxy_protocol_refused_total",
+            "counter",
+            "Connections to a PROXY protocol listener closed (untrusted front-end, bad or late header).",
+            &[("", d.proxy_refused)],
         );
         one(
             "turn_stream_closed_total",

@@ -81,6 +81,14 @@ pub struct Settings {
     pub use_auth_secret: bool,
     /// The configured REST secrets (what `rest` was made from).
     pub secrets: Vec<String>,
+    /// TCP listeners behind a load balancer: each connection starts with a PROXY protocol
+    /// header (coturn's `tcp-proxy-port`).
+    pub tcp_proxy: Vec<SocketAddr>,
+    /// TLS listeners likewise (the header, then the TLS handshake).
+    pub tls_proxy: Vec<SocketAddr>,
+    /// The front-ends whose PROXY headers are believed; connections to a proxy listener from
+    /// anywhere else are closed.
+    pub proxy_from: Vec<crate::peer_policy::IpRange>,
 }
 
 /// What a running server can change (a reload, or new realm data from the database): the
@@ -428,6 +436,15 @@ impl Settings {
             user_db,
             use_auth_secret: c.use_auth_secret,
             secrets: c.static_auth_secrets.clone(),
+            tcp_proxy: match c.tcp_proxy_port {
+                Some(p) if !c.no_tcp => at(p),
+                _ => vec![],
+            },
+            tls_proxy: match c.tls_proxy_port {
+                Some(p) if c.cert.is_some() && !c.no_tls => at(p),
+                _ => vec![],
+            },
+            proxy_from: c.proxy_protocol_from.clone(),
         })
     }
 }
@@ -465,6 +482,9 @@ impl Settings {
             user_db: None,
             use_auth_secret: false,
             secrets: Vec::new(),
+            tcp_proxy: Vec::new(),
+            tls_proxy: Vec::new(),
+            proxy_from: Vec::new(),
         }
     }
 }
@@ -514,6 +534,8 @@ pub struct Server {
     udp: Vec<SocketAddr>,
     tcp: Vec<SocketAddr>,
     tls: Vec<SocketAddr>,
+    /// The TCP and the TLS listeners behind a load balancer (PROXY protocol).
+    proxied: (Vec<SocketAddr>, Vec<SocketAddr>),
     metrics_addr: Option<SocketAddr>,
     metrics: Metrics,
     stop: tokio::sync::watch::Sender<bool>,
@@ -557,6 +579,7 @@ impl Server {
         let mut per_worker: Vec<worker::Sockets> =
             (0..workers).map(|_| worker::Sockets::default()).collect();
         let mut bound = (Vec::new(), Vec::new(), Vec::new());
+        let mut proxied = (Vec::new(), Vec::new());
         for &addr in &settings.udp {
             let Some(first) = bind_optional(addr, |a| worker::bind_udp(a, reuse))? else {
                 continue;
@@ -573,9 +596,19 @@ impl Server {
                 );
             }
         }
-        for (list, tls, out) in [
-            (&settings.tcp, false, &mut bound.1),
-            (&settings.tls_listen, true, &mut bound.2),
+        for (list, kind, out) in [
+            (&settings.tcp, worker::Listener::TCP, &mut bound.1),
+            (&settings.tls_listen, worker::Listener::TLS, &mut bound.2),
+            (
+                &settings.tcp_proxy,
+                worker::Listener::TCP.behind_proxy(),
+                &mut proxied.0,
+            ),
+            (
+                &settings.tls_proxy,
+                worker::Listener::TLS.behind_proxy(),
+                &mut proxied.1,
+            ),
         ] {
             for &addr in list {
                 let Some(first) = bind_optional(addr, |a| worker::bind_tcp(a, reuse))? else {
@@ -583,19 +616,24 @@ impl Server {
                 };
                 let local = first.local_addr()?;
                 out.push(local);
-                per_worker[0].tcp.push((first, tls));
+                per_worker[0].tcp.push((first, kind));
                 for w in per_worker.iter_mut().skip(1) {
                     w.tcp.push((
                         worker::bind_tcp(local, reuse).map_err(|source| SetupError::Bind {
                             addr: local,
                             source,
                         })?,
-                        tls,
+                        kind,
                     ));
                 }
             }
         }
-        if bound.0.is_empty() && bound.1.is_empty() && bound.2.is_empty() {
+        if bound.0.is_empty()
+            && bound.1.is_empty()
+            && bound.2.is_empty()
+            && proxied.0.is_empty()
+            && proxied.1.is_empty()
+        {
             return Err(SetupError::NoListener);
         }
         let metrics = Metrics::new(workers);
@@ -671,6 +709,7 @@ impl Server {
             udp: bound.0,
             tcp: bound.1,
             tls: bound.2,
+            proxied,
             metrics_addr,
             metrics,
             stop,
@@ -712,6 +751,16 @@ impl Server {
     /// The bound TLS listeners.
     pub fn tls_addrs(&self) -> &[SocketAddr] {
         &self.tls
+    }
+
+    /// The TCP listeners that take a PROXY protocol header first (`tcp-proxy-port`).
+    pub fn tcp_proxy_addrs(&self) -> &[SocketAddr] {
+        &self.proxied.0
+    }
+
+    /// The TLS listeners that take a PROXY protocol header first (`tls-proxy-port`).
+    pub fn tls_proxy_addrs(&self) -> &[SocketAddr] {
+        &self.proxied.1
     }
 
     /// The metrics listener, if any.

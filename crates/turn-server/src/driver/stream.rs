@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tracing::{debug, info, Instrument};
 
-use super::worker::Shared;
+use super::worker::{Listener, Shared};
 use crate::turn::{FiveTuple, Transport};
 
 /// The server's side of one connection: what is waiting to be written.
@@ -48,12 +48,12 @@ impl StreamConn {
 
 /// Accepts connections on one listener; a TLS one with the certificate configured when
 /// the connection comes (a reload changes it for new connections).
-pub(super) async fn accept_task(shared: Shared, listener: TcpListener, tls: bool) {
+pub(super) async fn accept_task(shared: Shared, listener: TcpListener, kind: Listener) {
     loop {
         let (tcp, client) = super::accept(&listener).await;
         let acceptor = {
             let mut w = shared.borrow_mut();
-            let acceptor = match (tls, &w.settings.tls) {
+            let acceptor = match (kind.tls, &w.settings.tls) {
                 (false, _) => None,
                 (true, Some(c)) => Some(tokio_rustls::TlsAcceptor::from(c.clone())),
                 (true, None) => continue, // no certificate: closed at once
@@ -69,22 +69,84 @@ pub(super) async fn accept_task(shared: Shared, listener: TcpListener, tls: bool
                 .max(w.stats.stream_connections);
             acceptor
         };
-        tokio::task::spawn_local(serve(shared.clone(), tcp, client, acceptor));
+        tokio::task::spawn_local(serve(shared.clone(), tcp, client, acceptor, kind.proxy));
+    }
+}
+
+/// The PROXY protocol header a load balancer puts first: the client's real address and the
+/// one it connected to. Only from a configured front-end (else anyone could claim any
+/// address), read exactly (never a byte of the client's stream), within the handshake time.
+/// `None`: the connection is to be closed.
+async fn proxy_header(
+    shared: &Shared,
+    tcp: &mut TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    timeout: std::time::Duration,
+) -> Option<(SocketAddr, SocketAddr)> {
+    use crate::proxy_protocol::{parse, Parsed};
+    if !shared
+        .borrow()
+        .settings
+        .proxy_from
+        .iter()
+        .any(|r| r.contains(peer.ip()))
+    {
+        debug!(%peer, "PROXY protocol from an address not in proxy-protocol-from: closed");
+        shared.borrow_mut().stats.proxy_refused += 1;
+        return None;
+    }
+    let read = async {
+        let mut buf = Vec::with_capacity(64);
+        loop {
+            match parse(&buf) {
+                Ok(Parsed::Header { addresses, .. }) => return Ok(addresses),
+                Ok(Parsed::Incomplete { need }) => {
+                    let have = buf.len();
+                    buf.resize(need, 0);
+                    if tcp.read_exact(&mut buf[have..]).await.is_err() {
+                        return Err(None);
+                    }
+                }
+                Err(e) => return Err(Some(e)),
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(Some(addresses))) => Some(addresses),
+        // LOCAL or UNKNOWN: the front-end's own check; its own addresses stand.
+        Ok(Ok(None)) => Some((peer, local)),
+        Ok(Err(e)) => {
+            debug!(%peer, error = ?e, "bad PROXY protocol header: closed");
+            shared.borrow_mut().stats.proxy_refused += 1;
+            None
+        }
+        Err(_) => {
+            debug!(%peer, "no PROXY protocol header in time: closed");
+            shared.borrow_mut().stats.proxy_refused += 1;
+            None
+        }
     }
 }
 
 async fn serve(
     shared: Shared,
-    tcp: TcpStream,
-    client: SocketAddr,
+    mut tcp: TcpStream,
+    peer: SocketAddr,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    proxy: bool,
 ) {
     let _ = tcp.set_nodelay(true);
     let (idle, handshake) = {
         let w = shared.borrow();
         (w.settings.stream_idle_timeout, w.settings.handshake_timeout)
     };
-    if let Ok(server) = tcp.local_addr() {
+    let addresses = match tcp.local_addr() {
+        Ok(local) if proxy => proxy_header(&shared, &mut tcp, peer, local, handshake).await,
+        Ok(local) => Some((peer, local)),
+        Err(_) => None,
+    };
+    if let Some((client, server)) = addresses {
         let transport = if tls.is_some() {
             Transport::Tls
         } else {

@@ -27,12 +27,39 @@ use crate::turn::{
     FiveTuple, Output, Relay, Request, Transmit, Transport, TurnServer, RELAY_OVERHEAD,
 };
 
+/// What a stream listener's connections speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Listener {
+    /// TLS (else plain TCP).
+    pub tls: bool,
+    /// A PROXY protocol header comes first (a load balancer's).
+    pub proxy: bool,
+}
+
+impl Listener {
+    pub(super) const TCP: Listener = Listener {
+        tls: false,
+        proxy: false,
+    };
+    pub(super) const TLS: Listener = Listener {
+        tls: true,
+        proxy: false,
+    };
+
+    pub(super) const fn behind_proxy(self) -> Listener {
+        Listener {
+            proxy: true,
+            ..self
+        }
+    }
+}
+
 /// The listeners one worker owns.
 #[derive(Debug, Default)]
 pub(super) struct Sockets {
     pub udp: Vec<std::net::UdpSocket>,
-    /// TCP listeners, and whether each speaks TLS.
-    pub tcp: Vec<(std::net::TcpListener, bool)>,
+    /// TCP listeners, and what each speaks.
+    pub tcp: Vec<(std::net::TcpListener, Listener)>,
 }
 
 pub(super) fn bind_udp(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::UdpSocket> {
@@ -470,14 +497,14 @@ pub(super) fn run(
             tokio::task::spawn_local(datagram_task(shared.clone(), socket, addr, from_client));
             info!(worker = index, %addr, "listening on UDP");
         }
-        for (l, tls) in sockets.tcp {
+        for (l, kind) in sockets.tcp {
             let Ok(listener) = tokio::net::TcpListener::from_std(l) else {
                 continue;
             };
             if let Ok(addr) = listener.local_addr() {
-                info!(worker = index, %addr, tls, "listening on TCP");
+                info!(worker = index, %addr, tls = kind.tls, proxy_protocol = kind.proxy, "listening on TCP");
             }
-            tokio::task::spawn_local(stream::accept_task(shared.clone(), listener, tls));
+            tokio::task::spawn_local(stream::accept_task(shared.clone(), listener, kind));
         }
         // The core's first timer (none until something is stored).
         shared.borrow_mut().drain(&shared, Instant::now());

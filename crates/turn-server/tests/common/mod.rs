@@ -128,6 +128,9 @@ pub fn settings(tls: Option<&Tls>) -> Settings {
         user_db: None,
         use_auth_secret: true,
         secrets: vec!["north".into()],
+        tcp_proxy: vec![],
+        tls_proxy: vec![],
+        proxy_from: vec![],
     }
 }
 
