@@ -313,6 +313,10 @@ fuzz_target!(|steps: Vec<Step>| {
                     assert!(relays.contains(&relay), "release of an unknown relay");
                     relays.retain(|r| *r != relay);
                 }
+                // No fleet here (TurnConfig::fleet_quota is off): never asked.
+                Output::Request(Request::ReserveQuota { .. } | Request::ReleaseQuota { .. }) => {
+                    panic!("fleet quota asked without a fleet")
+                }
                 Output::Request(Request::LookupUser { id, username }) => {
                     // dave, or a USERNAME among the step's own attributes (the first wins).
                     assert!(lookups.len() < 1024, "lookups are bounded");

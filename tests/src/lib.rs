@@ -253,6 +253,11 @@ impl TurnServerEndpoint {
                     self.core
                         .user_looked_up(now, id, turn_server::turn::UserLookup::Unavailable)
                 }
+                // No fleet either (TurnConfig::fleet_quota is off).
+                turn::Output::Request(Request::ReserveQuota { id, .. }) => self
+                    .core
+                    .quota_reserved(now, id, turn_server::turn::QuotaAnswer::Unavailable),
+                turn::Output::Request(Request::ReleaseQuota { .. }) => {}
                 turn::Output::Timeout(t) => self.timer = t,
             }
         }

@@ -112,6 +112,14 @@ pub struct ServerConfig {
     /// `proxy-protocol-from`: the load balancers whose headers are believed (required with a
     /// proxy port).
     pub proxy_protocol_from: Vec<IpRange>,
+    /// `fleet-quota`: `user-quota` and `total-quota` hold across every server on the user
+    /// database (which needs one).
+    pub fleet_quota: bool,
+    /// `server-name`: this server's name in the fleet (default: host name and listening port).
+    pub server_name: Option<String>,
+    /// `fleet-dead-after` in seconds: a fleet member not heard from for this long is gone,
+    /// and its quota comes back (default 10; members say they are alive five times as often).
+    pub fleet_dead_after: u64,
 }
 
 /// What a key takes.
@@ -209,6 +217,9 @@ pub const KEYS: &[Key] = &[
     key("tcp-proxy-port", None, Required("PORT"), "3479", "a TCP listener behind a load balancer: PROXY protocol v1/v2 header first"),
     key("tls-proxy-port", None, Required("PORT"), "5350", "a TLS listener behind a load balancer: PROXY header, then TLS"),
     key("proxy-protocol-from", None, Required("RANGE"), "10.0.0.0/8", "load balancers whose PROXY headers are believed (repeatable; required with a proxy port)"),
+    key("fleet-quota", None, Flag, "", "user-quota and total-quota for all servers on the user database together"),
+    key("server-name", None, Required("NAME"), "turn-1", "this server's name in the fleet [host name:listening port]"),
+    key("fleet-dead-after", None, Required("SECONDS"), "10", "a fleet member silent this long is gone and its quota comes back [10]"),
     key("userdb-cache-ttl", None, Required("SECONDS"), "60", "how long a database user's key is used before it is read again [60]"),
 ];
 
@@ -260,6 +271,9 @@ impl Default for ServerConfig {
             tcp_proxy_port: None,
             tls_proxy_port: None,
             proxy_protocol_from: Vec::new(),
+            fleet_quota: false,
+            server_name: None,
+            fleet_dead_after: 10,
         }
     }
 }
@@ -444,6 +458,12 @@ impl ServerConfig {
                     self.tls_alternate_servers.push(addr);
                 }
             }
+            "fleet-quota" => self.fleet_quota = flag()?,
+            "server-name" => self.server_name = Some(need()?.to_owned()),
+            "fleet-dead-after" => match number(need()?)? {
+                0 => return Err(invalid("must be at least 1 second".into())),
+                n => self.fleet_dead_after = n,
+            },
             "tcp-proxy-port" => self.tcp_proxy_port = Some(port(need()?)?),
             "tls-proxy-port" => self.tls_proxy_port = Some(port(need()?)?),
             "proxy-protocol-from" => self.proxy_protocol_from.push(range(need()?)?),
@@ -514,6 +534,13 @@ impl ServerConfig {
         if self.tls_proxy_port.is_some() && self.cert.is_none() {
             return Err(ConfigError::Inconsistent(
                 "tls-proxy-port needs cert and pkey".into(),
+            ));
+        }
+        if self.fleet_quota && !self.has_user_db() {
+            return Err(ConfigError::Inconsistent(
+                "fleet-quota needs the database the fleet shares: psql-userdb (or userdb for \
+                 servers on one host)"
+                    .into(),
             ));
         }
         if self.userdb.is_some() && self.psql_userdb.is_some() {

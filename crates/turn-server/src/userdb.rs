@@ -88,7 +88,9 @@ enum Backend {
     Postgres(Box<postgres::Client>),
 }
 
-/// An open user database. Queries use `$1, $2, ...`, which SQLite binds by position too.
+/// An open user database. Queries use `$1, $2, ...`: PostgreSQL's positional parameters,
+/// which SQLite takes as names (bound here by name, since SQLite numbers parameters in the
+/// order they first appear).
 pub struct UserDb {
     backend: Backend,
 }
@@ -130,7 +132,9 @@ impl UserDb {
     fn execute(&mut self, sql: &str, params: &[&str]) -> Result<u64, DbError> {
         match &mut self.backend {
             Backend::Sqlite(c) => {
-                Ok(c.execute(sql, rusqlite::params_from_iter(params.iter()))? as u64)
+                let mut stmt = c.prepare(sql)?;
+                bind_named(&mut stmt, params)?;
+                Ok(stmt.raw_execute()? as u64)
             }
             Backend::Postgres(c) => {
                 let p: Vec<&(dyn postgres::types::ToSql + Sync)> = params
@@ -148,12 +152,17 @@ impl UserDb {
             Backend::Sqlite(c) => {
                 let mut stmt = c.prepare(sql)?;
                 let n = stmt.column_count();
-                let rows = stmt.query_map(rusqlite::params_from_iter(params.iter()), |r| {
-                    (0..n)
-                        .map(|i| r.get::<_, Option<String>>(i).map(Option::unwrap_or_default))
-                        .collect::<Result<Vec<String>, _>>()
-                })?;
-                Ok(rows.collect::<Result<_, _>>()?)
+                bind_named(&mut stmt, params)?;
+                let mut rows = stmt.raw_query();
+                let mut out = Vec::new();
+                while let Some(r) = rows.next()? {
+                    out.push(
+                        (0..n)
+                            .map(|i| r.get::<_, Option<String>>(i).map(Option::unwrap_or_default))
+                            .collect::<Result<Vec<String>, _>>()?,
+                    );
+                }
+                Ok(out)
             }
             Backend::Postgres(c) => {
                 let p: Vec<&(dyn postgres::types::ToSql + Sync)> = params
@@ -416,6 +425,194 @@ impl UserDb {
         )?;
         Ok(d)
     }
+}
+
+/// The tables of a fleet's shared quotas (ours, beside coturn's): each server's heartbeat and
+/// allocation count, and the allocations each holds per user.
+const FLEET_SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS turn_fleet_server (name varchar(255) PRIMARY KEY, seen bigint NOT NULL, allocations bigint NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS turn_fleet_quota (server varchar(255), username varchar(512), n bigint NOT NULL, PRIMARY KEY (server, username))",
+];
+
+impl UserDb {
+    /// Makes the fleet's tables and forgets what `server` held in an earlier life (no
+    /// allocation outlives its process).
+    pub fn fleet_join(&mut self, server: &str, unix_now: u64) -> Result<(), DbError> {
+        for sql in FLEET_SCHEMA {
+            self.execute(sql, &[])?;
+        }
+        self.execute("DELETE FROM turn_fleet_quota WHERE server = $1", &[server])?;
+        self.fleet_heartbeat(server, 0, unix_now, 0)?;
+        Ok(())
+    }
+
+    fn begin_exclusive(&mut self) -> Result<(), DbError> {
+        match &mut self.backend {
+            // One writer at a time across processes.
+            Backend::Sqlite(c) => {
+                c.execute_batch("BEGIN IMMEDIATE")?;
+            }
+            // Reservations of the whole fleet one after another (an Allocate's rate, not
+            // a packet's): a transaction-scoped advisory lock.
+            Backend::Postgres(c) => {
+                c.batch_execute("BEGIN; SELECT pg_advisory_xact_lock(3478)")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, commit: bool) -> Result<(), DbError> {
+        let sql = if commit { "COMMIT" } else { "ROLLBACK" };
+        match &mut self.backend {
+            Backend::Sqlite(c) => c.execute_batch(sql)?,
+            Backend::Postgres(c) => c.batch_execute(sql)?,
+        }
+        Ok(())
+    }
+
+    /// Takes one allocation for `user` on `server` if the fleet's live servers (seen at or
+    /// after `alive_since`, Unix seconds) hold fewer than `user_quota` for the user and
+    /// `total_quota` in all (0: no limit); whether it was taken.
+    pub fn fleet_reserve(
+        &mut self,
+        server: &str,
+        user: &str,
+        user_quota: u64,
+        total_quota: u64,
+        alive_since: u64,
+    ) -> Result<bool, DbError> {
+        self.begin_exclusive()?;
+        let r = self.reserve_locked(server, user, user_quota, total_quota, alive_since);
+        let commit = matches!(r, Ok(true));
+        match (r, self.end(commit)) {
+            (Ok(taken), Ok(())) => Ok(taken),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        }
+    }
+
+    fn reserve_locked(
+        &mut self,
+        server: &str,
+        user: &str,
+        user_quota: u64,
+        total_quota: u64,
+        alive_since: u64,
+    ) -> Result<bool, DbError> {
+        let since = alive_since.to_string();
+        let count = |db: &mut UserDb, by_user: bool| -> Result<u64, DbError> {
+            let sql = format!(
+                "SELECT CAST(COALESCE(SUM(q.n), 0) AS text) FROM turn_fleet_quota q \
+                 JOIN turn_fleet_server s ON s.name = q.server \
+                 WHERE (s.seen >= CAST(CAST($1 AS varchar) AS bigint) OR s.name = $2){}",
+                if by_user { " AND q.username = $3" } else { "" }
+            );
+            let params: &[&str] = if by_user {
+                &[&since, server, user]
+            } else {
+                &[&since, server]
+            };
+            Ok(db
+                .column(&sql, params)?
+                .first()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0))
+        };
+        if user_quota > 0 && count(self, true)? >= user_quota {
+            return Ok(false);
+        }
+        if total_quota > 0 && count(self, false)? >= total_quota {
+            return Ok(false);
+        }
+        let updated = self.execute(
+            "UPDATE turn_fleet_quota SET n = n + 1 WHERE server = $1 AND username = $2",
+            &[server, user],
+        )?;
+        if updated == 0 {
+            self.execute(
+                "INSERT INTO turn_fleet_quota (server, username, n) VALUES ($1, $2, 1)",
+                &[server, user],
+            )?;
+        }
+        Ok(true)
+    }
+
+    /// Removes `server` and what it held (a clean stop).
+    pub fn fleet_leave(&mut self, server: &str) -> Result<(), DbError> {
+        self.execute("DELETE FROM turn_fleet_quota WHERE server = $1", &[server])?;
+        self.execute("DELETE FROM turn_fleet_server WHERE name = $1", &[server])?;
+        Ok(())
+    }
+
+    /// Gives back one allocation `server` held for `user`.
+    pub fn fleet_release(&mut self, server: &str, user: &str) -> Result<(), DbError> {
+        self.execute(
+            "UPDATE turn_fleet_quota SET n = n - 1 WHERE server = $1 AND username = $2",
+            &[server, user],
+        )?;
+        self.execute(
+            "DELETE FROM turn_fleet_quota WHERE server = $1 AND username = $2 AND n <= 0",
+            &[server, user],
+        )?;
+        Ok(())
+    }
+
+    /// Says `server` is alive at `unix_now` with `allocations`, removes the servers not seen
+    /// since `dead_before` and what they held (their quota comes back), and returns every live
+    /// server's name and allocation count.
+    pub fn fleet_heartbeat(
+        &mut self,
+        server: &str,
+        allocations: u64,
+        unix_now: u64,
+        dead_before: u64,
+    ) -> Result<Vec<(String, u64)>, DbError> {
+        let (now, n, dead) = (
+            unix_now.to_string(),
+            allocations.to_string(),
+            dead_before.to_string(),
+        );
+        let updated = self.execute(
+            "UPDATE turn_fleet_server SET seen = CAST(CAST($2 AS varchar) AS bigint), allocations = CAST(CAST($3 AS varchar) AS bigint) WHERE name = $1",
+            &[server, &now, &n],
+        )?;
+        if updated == 0 {
+            self.execute(
+                "INSERT INTO turn_fleet_server (name, seen, allocations) VALUES ($1, CAST(CAST($2 AS varchar) AS bigint), CAST(CAST($3 AS varchar) AS bigint))",
+                &[server, &now, &n],
+            )?;
+        }
+        self.execute(
+            "DELETE FROM turn_fleet_quota WHERE server IN (SELECT name FROM turn_fleet_server WHERE seen < CAST(CAST($1 AS varchar) AS bigint))",
+            &[&dead],
+        )?;
+        self.execute(
+            "DELETE FROM turn_fleet_server WHERE seen < CAST(CAST($1 AS varchar) AS bigint)",
+            &[&dead],
+        )?;
+        Ok(self
+            .rows(
+                "SELECT name, CAST(allocations AS text) FROM turn_fleet_server ORDER BY name",
+                &[],
+            )?
+            .into_iter()
+            .filter_map(|r| {
+                let mut i = r.into_iter();
+                Some((i.next()?, i.next()?.parse().ok()?))
+            })
+            .collect())
+    }
+}
+
+/// Binds `params[i]` to the statement's `$<i+1>`, wherever it appears.
+fn bind_named(stmt: &mut rusqlite::Statement<'_>, params: &[&str]) -> Result<(), DbError> {
+    for (i, value) in params.iter().enumerate() {
+        let name = format!("${}", i + 1);
+        let index = stmt
+            .parameter_index(&name)?
+            .ok_or_else(|| rusqlite::Error::InvalidParameterName(name))?;
+        stmt.raw_bind_parameter(index, value)?;
+    }
+    Ok(())
 }
 
 fn pairs(rows: Vec<Vec<String>>) -> Vec<(String, String)> {

@@ -13,8 +13,8 @@ use turn_server::auth::{RestSecrets, UserKeys, Users};
 use turn_server::peer_policy::PeerPolicy;
 use turn_server::stun::StunServerConfig;
 use turn_server::turn::{
-    FiveTuple, Output, Redirect, Relay, RelayError, RelayRequest, Request, Transport, TurnConfig,
-    TurnServer, UserLookup, RELAY_OVERHEAD,
+    FiveTuple, Output, QuotaAnswer, Redirect, Relay, RelayError, RelayRequest, Request, Transport,
+    TurnConfig, TurnServer, UserLookup, RELAY_OVERHEAD,
 };
 
 /// What the core asked for, relayed packets included, as owned values to compare.
@@ -37,6 +37,13 @@ enum Out {
         id: u64,
         username: String,
     },
+    ReserveQuota {
+        id: u64,
+        user: String,
+    },
+    ReleaseQuota {
+        user: String,
+    },
 }
 
 impl From<Output> for Out {
@@ -55,6 +62,8 @@ impl From<Output> for Out {
             Output::Request(Request::LookupUser { id, username }) => {
                 Out::LookupUser { id, username }
             }
+            Output::Request(Request::ReserveQuota { id, user }) => Out::ReserveQuota { id, user },
+            Output::Request(Request::ReleaseQuota { user }) => Out::ReleaseQuota { user },
             Output::Timeout(_) => unreachable!("Harness::poll keeps the timer"),
         }
     }
@@ -1715,4 +1724,81 @@ fn alternate_servers_always_in_turn_or_only_while_draining() {
     let mut c = client(4213, "alice", "secret");
     let resp = allocate(&mut h, &mut c);
     assert_eq!(alternate_of(&c, &resp), Some(x), "instead of 403");
+}
+
+/// The quota asked for among `outs`.
+fn quota_asked(outs: &[Out]) -> Option<(u64, String)> {
+    outs.iter().find_map(|o| match o {
+        Out::ReserveQuota { id, user } => Some((*id, user.clone())),
+        _ => None,
+    })
+}
+
+#[test]
+fn fleet_quota_is_asked_before_the_relay_and_given_back_at_the_end() {
+    let mut h = Harness::with(
+        TurnConfig {
+            fleet_quota: true,
+            user_quota: 1,
+            ..TurnConfig::default()
+        },
+        RestSecrets::new(["north"]),
+    );
+    let allocate = |h: &mut Harness, c: &mut Client| -> Vec<Out> {
+        let _ = c.call(h, Method::REFRESH, |_| {}); // learn a nonce
+        signed(h, c, Method::ALLOCATE)
+    };
+    // Asked of the fleet, for the user part of a REST name; no relay until it is granted.
+    let user = format!("{}:dave", 1_700_000_000u64 + 3600);
+    let password = RestSecrets::password(b"north", &user);
+    let mut c = client(4300, &user, &password);
+    let outs = allocate(&mut h, &mut c);
+    let (id, who) = quota_asked(&outs).expect("ReserveQuota");
+    assert_eq!(who, "dave");
+    assert!(!outs.iter().any(|o| matches!(o, Out::AllocateRelay(_))));
+    h.server.quota_reserved(h.now, id, QuotaAnswer::Granted);
+    let outs = h.outputs();
+    let Some(Out::AllocateRelay(r)) = outs.first().cloned() else {
+        panic!("{outs:?}")
+    };
+    h.server.relay_allocated(
+        h.now,
+        r.id,
+        Ok(Relay {
+            addr: a("192.0.2.10:52000"),
+            reservation_token: None,
+        }),
+    );
+    assert_eq!(code(&reply(&h.outputs())), None);
+    // The local counts do not decide: a second dave is asked of the fleet too.
+    let mut d = client(4301, &user, &password);
+    let (id2, _) = quota_asked(&allocate(&mut h, &mut d)).expect("asked again");
+    h.server.quota_reserved(h.now, id2, QuotaAnswer::Refused);
+    assert_eq!(code(&reply(&h.outputs())), Some(486));
+    // The end of the allocation gives the quota back.
+    let tid = c.tid();
+    let req = c.request(Method::REFRESH, tid, |b| {
+        b.add(&Lifetime(0)).unwrap();
+    });
+    let outs = h.send(c.ft, &req);
+    assert!(
+        outs.contains(&Out::ReleaseQuota {
+            user: "dave".into()
+        }),
+        "{outs:?}"
+    );
+    // The fleet's store down: the worker's own counts decide (user_quota 1, none live).
+    let mut e = client(4302, "alice", "secret");
+    let (id3, _) = quota_asked(&allocate(&mut h, &mut e)).unwrap();
+    h.server
+        .quota_reserved(h.now, id3, QuotaAnswer::Unavailable);
+    assert!(matches!(h.outputs().first(), Some(Out::AllocateRelay(_))));
+    // An Allocate given up while its quota is asked: a grant that comes later goes back.
+    let mut f = client(4303, "bob", "hunter2");
+    let (id4, _) = quota_asked(&allocate(&mut h, &mut f)).unwrap();
+    h.now += Duration::from_secs(11);
+    h.server.handle_timeout(h.now);
+    let _ = h.outputs();
+    h.server.quota_reserved(h.now, id4, QuotaAnswer::Granted);
+    assert_eq!(h.outputs(), vec![Out::ReleaseQuota { user: "bob".into() }]);
 }

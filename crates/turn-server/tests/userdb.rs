@@ -352,3 +352,139 @@ fn wait_for(server: &Server, f: impl Fn(&turn_server::driver::Snapshot) -> u64) 
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// `turnserver` as a fleet member on `conn`: fleet quotas, user-quota 1, named `name`.
+fn fleet_member(conn: &str, name: &str) -> (common::Running, SocketAddr, u16) {
+    let port = common::free_port();
+    let metrics = common::free_port();
+    let (lo, hi) = common::free_ports(20);
+    let args: Vec<String> = [
+        "-L",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-r",
+        REALM,
+        "--allow-loopback-peers",
+        "--min-port",
+        &lo.to_string(),
+        "--max-port",
+        &hi.to_string(),
+        "--psql-userdb",
+        conn,
+        "--fleet-quota",
+        "--user-quota",
+        "1",
+        "--server-name",
+        name,
+        "--fleet-dead-after",
+        "2",
+        "--prometheus",
+        "--prometheus-port",
+        &metrics.to_string(),
+        "--no-tls",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = common::spawn(
+        env!("CARGO_BIN_EXE_turnserver"),
+        &args,
+        "turnserver running",
+    );
+    (r, SocketAddr::from(([127, 0, 0, 1], port)), metrics)
+}
+
+#[test]
+fn a_fleet_on_one_database_holds_user_quota_across_servers_and_a_killed_one_gives_it_back() {
+    let Some(pg) = Postgres::start() else {
+        return;
+    };
+    let conn = pg.conninfo();
+    admin(
+        TURNADMIN,
+        &["-a", "-e", &conn, "-u", "dave", "-r", REALM, "-p", "pw"],
+    );
+    let (mut a, a_addr, _) = fleet_member(&conn, "a");
+    let (_b, b_addr, b_metrics) = fleet_member(&conn, "b");
+    let allocate_on =
+        |addr: SocketAddr| allocate_code(&mut Client::new(Conn::udp(addr), "dave", "pw"));
+    // dave's one allocation on a; on b he is at quota.
+    let mut on_a = Client::new(Conn::udp(a_addr), "dave", "pw");
+    assert_eq!(allocate_code(&mut on_a), None, "{}", a.log.lock().unwrap());
+    assert_eq!(allocate_on(b_addr), Some(486), "user-quota 1 for the fleet");
+    // b sees a's count (the heartbeat of a, read by b's).
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        let samples = common::scrape(SocketAddr::from(([127, 0, 0, 1], b_metrics)));
+        if samples
+            .iter()
+            .any(|(k, v)| k == "turn_fleet_allocations{server=\"a\"}" && *v == 1)
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "b never saw a's allocation: {samples:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // a dies without cleaning up: within fleet-dead-after (2 s) and a heartbeat, b takes
+    // dave again.
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    let killed = std::time::Instant::now();
+    loop {
+        match allocate_on(b_addr) {
+            None => break,
+            Some(486) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(killed.elapsed() < LIMIT, "a's quota never came back");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let took = killed.elapsed();
+    assert!(took < Duration::from_secs(6), "quota back after {took:?}");
+    eprintln!("a killed: its quota came back to the fleet after {took:?}");
+}
+
+#[test]
+fn a_fleet_on_one_sqlite_file_and_a_clean_stop_gives_quota_back_at_once() {
+    let dir = temp_dir("fleet");
+    let db = dir.join("turndb");
+    admin(
+        TURNADMIN,
+        &[
+            "-a",
+            "-b",
+            db.to_str().unwrap(),
+            "-u",
+            "dave",
+            "-r",
+            REALM,
+            "-p",
+            "pw",
+        ],
+    );
+    let member = |name: &str| {
+        let mut s: Settings = common::settings(None);
+        s.turn.user_db = true;
+        s.turn.fleet_quota = true;
+        s.turn.user_quota = 1;
+        s.user_db = Some(UserDbLocation::Sqlite(db.clone()));
+        s.fleet_name = name.into();
+        Server::start(s).unwrap()
+    };
+    let (a, b) = (member("a"), member("b"));
+    let mut on_a = udp_client(&a, "dave", "pw");
+    assert_eq!(allocate_code(&mut on_a), None);
+    assert_eq!(allocate_code(&mut udp_client(&b, "dave", "pw")), Some(486));
+    // A clean stop leaves the fleet: the quota is back before any heartbeat.
+    a.shutdown();
+    let code = allocate_code(&mut udp_client(&b, "dave", "pw"));
+    let stats = b.metrics().clone();
+    b.shutdown();
+    assert_eq!(code, None, "{:?}", stats.total().turn);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

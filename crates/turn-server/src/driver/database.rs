@@ -27,6 +27,9 @@ pub(super) const REFRESH: Duration = Duration::from_secs(30);
 const RECONNECT: Duration = Duration::from_secs(1);
 /// How often a lasting outage is logged again.
 const LOG_EVERY: Duration = Duration::from_secs(30);
+/// How often a fleet member says it is alive (and reads the others' counts), as a part of
+/// `fleet-dead-after`: five heartbeats missed, and a member is gone.
+const HEARTBEATS_PER_DEATH: u32 = 5;
 
 /// Work for the database thread.
 #[derive(Debug)]
@@ -39,6 +42,28 @@ pub(super) enum Job {
     },
     /// A new configuration (a reload): merge the realm data into it and hand it out.
     Reload(Box<Reloadable>),
+    /// Take one allocation of the fleet's quota for `user`.
+    Reserve {
+        worker: usize,
+        id: u64,
+        user: String,
+    },
+    /// Give one back.
+    Release { user: String },
+}
+
+/// This server as a member of a fleet sharing quotas through the database.
+struct Fleet {
+    name: String,
+    /// A member not heard from for this long is gone: its quota comes back to the fleet.
+    dead_after: Duration,
+    /// The local allocation count, for the heartbeat.
+    metrics: super::Metrics,
+    /// Releases the database could not take (down): retried with the next heartbeat, so
+    /// quota is never lost.
+    unreleased: Vec<String>,
+    /// Whether joining (clearing this name's rows of an earlier life) has been done.
+    joined: bool,
 }
 
 struct Thread {
@@ -50,6 +75,7 @@ struct Thread {
     base: Reloadable,
     realm: Option<RealmData>,
     broadcast: Broadcast,
+    fleet: Option<Fleet>,
 }
 
 /// Opens the database and reads the realm data now, so the workers start with it: the
@@ -59,6 +85,7 @@ pub(super) fn start(
     at: UserDbLocation,
     base: Reloadable,
     broadcast: Broadcast,
+    fleet: Option<(String, Duration, super::Metrics)>,
 ) -> std::io::Result<(Reloadable, Sender<Job>, JoinHandle<()>)> {
     let mut t = Thread {
         at,
@@ -68,8 +95,16 @@ pub(super) fn start(
         base,
         realm: None,
         broadcast,
+        fleet: fleet.map(|(name, dead_after, metrics)| Fleet {
+            name,
+            dead_after,
+            metrics,
+            unreleased: Vec::new(),
+            joined: false,
+        }),
     };
     t.read_realm();
+    t.heartbeat();
     let first = t.merged();
     if t.down.is_none() {
         info!(db = %t.at, "user database open");
@@ -83,26 +118,51 @@ pub(super) fn start(
 
 fn run(mut t: Thread, jobs: Receiver<Job>) {
     let mut next_refresh = Instant::now() + REFRESH;
+    let heartbeat = t.fleet.as_ref().map_or(REFRESH, |f| {
+        (f.dead_after / HEARTBEATS_PER_DEATH).max(Duration::from_millis(200))
+    });
+    let mut next_heartbeat = Instant::now() + heartbeat;
     loop {
-        let wait = next_refresh.saturating_duration_since(Instant::now());
+        let now = Instant::now();
+        if t.fleet.is_some() && now >= next_heartbeat {
+            t.heartbeat();
+            next_heartbeat = now + heartbeat;
+        }
+        let mut next = next_refresh;
+        if t.fleet.is_some() {
+            next = next.min(next_heartbeat);
+        }
+        let wait = next.saturating_duration_since(Instant::now());
         match jobs.recv_timeout(wait) {
+            Ok(Job::Reserve { worker, id, user }) => {
+                let answer = t.reserve(&user);
+                t.broadcast
+                    .send(worker, super::Control::QuotaReserved { id, answer });
+            }
+            Ok(Job::Release { user }) => t.release(user),
             Ok(Job::Lookup {
                 worker,
                 id,
                 username,
             }) => {
                 let result = t.lookup(&username);
-                t.broadcast.looked_up(worker, id, result);
+                t.broadcast
+                    .send(worker, super::Control::LookedUp { id, result });
             }
             Ok(Job::Reload(base)) => {
                 t.base = *base;
                 t.refresh(true);
             }
             Err(RecvTimeoutError::Timeout) => {
-                t.refresh(false);
-                next_refresh = Instant::now() + REFRESH;
+                if Instant::now() >= next_refresh {
+                    t.refresh(false);
+                    next_refresh = Instant::now() + REFRESH;
+                }
             }
-            Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Disconnected) => {
+                t.leave();
+                return;
+            }
         }
     }
 }
@@ -211,6 +271,141 @@ impl Thread {
         }
     }
 
+    /// Takes one of the fleet's allocations for `user` under the merged quotas (the whole
+    /// fleet's, not split between workers).
+    fn reserve(&mut self, user: &str) -> crate::turn::QuotaAnswer {
+        use crate::turn::QuotaAnswer;
+        let merged = self.merged();
+        let (uq, tq) = (
+            merged.turn.user_quota as u64,
+            merged.turn.total_quota as u64,
+        );
+        let Some(name) = self.fleet.as_ref().map(|f| f.name.clone()) else {
+            return QuotaAnswer::Unavailable;
+        };
+        let dead_after = self.fleet.as_ref().map_or(0, |f| f.dead_after.as_secs());
+        let alive_since = unix_now().saturating_sub(dead_after);
+        if !self.joined() {
+            return QuotaAnswer::Unavailable;
+        }
+        let Some(db) = self.db() else {
+            return QuotaAnswer::Unavailable;
+        };
+        match db.fleet_reserve(&name, user, uq, tq, alive_since) {
+            Ok(true) => QuotaAnswer::Granted,
+            Ok(false) => {
+                debug!(user, "fleet quota reached");
+                QuotaAnswer::Refused
+            }
+            Err(e) => {
+                self.failed(&e);
+                QuotaAnswer::Unavailable
+            }
+        }
+    }
+
+    fn release(&mut self, user: String) {
+        let Some(name) = self.fleet.as_ref().map(|f| f.name.clone()) else {
+            return;
+        };
+        let done = match self.db() {
+            Some(db) => db.fleet_release(&name, &user),
+            None => {
+                if let Some(f) = &mut self.fleet {
+                    f.unreleased.push(user);
+                }
+                return;
+            }
+        };
+        if let Err(e) = done {
+            self.failed(&e);
+            if let Some(f) = &mut self.fleet {
+                f.unreleased.push(user);
+            }
+        }
+    }
+
+    /// Joins the fleet once the database answers (clearing what this name held before).
+    fn joined(&mut self) -> bool {
+        let Some(name) = self
+            .fleet
+            .as_ref()
+            .filter(|f| !f.joined)
+            .map(|f| f.name.clone())
+        else {
+            return true;
+        };
+        let Some(db) = self.db() else {
+            return false;
+        };
+        match db.fleet_join(&name, unix_now()) {
+            Ok(()) => {
+                info!(server = %name, "joined the fleet's shared quotas");
+                if let Some(f) = &mut self.fleet {
+                    f.joined = true;
+                }
+                true
+            }
+            Err(e) => {
+                self.failed(&e);
+                false
+            }
+        }
+    }
+
+    /// Says this server is alive, with its allocation count; gives back what could not be
+    /// given back before; publishes every member's count to the metrics.
+    fn heartbeat(&mut self) {
+        if self.fleet.is_none() || !self.joined() {
+            return;
+        }
+        let Some(f) = self.fleet.as_mut() else {
+            return;
+        };
+        let (name, count, dead_after) = (
+            f.name.clone(),
+            f.metrics.total().allocations,
+            f.dead_after.as_secs(),
+        );
+        let unreleased = std::mem::take(&mut f.unreleased);
+        for user in unreleased {
+            self.release(user);
+        }
+        let now = unix_now();
+        let Some(db) = self.db() else {
+            return;
+        };
+        match db.fleet_heartbeat(&name, count, now, now.saturating_sub(dead_after)) {
+            Ok(members) => {
+                self.succeeded();
+                if let Some(f) = &self.fleet {
+                    f.metrics.set_fleet(members);
+                }
+            }
+            Err(e) => self.failed(&e),
+        }
+    }
+
+    /// A clean stop: this server's quota goes back to the fleet at once.
+    fn leave(&mut self) {
+        let Some(name) = self
+            .fleet
+            .as_ref()
+            .filter(|f| f.joined)
+            .map(|f| f.name.clone())
+        else {
+            return;
+        };
+        if let Some(db) = self.db() {
+            match db.fleet_leave(&name) {
+                Ok(()) => info!(server = %name, "left the fleet"),
+                Err(e) => {
+                    warn!(server = %name, error = %e, "could not leave the fleet: its quota comes back when it is seen dead")
+                }
+            }
+        }
+    }
+
     fn merged(&self) -> Reloadable {
         match &self.realm {
             Some(d) => merge(&self.base, d),
@@ -249,4 +444,10 @@ pub(super) fn merge(base: &Reloadable, d: &RealmData) -> Reloadable {
         }
     }
     r
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

@@ -61,6 +61,9 @@ pub struct Snapshot {
 pub struct Metrics {
     slots: Arc<Mutex<Vec<Snapshot>>>,
     draining: Arc<AtomicBool>,
+    /// With fleet quotas: every live member's name and allocation count, as the last
+    /// heartbeat read them.
+    fleet: Arc<Mutex<Vec<(String, u64)>>>,
 }
 
 impl Metrics {
@@ -68,7 +71,19 @@ impl Metrics {
         Metrics {
             slots: Arc::new(Mutex::new(vec![Snapshot::default(); workers])),
             draining: Arc::new(AtomicBool::new(false)),
+            fleet: Arc::default(),
         }
+    }
+
+    pub(crate) fn set_fleet(&self, members: Vec<(String, u64)>) {
+        if let Ok(mut f) = self.fleet.lock() {
+            *f = members;
+        }
+    }
+
+    /// The fleet's members and their allocation counts (empty without fleet quotas).
+    pub fn fleet(&self) -> Vec<(String, u64)> {
+        self.fleet.lock().map(|f| f.clone()).unwrap_or_default()
     }
 
     pub(crate) fn set_draining(&self) {
@@ -145,6 +160,34 @@ impl Metrics {
         };
         let t = &s.turn;
         let d = &s.driver;
+        let fleet = self.fleet();
+        if !fleet.is_empty() {
+            // One sample per member: the fleet's size is the operator's, and names are
+            // reduced to characters a label value may hold unescaped.
+            let labels: Vec<(String, u64)> = fleet
+                .iter()
+                .map(|(name, n)| {
+                    let clean: String = name
+                        .chars()
+                        .map(|c| {
+                            if c.is_ascii_alphanumeric() || ".:_-".contains(c) {
+                                c
+                            } else {
+                                '_'
+                            }
+                        })
+                        .collect();
+                    (format!("{{server=\"{clean}\"}}"), *n)
+                })
+                .collect();
+            let samples: Vec<(&str, u64)> = labels.iter().map(|(l, n)| (l.as_str(), *n)).collect();
+            one(
+                "turn_fleet_allocations",
+                "gauge",
+                "Live allocations of each server of the fleet, as the last heartbeat read them.",
+                &samples,
+            );
+        }
         one(
             "turn_draining",
             "gauge",

@@ -81,6 +81,10 @@ pub struct Settings {
     pub use_auth_secret: bool,
     /// The configured REST secrets (what `rest` was made from).
     pub secrets: Vec<String>,
+    /// With `turn.fleet_quota`: this server's name among the fleet sharing the database.
+    pub fleet_name: String,
+    /// A fleet member not heard from for this long is gone, and its quota comes back.
+    pub fleet_dead_after: Duration,
     /// TCP listeners behind a load balancer: each connection starts with a PROXY protocol
     /// header (coturn's `tcp-proxy-port`).
     pub tcp_proxy: Vec<SocketAddr>,
@@ -154,6 +158,11 @@ impl Settings {
 pub(crate) enum Control {
     /// The answer to a [`Request::LookupUser`](crate::turn::Request::LookupUser).
     LookedUp { id: u64, result: UserLookup },
+    /// The answer to a [`Request::ReserveQuota`](crate::turn::Request::ReserveQuota).
+    QuotaReserved {
+        id: u64,
+        answer: crate::turn::QuotaAnswer,
+    },
     /// A new configuration, this worker's share of the quotas applied.
     Reconfigure(Box<Reloadable>),
     /// No new allocations.
@@ -184,9 +193,9 @@ impl Broadcast {
         }
     }
 
-    fn looked_up(&self, worker: usize, id: u64, result: UserLookup) {
+    fn send(&self, worker: usize, c: Control) {
         if let Some(w) = self.workers.get(worker) {
-            let _ = w.send(Control::LookedUp { id, result });
+            let _ = w.send(c);
         }
     }
 
@@ -390,6 +399,7 @@ impl Settings {
             fingerprint: c.fingerprint,
             user_db: user_db.is_some(),
             user_cache_ttl: Duration::from_secs(c.userdb_cache_ttl),
+            fleet_quota: c.fleet_quota,
             rfc5766_channels: c.rfc5766_channels,
             alternate_servers: c.alternate_servers.clone(),
             tls_alternate_servers: c.tls_alternate_servers.clone(),
@@ -445,6 +455,11 @@ impl Settings {
                 _ => vec![],
             },
             proxy_from: c.proxy_protocol_from.clone(),
+            fleet_name: c
+                .server_name
+                .clone()
+                .unwrap_or_else(|| default_server_name(c.listening_port)),
+            fleet_dead_after: Duration::from_secs(c.fleet_dead_after),
         })
     }
 }
@@ -485,8 +500,22 @@ impl Settings {
             tcp_proxy: Vec::new(),
             tls_proxy: Vec::new(),
             proxy_from: Vec::new(),
+            fleet_name: String::new(),
+            fleet_dead_after: Duration::from_secs(10),
         }
     }
+}
+
+/// A fleet member's name when `server-name` is not set: the host's name and the listening
+/// port (unique on a host, since two servers cannot listen on one port).
+fn default_server_name(port: u16) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "turnserver".into());
+    format!("{host}:{port}")
 }
 
 /// The next connection on `listener`. When accepting fails (out of descriptors, most
@@ -674,8 +703,15 @@ impl Server {
         let broadcast = Broadcast { workers: senders };
         let db = match &settings.user_db {
             Some(at) => {
+                let fleet = settings.turn.fleet_quota.then(|| {
+                    (
+                        settings.fleet_name.clone(),
+                        settings.fleet_dead_after,
+                        metrics.clone(),
+                    )
+                });
                 let (first, tx, thread) =
-                    database::start(at.clone(), settings.reloadable(), broadcast.clone())?;
+                    database::start(at.clone(), settings.reloadable(), broadcast.clone(), fleet)?;
                 threads.push(thread);
                 settings.apply(first);
                 Some(tx)

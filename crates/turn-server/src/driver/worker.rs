@@ -191,6 +191,22 @@ impl Worker {
                     self.allocate_relay(shared, now, req)
                 }
                 Output::Request(Request::ReleaseRelay { relay }) => self.release_relay(relay),
+                Output::Request(Request::ReserveQuota { id, user }) => {
+                    let job = Job::Reserve {
+                        worker: self.index,
+                        id,
+                        user,
+                    };
+                    if self.db.as_ref().is_none_or(|db| db.send(job).is_err()) {
+                        self.core
+                            .quota_reserved(now, id, crate::turn::QuotaAnswer::Unavailable);
+                    }
+                }
+                Output::Request(Request::ReleaseQuota { user }) => {
+                    if let Some(db) = &self.db {
+                        let _ = db.send(Job::Release { user });
+                    }
+                }
                 Output::Request(Request::LookupUser { id, username }) => {
                     let job = Job::Lookup {
                         worker: self.index,
@@ -406,6 +422,7 @@ async fn control_task(shared: Shared, mut control: tokio::sync::mpsc::UnboundedR
         let w = &mut *guard;
         match c {
             Control::LookedUp { id, result } => w.core.user_looked_up(now, id, result),
+            Control::QuotaReserved { id, answer } => w.core.quota_reserved(now, id, answer),
             Control::Reconfigure(r) => {
                 let r = *r;
                 w.core.reconfigure(r.turn, r.users, r.rest);

@@ -65,6 +65,8 @@ pub struct Allocation {
     pub(super) budget: Option<Box<TokenBucket>>,
     /// Its live permissions and channels as last counted into the store's totals.
     counted: (u32, u32),
+    /// It holds one of the fleet's quota (given back when it ends).
+    pub(super) fleet_quota: bool,
 }
 
 /// Of an allocation's relayed addresses (the second a dual allocation's IPv6 one), the one of
@@ -111,6 +113,7 @@ impl Allocation {
             channels: Vec::new(),
             budget: budget.map(Box::new),
             counted: (0, 0),
+            fleet_quota: false,
         }
     }
 

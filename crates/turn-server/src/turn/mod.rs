@@ -107,6 +107,11 @@ pub struct TurnConfig {
     pub tls_alternate_servers: Vec<SocketAddr>,
     /// When an Allocate is redirected to them.
     pub redirect: Redirect,
+    /// `user_quota` and `total_quota` are the fleet's, held by the driver (a shared database):
+    /// each Allocate asks for a share ([`Request::ReserveQuota`]) before its relay is bound,
+    /// and an allocation's end gives it back ([`Request::ReleaseQuota`]). Quotas are then
+    /// not counted in the core, unless the driver cannot answer.
+    pub fleet_quota: bool,
 }
 
 /// When an Allocate gets 300 (Try Alternate) with ALTERNATE-SERVER (RFC 8489 §10).
@@ -158,6 +163,7 @@ impl Default for TurnConfig {
             alternate_servers: Vec::new(),
             tls_alternate_servers: Vec::new(),
             redirect: Redirect::Always,
+            fleet_quota: false,
         }
     }
 }
@@ -208,6 +214,19 @@ pub enum Request {
     ReleaseRelay {
         /// Its address.
         relay: SocketAddr,
+    },
+    /// Take one allocation of the fleet's quotas for `user` (with
+    /// [`TurnConfig::fleet_quota`]) and answer with [`TurnServer::quota_reserved`].
+    ReserveQuota {
+        /// Quote it in the answer.
+        id: u64,
+        /// Whom it counts against (the user part of a REST username).
+        user: String,
+    },
+    /// Give back one allocation of the fleet's quotas taken for `user`.
+    ReleaseQuota {
+        /// Whom it counted against.
+        user: String,
     },
     /// Look up a user's key in the user database (not on the packet path: the request that
     /// needs it waits) and answer with [`TurnServer::user_looked_up`].
@@ -286,9 +305,35 @@ enum Dual {
     Refused(u16),
 }
 
+/// The answer to [`Request::ReserveQuota`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QuotaAnswer {
+    /// Taken: the allocation goes ahead.
+    Granted,
+    /// The user's or the fleet's quota is reached (486).
+    Refused,
+    /// The fleet's store did not answer: the worker's own counts decide, as without a fleet.
+    Unavailable,
+}
+
+/// Where an Allocate stands with the quotas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quota {
+    /// Counted here (no fleet, or its store did not answer).
+    Local,
+    /// Asked of the fleet.
+    Asked,
+    /// Taken from the fleet: to be given back.
+    Held,
+}
+
 /// An Allocate waiting for its relay socket (or, for a dual allocation, its second).
 #[derive(Debug, Clone)]
 struct Pending {
+    quota: Quota,
+    /// The relay socket to ask for (once the fleet's quota is granted).
+    relay_request: RelayRequest,
     dual: Dual,
     /// A dual allocation's IPv4 relay, bound, while its IPv6 one is asked for.
     first: Option<Relay>,
@@ -326,6 +371,9 @@ pub struct TurnServer {
     draining: bool,
     /// The next ALTERNATE-SERVER to name (round robin).
     next_alternate: usize,
+    /// Fleet quota asked for by Allocates given up since: a grant that comes later is given
+    /// back at once.
+    abandoned_quota: HashMap<u64, String>,
 }
 
 /// How long an expired channel number stays reserved for its peer (RFC 8656 §12).
@@ -377,6 +425,7 @@ impl TurnServer {
             lookups: Lookups::default(),
             draining: false,
             next_alternate: 0,
+            abandoned_quota: HashMap::new(),
         }
     }
 
@@ -649,15 +698,73 @@ impl TurnServer {
                 p.dual = Dual::Refused(508);
                 self.allocation_made(now, p, relay, None)
             }
-            (Err(_), None) => self.error(&p.request, Reject::InsufficientCapacity),
+            (Err(_), None) => self.give_up(id, p, true),
         }
     }
 
-    /// A pending Allocate given up: its answer, and the IPv4 relay of a dual one back.
-    fn give_up(&mut self, p: Pending, answer: bool) {
+    /// The driver's answer to [`Request::ReserveQuota`].
+    pub fn quota_reserved(&mut self, _now: Instant, id: u64, answer: QuotaAnswer) {
+        self.out.timer_moved();
+        let Some(p) = self.pending.get_mut(&id) else {
+            // The Allocate was given up meanwhile: what was taken goes back.
+            if let Some(user) = self.abandoned_quota.remove(&id) {
+                if answer == QuotaAnswer::Granted {
+                    self.out.request(Request::ReleaseQuota { user });
+                }
+            }
+            return;
+        };
+        if p.quota != Quota::Asked {
+            return;
+        }
+        match answer {
+            QuotaAnswer::Granted => p.quota = Quota::Held,
+            QuotaAnswer::Refused => {
+                let p = self.pending.remove(&id).expect("just seen");
+                self.trim_pending_deadlines();
+                return self.error(&p.request, Reject::AllocationQuotaReached);
+            }
+            QuotaAnswer::Unavailable => {
+                p.quota = Quota::Local;
+                let user = quota_key(&p.username).to_owned();
+                if self.over_local_quota(&user, Some(id)) {
+                    let p = self.pending.remove(&id).expect("just seen");
+                    self.trim_pending_deadlines();
+                    return self.error(&p.request, Reject::AllocationQuotaReached);
+                }
+            }
+        }
+        let request = self.pending[&id].relay_request;
+        self.out.request(Request::AllocateRelay(request));
+    }
+
+    /// Whether one more allocation for `user` would pass this core's own `total_quota` or
+    /// `user_quota` (counting pending Allocates, but `except` the one asking).
+    fn over_local_quota(&self, user: &str, except: Option<u64>) -> bool {
+        let pending = || self.pending.iter().filter(|(id, _)| Some(**id) != except);
+        let user_count = self.per_user.get(user).copied().unwrap_or(0)
+            + pending()
+                .filter(|(_, p)| quota_key(&p.username) == user)
+                .count();
+        (self.config.total_quota > 0
+            && self.allocations.len() + pending().count() >= self.config.total_quota)
+            || (self.config.user_quota > 0 && user_count >= self.config.user_quota)
+    }
+
+    /// A pending Allocate given up (no relay, a timeout, its connection gone): its answer
+    /// (508) if `answer`, the IPv4 relay of a dual one back, and the fleet's quota.
+    fn give_up(&mut self, id: u64, p: Pending, answer: bool) {
         if let Some(first) = p.first {
             self.out
                 .request(Request::ReleaseRelay { relay: first.addr });
+        }
+        let user = quota_key(&p.username).to_owned();
+        match p.quota {
+            Quota::Held => self.out.request(Request::ReleaseQuota { user }),
+            Quota::Asked => {
+                self.abandoned_quota.insert(id, user);
+            }
+            Quota::Local => {}
         }
         if answer {
             self.error(&p.request, Reject::InsufficientCapacity);
@@ -704,7 +811,7 @@ impl TurnServer {
                 .collect();
             for id in gone {
                 if let Some(p) = self.pending.remove(&id) {
-                    self.give_up(p, false);
+                    self.give_up(id, p, false);
                 }
             }
             self.trim_pending_deadlines();
@@ -725,7 +832,7 @@ impl TurnServer {
             }
             self.pending_deadlines.pop_front();
             if let Some(p) = self.pending.remove(&id) {
-                self.give_up(p, true);
+                self.give_up(id, p, true);
             }
             self.trim_pending_deadlines();
         }
@@ -789,6 +896,11 @@ impl TurnServer {
             self.stats.allocations_deleted += 1;
             for relay in a.relays() {
                 self.out.request(Request::ReleaseRelay { relay });
+            }
+            if a.fleet_quota {
+                self.out.request(Request::ReleaseQuota {
+                    user: user.to_owned(),
+                });
             }
         }
     }

@@ -16,7 +16,7 @@ use stun_codec::{
 
 use super::lookup::{Cached, Held};
 use super::{
-    quota_key, Allocation, Dual, FiveTuple, Pending, Reject, Relay, RelayRequest, Request,
+    quota_key, Allocation, Dual, FiveTuple, Pending, Quota, Reject, Relay, RelayRequest, Request,
     TokenBucket, TurnServer, UserLookup,
 };
 use crate::auth::{NonceError, UserKeys, PASSWORD_ALGORITHMS};
@@ -498,24 +498,27 @@ impl TurnServer {
             return Err(Reject::AddressFamilyNotSupported);
         }
         let lifetime = self.lifetime(msg)?;
-        let user = quota_key(&username);
-        let user_count = self.per_user.get(user).copied().unwrap_or(0)
-            + self
-                .pending
-                .values()
-                .filter(|p| quota_key(&p.username) == user)
-                .count();
-        if (self.config.total_quota > 0
-            && self.allocations.len() + self.pending.len() >= self.config.total_quota)
-            || (self.config.user_quota > 0 && user_count >= self.config.user_quota)
-        {
+        let user = quota_key(&username).to_owned();
+        // A fleet's quotas are asked of the driver; a lone server's are counted here.
+        let fleet = self.config.fleet_quota;
+        if !fleet && self.over_local_quota(&user, None) {
             return Err(Reject::AllocationQuotaReached);
         }
         let id = self.next_id;
         self.next_id += 1;
+        let relay_request = RelayRequest {
+            id,
+            five_tuple: ft,
+            family,
+            even_port: even.is_some(),
+            reserve_next: even.is_some_and(|e| e.reserve),
+            reservation: token.map(|t| t.0),
+        };
         self.pending.insert(
             id,
             Pending {
+                quota: if fleet { Quota::Asked } else { Quota::Local },
+                relay_request,
                 // RFC 8656 §7.2 step 9: both families, or the IPv4 one with
                 // ADDRESS-ERROR-CODE 440 when there is no IPv6 relay address.
                 dual: match additional {
@@ -538,14 +541,11 @@ impl TurnServer {
         );
         self.pending_deadlines
             .push_back((now + super::PENDING_TIMEOUT, id));
-        self.out.request(Request::AllocateRelay(RelayRequest {
-            id,
-            five_tuple: ft,
-            family,
-            even_port: even.is_some(),
-            reserve_next: even.is_some_and(|e| e.reserve),
-            reservation: token.map(|t| t.0),
-        }));
+        self.out.request(if fleet {
+            Request::ReserveQuota { id, user }
+        } else {
+            Request::AllocateRelay(relay_request)
+        });
         Ok(())
     }
 
@@ -582,6 +582,10 @@ impl TurnServer {
             for relay in std::iter::once(relay.addr).chain(relay6) {
                 self.out.request(Request::ReleaseRelay { relay });
             }
+            if p.quota == Quota::Held {
+                let user = quota_key(&p.username).to_owned();
+                self.out.request(Request::ReleaseQuota { user });
+            }
             return;
         };
         // Kept for retransmissions of the request (RFC 8656 §7.2).
@@ -593,7 +597,7 @@ impl TurnServer {
         // One second's worth of burst.
         let budget = (self.config.max_bps > 0)
             .then(|| TokenBucket::new(self.config.max_bps, self.config.max_bps));
-        let a = Allocation::new(
+        let mut a = Allocation::new(
             ft,
             (relay.addr, relay6),
             p.username,
@@ -602,6 +606,7 @@ impl TurnServer {
             response,
             budget,
         );
+        a.fleet_quota = p.quota == Quota::Held;
         self.allocations.insert(a, now);
         self.stats.allocations_created += 1;
     }

@@ -131,6 +131,8 @@ pub fn settings(tls: Option<&Tls>) -> Settings {
         tcp_proxy: vec![],
         tls_proxy: vec![],
         proxy_from: vec![],
+        fleet_name: "test".into(),
+        fleet_dead_after: Duration::from_secs(10),
     }
 }
 
