@@ -64,13 +64,14 @@ enum Step {
     },
 }
 
-const METHODS: [Method; 6] = [
+const METHODS: [Method; 7] = [
     Method::ALLOCATE,
     Method::REFRESH,
     Method::CREATE_PERMISSION,
     Method::CHANNEL_BIND,
     Method::BINDING,
     Method::CONNECT,
+    Method::CONNECTION_BIND,
 ];
 
 fn five_tuple(client: u8) -> FiveTuple {
@@ -317,6 +318,17 @@ fuzz_target!(|steps: Vec<Step>| {
                 Output::Request(Request::ReserveQuota { .. } | Request::ReleaseQuota { .. }) => {
                     panic!("fleet quota asked without a fleet")
                 }
+                // RFC 6062: a Connect goes only to a peer the policy allows, from a live relay;
+                // the harness's driver connects at once.
+                Output::Request(Request::ConnectPeer { id, relay, peer }) => {
+                    assert!(relays.contains(&relay), "Connect from a released relay");
+                    assert!(
+                        policy.check(peer.ip()).is_ok(),
+                        "Connect to a denied peer {peer}"
+                    );
+                    core.peer_connected(now, id, true);
+                }
+                Output::Request(Request::BindPeer { .. } | Request::ClosePeer { .. }) => {}
                 Output::Request(Request::LookupUser { id, username }) => {
                     // dave, or a USERNAME among the step's own attributes (the first wins).
                     assert!(lookups.len() < 1024, "lookups are bounded");

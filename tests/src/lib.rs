@@ -258,6 +258,11 @@ impl TurnServerEndpoint {
                     .core
                     .quota_reserved(now, id, turn_server::turn::QuotaAnswer::Unavailable),
                 turn::Output::Request(Request::ReleaseQuota { .. }) => {}
+                // No TCP relaying in the virtual network: a Connect fails (447).
+                turn::Output::Request(Request::ConnectPeer { id, .. }) => {
+                    self.core.peer_connected(now, id, false)
+                }
+                turn::Output::Request(Request::BindPeer { .. } | Request::ClosePeer { .. }) => {}
                 turn::Output::Timeout(t) => self.timer = t,
             }
         }

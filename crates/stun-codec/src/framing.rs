@@ -106,6 +106,16 @@ impl StreamFramer {
         self.buf.len() - self.start
     }
 
+    /// Takes the bytes buffered and not yet returned as frames, leaving the framer empty:
+    /// for a stream that stops carrying frames (an RFC 6062 data connection after its
+    /// ConnectionBind carries the peer's bytes as they are).
+    pub fn take_buffered(&mut self) -> Vec<u8> {
+        let rest = self.buf.split_off(self.start);
+        self.buf.clear();
+        self.start = 0;
+        rest
+    }
+
     /// The next complete frame, `Ok(None)` if more bytes are needed, or an error if the stream is
     /// out of step (close it; the framer stays in error).
     pub fn next_frame(&mut self) -> Result<Option<(FrameKind, &[u8])>, FramingError> {
@@ -143,6 +153,17 @@ mod tests {
         let n = ChannelData::build(0x4000, data, true, &mut buf).unwrap();
         buf.truncate(n);
         buf
+    }
+
+    #[test]
+    fn what_follows_the_last_frame_can_be_taken() {
+        let mut f = StreamFramer::new();
+        let mut bytes = stun_frame();
+        bytes.extend_from_slice(b"raw bytes");
+        f.push(&bytes);
+        assert!(matches!(f.next_frame(), Ok(Some((FrameKind::Stun, _)))));
+        assert_eq!(f.take_buffered(), b"raw bytes");
+        assert_eq!(f.buffered(), 0);
     }
 
     #[test]

@@ -120,6 +120,8 @@ pub struct ServerConfig {
     /// `fleet-dead-after` in seconds: a fleet member not heard from for this long is gone,
     /// and its quota comes back (default 10; members say they are alive five times as often).
     pub fleet_dead_after: u64,
+    /// `no-tcp-relay`: refuse RFC 6062 TCP allocations (coturn's key).
+    pub no_tcp_relay: bool,
 }
 
 /// What a key takes.
@@ -220,6 +222,7 @@ pub const KEYS: &[Key] = &[
     key("fleet-quota", None, Flag, "", "user-quota and total-quota for all servers on the user database together"),
     key("server-name", None, Required("NAME"), "turn-1", "this server's name in the fleet [host name:listening port]"),
     key("fleet-dead-after", None, Required("SECONDS"), "10", "a fleet member silent this long is gone and its quota comes back [10]"),
+    key("no-tcp-relay", None, Flag, "", "refuse RFC 6062 TCP allocations (442)"),
     key("userdb-cache-ttl", None, Required("SECONDS"), "60", "how long a database user's key is used before it is read again [60]"),
 ];
 
@@ -274,6 +277,7 @@ impl Default for ServerConfig {
             fleet_quota: false,
             server_name: None,
             fleet_dead_after: 10,
+            no_tcp_relay: false,
         }
     }
 }
@@ -459,6 +463,7 @@ impl ServerConfig {
                 }
             }
             "fleet-quota" => self.fleet_quota = flag()?,
+            "no-tcp-relay" => self.no_tcp_relay = flag()?,
             "server-name" => self.server_name = Some(need()?.to_owned()),
             "fleet-dead-after" => match number(need()?)? {
                 0 => return Err(invalid("must be at least 1 second".into())),

@@ -118,25 +118,31 @@ fn turnserver(extra: &[&str]) -> (Running, u16) {
     )
 }
 
-/// Runs uclient and checks that every message came back: over Send indications (`-s`), or
-/// with `channels` over the channels uclient binds.
-fn uclient_with(server_port: u16, peer_port: u16, channels: bool, args: &[&str]) {
+/// How uclient relays.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Relaying {
+    /// Send indications (`-s`) to the echo peer.
+    Send,
+    /// The channels uclient binds, to the echo peer.
+    Channels,
+    /// RFC 6062 TCP allocations (`-T`): uclient's clients Connect to each other's relayed
+    /// addresses, no outside peer.
+    Tcp,
+}
+
+/// Runs uclient and checks that every message came back.
+fn uclient_with(server_port: u16, peer_port: u16, relaying: Relaying, args: &[&str]) {
     let (sp, pp) = (server_port.to_string(), peer_port.to_string());
-    let mut all = if channels { vec![] } else { vec!["-s"] };
-    all.extend([
-        "-n",
-        "30",
-        "-m",
-        "4",
-        "-l",
-        "170",
-        "-e",
-        "127.0.0.1",
-        "-r",
-        &pp,
-        "-p",
-        &sp,
-    ]);
+    let mut all = match relaying {
+        Relaying::Send => vec!["-s"],
+        Relaying::Channels => vec![],
+        Relaying::Tcp => vec!["-T"],
+    };
+    all.extend(["-n", "30", "-m", "4", "-l", "170"]);
+    if relaying != Relaying::Tcp {
+        all.extend(["-e", "127.0.0.1", "-r", &pp]);
+    }
+    all.extend(["-p", &sp]);
     all.extend_from_slice(args);
     all.push("127.0.0.1");
     let (_, text) = run("turnutils_uclient", &all);
@@ -158,7 +164,19 @@ fn uclient_with(server_port: u16, peer_port: u16, channels: bool, args: &[&str])
 }
 
 fn uclient(server_port: u16, peer_port: u16, args: &[&str]) {
-    uclient_with(server_port, peer_port, false, args)
+    uclient_with(server_port, peer_port, Relaying::Send, args)
+}
+
+#[test]
+fn uclient_tcp_relaying_rfc6062() {
+    if !tools() {
+        return;
+    }
+    // uclient -T: TCP allocations over TCP, Connect to the other client's relayed address,
+    // ConnectionAttempt, ConnectionBind on new connections, data both ways. (-P, uclient's
+    // "passive" variant, counts half its messages lost against coturn 4.6.1 itself too.)
+    let (_server, port) = turnserver(&["-u", "alice:secret"]);
+    uclient_with(port, 0, Relaying::Tcp, &["-u", "alice", "-w", "secret"]);
 }
 
 #[test]
@@ -170,11 +188,16 @@ fn uclient_over_channels_with_the_rfc5766_switch() {
     // rfc5766-channels the server takes them, over UDP and TCP.
     let (_peer, peer_port) = echo_peer();
     let (_server, port) = turnserver(&["-u", "alice:secret", "--rfc5766-channels"]);
-    uclient_with(port, peer_port, true, &["-u", "alice", "-w", "secret"]);
     uclient_with(
         port,
         peer_port,
-        true,
+        Relaying::Channels,
+        &["-u", "alice", "-w", "secret"],
+    );
+    uclient_with(
+        port,
+        peer_port,
+        Relaying::Channels,
         &["-t", "-u", "alice", "-w", "secret"],
     );
 }

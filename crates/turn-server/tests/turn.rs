@@ -44,6 +44,18 @@ enum Out {
     ReleaseQuota {
         user: String,
     },
+    ConnectPeer {
+        id: u32,
+        relay: SocketAddr,
+        peer: SocketAddr,
+    },
+    BindPeer {
+        id: u32,
+        client: FiveTuple,
+    },
+    ClosePeer {
+        id: u32,
+    },
 }
 
 impl From<Output> for Out {
@@ -64,6 +76,11 @@ impl From<Output> for Out {
             }
             Output::Request(Request::ReserveQuota { id, user }) => Out::ReserveQuota { id, user },
             Output::Request(Request::ReleaseQuota { user }) => Out::ReleaseQuota { user },
+            Output::Request(Request::ConnectPeer { id, relay, peer }) => {
+                Out::ConnectPeer { id, relay, peer }
+            }
+            Output::Request(Request::BindPeer { id, client }) => Out::BindPeer { id, client },
+            Output::Request(Request::ClosePeer { id }) => Out::ClosePeer { id },
             Output::Timeout(_) => unreachable!("Harness::poll keeps the timer"),
         }
     }
@@ -600,7 +617,15 @@ fn allocate_errors() {
         code(&c.call(&mut h, Method::ALLOCATE, |b| {
             b.add(&RequestedTransport::TCP).unwrap();
         })),
-        Some(442)
+        Some(400),
+        "TCP relaying over UDP (RFC 6062 §5.1)"
+    );
+    assert_eq!(
+        code(&c.call(&mut h, Method::ALLOCATE, |b| {
+            b.add(&RequestedTransport(132)).unwrap();
+        })),
+        Some(442),
+        "SCTP"
     );
     assert_eq!(
         code(&c.call(&mut h, Method::ALLOCATE, |b| {
@@ -1801,4 +1826,164 @@ fn fleet_quota_is_asked_before_the_relay_and_given_back_at_the_end() {
     let _ = h.outputs();
     h.server.quota_reserved(h.now, id4, QuotaAnswer::Granted);
     assert_eq!(h.outputs(), vec![Out::ReleaseQuota { user: "bob".into() }]);
+}
+
+/// A TCP allocation (RFC 6062) for `c` over TCP; its relayed address.
+fn tcp_allocate(h: &mut Harness, c: &mut Client) -> SocketAddr {
+    c.ft.transport = Transport::Tcp;
+    let resp = c.call(h, Method::ALLOCATE, |b| {
+        b.add(&RequestedTransport::TCP).unwrap();
+    });
+    assert_eq!(code(&resp), None);
+    relayed(&resp)[0]
+}
+
+fn connect(h: &mut Harness, c: &mut Client, peer: SocketAddr) -> (Vec<u8>, Option<u32>) {
+    let tid = c.tid();
+    let req = c.request(Method::CONNECT, tid, |b| {
+        b.add(&XorPeerAddress(peer)).unwrap();
+    });
+    let outs = h.send(c.ft, &req);
+    let asked = outs.iter().find_map(|o| match o {
+        // From the allocation's relayed address.
+        Out::ConnectPeer { id, peer: p, relay } if *p == peer => {
+            assert_eq!(Some(*relay), h.server.allocation(&c.ft).map(|a| a.relay()));
+            Some(*id)
+        }
+        _ => None,
+    });
+    let answer = outs
+        .iter()
+        .find_map(|o| match o {
+            Out::ToClient { data, .. } => Some(data.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    (answer, asked)
+}
+
+#[test]
+fn rfc6062_connect_bind_and_every_peer_policy_probe() {
+    let mut h = Harness::with(
+        TurnConfig {
+            peer_policy: PeerPolicy {
+                server_addresses: vec!["192.0.2.10".parse().unwrap()],
+                ..PeerPolicy::default()
+            },
+            ..TurnConfig::default()
+        },
+        RestSecrets::default(),
+    );
+    // Over UDP a TCP allocation is refused (RFC 6062 §5.1: 400).
+    let mut u = client(4400, "alice", "secret");
+    let resp = u.call(&mut h, Method::ALLOCATE, |b| {
+        b.add(&RequestedTransport::TCP).unwrap();
+    });
+    assert_eq!(code(&resp), Some(400));
+    let mut c = client(4401, "alice", "secret");
+    let relay = tcp_allocate(&mut h, &mut c);
+    // The attack list on Connect: metadata, loopback, private, the server itself, ULA and
+    // the IPv4-in-IPv6 forms (443 on an IPv4 relay), never a ConnectPeer.
+    for p in [
+        "169.254.169.254:80",
+        "127.0.0.1:22",
+        "10.0.0.5:80",
+        "0.0.0.0:80",
+        "192.0.2.10:3478",
+        "224.0.0.1:1",
+    ] {
+        let (resp, asked) = connect(&mut h, &mut c, a(p));
+        assert_eq!((code(&resp), asked), (Some(403), None), "{p}");
+    }
+    for p in ["[fd00::1]:80", "[::ffff:169.254.169.254]:80", "[::1]:22"] {
+        let (resp, asked) = connect(&mut h, &mut c, a(p));
+        assert!(
+            matches!(code(&resp), Some(403 | 443)) && asked.is_none(),
+            "{p}"
+        );
+    }
+    // An allowed peer: the driver connects; the answer carries CONNECTION-ID.
+    let peer = a("8.8.8.8:443");
+    let (resp, asked) = connect(&mut h, &mut c, peer);
+    assert!(resp.is_empty(), "no answer before the connection is made");
+    let id = asked.expect("ConnectPeer");
+    h.server.peer_connected(h.now, id, true);
+    let resp = reply(&h.outputs());
+    let m = Message::parse(&resp).unwrap();
+    m.verify_integrity(&c.key).unwrap();
+    assert_eq!(m.get::<ConnectionId>().unwrap(), Some(ConnectionId(id)));
+    // The same peer again while that connection lives: 446.
+    let (resp, _) = connect(&mut h, &mut c, peer);
+    assert_eq!(code(&resp), Some(446));
+    // A failed connect: 447.
+    let (_, other) = connect(&mut h, &mut c, a("8.8.4.4:443"));
+    h.server.peer_connected(h.now, other.unwrap(), false);
+    assert_eq!(code(&reply(&h.outputs())), Some(447));
+    // UDP relaying does not apply to a TCP allocation.
+    let resp = c.call(&mut h, Method::CHANNEL_BIND, |b| {
+        b.add(&ChannelNumber(0x4000)).unwrap();
+        b.add(&XorPeerAddress(peer)).unwrap();
+    });
+    assert_eq!(code(&resp), Some(400));
+
+    // ConnectionBind: on the control connection, 400; by another user, 400; unknown id,
+    // 400; on a new connection by alice, success and the splice.
+    let bind = |h: &mut Harness, d: &mut Client, id: u32| {
+        d.call(h, Method::CONNECTION_BIND, |b| {
+            b.add(&ConnectionId(id)).unwrap();
+        })
+    };
+    assert_eq!(code(&bind(&mut h, &mut c, id)), Some(400));
+    let mut bob = client(4402, "bob", "hunter2");
+    bob.ft.transport = Transport::Tcp;
+    assert_eq!(code(&bind(&mut h, &mut bob, id)), Some(400));
+    let mut data = client(4403, "alice", "secret");
+    data.ft.transport = Transport::Tcp;
+    assert_eq!(code(&bind(&mut h, &mut data, id ^ 1)), Some(400));
+    let tid = data.tid();
+    let req = data.request(Method::CONNECTION_BIND, tid, |b| {
+        b.add(&ConnectionId(id)).unwrap();
+    });
+    let outs = h.send(data.ft, &req);
+    assert_eq!(code(&reply(&outs)), None);
+    assert!(outs.contains(&Out::BindPeer {
+        id,
+        client: data.ft
+    }));
+    // Bound once only.
+    let mut again = client(4404, "alice", "secret");
+    again.ft.transport = Transport::Tcp;
+    assert_eq!(code(&bind(&mut h, &mut again, id)), Some(400));
+
+    // A peer connecting in: without a permission, closed; with one, a ConnectionAttempt.
+    assert_eq!(
+        h.server
+            .peer_connection_incoming(h.now, relay, a("9.9.9.9:5000")),
+        None
+    );
+    let incoming = h
+        .server
+        .peer_connection_incoming(h.now, relay, a("8.8.8.8:5001"))
+        .expect("8.8.8.8 is permitted (the Connect installed it)");
+    let ind = reply(&h.outputs());
+    let m = Message::parse(&ind).unwrap();
+    assert_eq!(
+        m.message_type(),
+        MessageType::new(Method::CONNECTION_ATTEMPT, Class::Indication)
+    );
+    assert_eq!(
+        m.get::<ConnectionId>().unwrap(),
+        Some(ConnectionId(incoming))
+    );
+    // Never bound: closed after 30 s.
+    h.now += Duration::from_secs(31);
+    h.server.handle_timeout(h.now);
+    assert!(h.outputs().contains(&Out::ClosePeer { id: incoming }));
+    // The allocation ends: its bound connection closes with it.
+    let tid = c.tid();
+    let req = c.request(Method::REFRESH, tid, |b| {
+        b.add(&Lifetime(0)).unwrap();
+    });
+    let outs = h.send(c.ft, &req);
+    assert!(outs.contains(&Out::ClosePeer { id }), "{outs:?}");
 }

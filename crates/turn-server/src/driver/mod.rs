@@ -18,6 +18,7 @@ mod database;
 mod metrics;
 mod ports;
 mod stream;
+mod tcp_relay;
 mod worker;
 
 use std::io;
@@ -400,6 +401,7 @@ impl Settings {
             user_db: user_db.is_some(),
             user_cache_ttl: Duration::from_secs(c.userdb_cache_ttl),
             fleet_quota: c.fleet_quota,
+            tcp_relay: !c.no_tcp_relay,
             rfc5766_channels: c.rfc5766_channels,
             alternate_servers: c.alternate_servers.clone(),
             tls_alternate_servers: c.tls_alternate_servers.clone(),

@@ -25,10 +25,18 @@ pub struct RelayIp {
     pub advertise: IpAddr,
 }
 
+/// A relay socket: UDP, or for an RFC 6062 allocation a TCP listener (whose address
+/// outgoing connections to peers reuse).
+#[derive(Debug)]
+pub(crate) enum RelaySocket {
+    Udp(UdpSocket),
+    Tcp(std::net::TcpListener),
+}
+
 /// A bound relay socket.
 #[derive(Debug)]
 pub(crate) struct Bound {
-    pub socket: UdpSocket,
+    pub socket: RelaySocket,
     /// The address the socket is bound to.
     pub local: SocketAddr,
     /// The address clients see.
@@ -101,7 +109,7 @@ impl PortPool {
             };
             return Ok(Bound {
                 advertised: SocketAddr::new(r.ip.advertise, local.port()),
-                socket: r.socket,
+                socket: RelaySocket::Udp(r.socket),
                 local,
                 token: None,
             });
@@ -129,6 +137,9 @@ impl PortPool {
 
     /// A socket on `ip` for `req`, if a port is free there.
     fn bind_on(&mut self, ip: RelayIp, req: &RelayRequest, now: Instant) -> Option<Bound> {
+        if req.tcp {
+            return self.bind_tcp_on(ip);
+        }
         let even = req.even_port || req.reserve_next;
         let span = u32::from(self.max - self.min) + 1;
         // A random start (RFC 8656 §7.2, RFC 6056): relayed ports are not predictable.
@@ -182,10 +193,38 @@ impl PortPool {
             }
             self.held.insert(addr);
             return Some(Bound {
-                socket,
+                socket: RelaySocket::Udp(socket),
                 local: addr,
                 advertised: SocketAddr::new(ip.advertise, port),
                 token,
+            });
+        }
+        None
+    }
+
+    /// A TCP listener on `ip` in the range (the pool keeps UDP and TCP ports apart, as one
+    /// set), with SO_REUSEADDR and SO_REUSEPORT so that Connects bind the same address.
+    fn bind_tcp_on(&mut self, ip: RelayIp) -> Option<Bound> {
+        let span = u32::from(self.max - self.min) + 1;
+        let start = rand::thread_rng().gen_range(0..span);
+        for i in 0..span {
+            let port = (self.min as u32 + (start + i) % span) as u16;
+            let addr = SocketAddr::new(ip.bind, port);
+            if self.held.contains(&addr) {
+                continue;
+            }
+            let Ok(listener) = tcp_relay_socket(addr).and_then(|s| {
+                s.listen(128)?;
+                Ok(std::net::TcpListener::from(s))
+            }) else {
+                continue;
+            };
+            self.held.insert(addr);
+            return Some(Bound {
+                socket: RelaySocket::Tcp(listener),
+                local: addr,
+                advertised: SocketAddr::new(ip.advertise, port),
+                token: None,
             });
         }
         None
@@ -217,6 +256,21 @@ impl PortPool {
     }
 }
 
+/// A non-blocking TCP socket bound to `addr` with SO_REUSEADDR and SO_REUSEPORT: the relay
+/// listener, and each connection to a peer from the same relayed address (RFC 6062 §5.2).
+pub(crate) fn tcp_relay_socket(addr: SocketAddr) -> std::io::Result<socket2::Socket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    Ok(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +287,7 @@ mod tests {
             even_port: even,
             reserve_next: reserve,
             reservation: token,
+            tcp: false,
         }
     }
 

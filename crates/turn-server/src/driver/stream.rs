@@ -24,6 +24,9 @@ pub(super) struct StreamConn {
     pending: RefCell<Vec<u8>>,
     wake: Notify,
     closing: Cell<bool>,
+    /// RFC 6062: the peer connection this client connection is now bound to (its task takes
+    /// it, stops framing, and splices the two).
+    splice: RefCell<Option<(u32, TcpStream)>>,
 }
 
 impl StreamConn {
@@ -44,6 +47,45 @@ impl StreamConn {
         self.closing.set(true);
         self.wake.notify_one();
     }
+
+    /// Hands the connection peer connection `id`'s stream (a ConnectionBind succeeded).
+    pub(super) fn splice(&self, id: u32, peer: TcpStream) {
+        *self.splice.borrow_mut() = Some((id, peer));
+        self.wake.notify_one();
+    }
+
+    fn splice_pending(&self) -> bool {
+        self.splice.borrow().is_some()
+    }
+}
+
+/// An RFC 6062 data connection from its ConnectionBind on: the response queued for it goes
+/// out first, then whatever the client sent after it goes to the peer, then bytes flow both
+/// ways as they are until either side ends or the core closes the pair (its allocation
+/// ended).
+async fn spliced<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    conn: &StreamConn,
+    mut peer: TcpStream,
+    rest: Vec<u8>,
+    id: u32,
+) {
+    let queued = std::mem::take(&mut *conn.pending.borrow_mut());
+    if stream.write_all(&queued).await.is_err() || peer.write_all(&rest).await.is_err() {
+        return;
+    }
+    let closed = async {
+        while !conn.closing.get() {
+            conn.wake.notified().await;
+        }
+    };
+    tokio::select! {
+        r = tokio::io::copy_bidirectional(stream, &mut peer) => {
+            debug!(id, result = ?r, "data connection ended");
+        }
+        _ = closed => debug!(id, "data connection closed with its allocation"),
+    }
+    let _ = peer.shutdown().await;
 }
 
 /// Accepts connections on one listener; a TLS one with the certificate configured when
@@ -214,12 +256,25 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(shared: &Shared, mut stream: S, 
                     Ok(n) => n,
                 };
                 last = Instant::now();
-                let fed = framer.feed(&rbuf[..n], |frame| {
-                    shared.borrow_mut().receive_from_client(shared, last, ft, frame);
-                });
-                if let Err(e) = fed {
-                    debug!(error = %e, "closing");
-                    shared.borrow_mut().stats.stream_framing_errors += 1;
+                framer.push(&rbuf[..n]);
+                // Frame by frame: a ConnectionBind ends the framing, and what follows it is
+                // the client's data for the peer.
+                while !conn.splice_pending() {
+                    match framer.next_frame() {
+                        Ok(Some((_, frame))) => {
+                            shared.borrow_mut().receive_from_client(shared, last, ft, frame)
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            debug!(error = %e, "closing");
+                            shared.borrow_mut().stats.stream_framing_errors += 1;
+                            break 'conn;
+                        }
+                    }
+                }
+                let bound = conn.splice.borrow_mut().take();
+                if let Some((id, peer)) = bound {
+                    spliced(&mut stream, &conn, peer, framer.take_buffered(), id).await;
                     break 'conn;
                 }
             }

@@ -91,7 +91,8 @@ pub(super) fn bind_tcp(addr: SocketAddr, reuse_port: bool) -> io::Result<std::ne
 }
 
 struct RelaySocket {
-    socket: Rc<UdpSocket>,
+    /// The UDP socket; `None` for a TCP relay (its listener lives in its task).
+    socket: Option<Rc<UdpSocket>>,
     local: SocketAddr,
     task: JoinHandle<()>,
     /// The allocation it serves (its stream is closed with it).
@@ -118,6 +119,8 @@ pub(super) struct Worker {
     index: usize,
     /// The user database's thread, if there is one.
     db: Option<std::sync::mpsc::Sender<Job>>,
+    /// RFC 6062 peer connections by CONNECTION-ID.
+    pub(super) peers: super::tcp_relay::Peers,
 }
 
 pub(super) type Shared = Rc<RefCell<Worker>>;
@@ -128,10 +131,10 @@ const STREAM_QUEUE_LIMIT: usize = 256 * 1024;
 impl Worker {
     /// A relayed datagram to a peer, from the relay socket it names.
     fn send_to_peer(&mut self, t: Transmit<&[u8]>) {
-        let Some(r) = self.relays.get(&t.local) else {
+        let Some(socket) = self.relays.get(&t.local).and_then(|r| r.socket.as_ref()) else {
             return;
         };
-        if send_datagram(&r.socket, t.data, t.remote).is_err() {
+        if send_datagram(socket, t.data, t.remote).is_err() {
             self.stats.send_errors += 1;
         }
     }
@@ -191,6 +194,12 @@ impl Worker {
                     self.allocate_relay(shared, now, req)
                 }
                 Output::Request(Request::ReleaseRelay { relay }) => self.release_relay(relay),
+                Output::Request(Request::ConnectPeer { id, relay, peer }) => {
+                    let local = self.relays.get(&relay).map(|r| r.local);
+                    self.connect_peer(shared, now, id, local, peer)
+                }
+                Output::Request(Request::BindPeer { id, client }) => self.bind_peer(id, client),
+                Output::Request(Request::ClosePeer { id }) => self.close_peer(id),
                 Output::Request(Request::ReserveQuota { id, user }) => {
                     let job = Job::Reserve {
                         worker: self.index,
@@ -239,22 +248,37 @@ impl Worker {
     }
 
     fn allocate_relay(&mut self, shared: &Shared, now: Instant, req: crate::turn::RelayRequest) {
+        use super::ports::RelaySocket as Sock;
         let result = self.ports.bind(&req, now).and_then(|b| {
             let local = b.local;
-            let socket = UdpSocket::from_std(b.socket).map_err(|_| {
+            let started = match b.socket {
+                Sock::Udp(s) => UdpSocket::from_std(s).map(|s| {
+                    let s = Rc::new(s);
+                    let task = tokio::task::spawn_local(datagram_task(
+                        shared.clone(),
+                        s.clone(),
+                        b.advertised,
+                        from_peer,
+                    ));
+                    (Some(s), task)
+                }),
+                Sock::Tcp(l) => tokio::net::TcpListener::from_std(l).map(|l| {
+                    let task = tokio::task::spawn_local(super::tcp_relay::accept_task(
+                        shared.clone(),
+                        l,
+                        b.advertised,
+                    ));
+                    (None, task)
+                }),
+            };
+            let (socket, task) = started.map_err(|_| {
                 self.ports.release(local);
                 crate::turn::RelayError::Exhausted
             })?;
-            Ok((Rc::new(socket), local, b.advertised, b.token))
+            Ok((socket, task, local, b.advertised, b.token))
         });
         match result {
-            Ok((socket, local, advertised, token)) => {
-                let task = tokio::task::spawn_local(datagram_task(
-                    shared.clone(),
-                    socket.clone(),
-                    advertised,
-                    from_peer,
-                ));
+            Ok((socket, task, local, advertised, token)) => {
                 self.relays.insert(
                     advertised,
                     RelaySocket {
@@ -501,6 +525,7 @@ pub(super) fn run(
             wake: wake.clone(),
             index,
             db,
+            peers: Default::default(),
         }));
         for s in sockets.udp {
             let Ok(socket) = UdpSocket::from_std(s) else {

@@ -67,6 +67,8 @@ pub struct Allocation {
     counted: (u32, u32),
     /// It holds one of the fleet's quota (given back when it ends).
     pub(super) fleet_quota: bool,
+    /// Its relayed address is a TCP one (RFC 6062).
+    pub(super) tcp: bool,
 }
 
 /// Of an allocation's relayed addresses (the second a dual allocation's IPv6 one), the one of
@@ -114,6 +116,7 @@ impl Allocation {
             budget: budget.map(Box::new),
             counted: (0, 0),
             fleet_quota: false,
+            tcp: false,
         }
     }
 

@@ -26,6 +26,7 @@ mod limiter;
 mod lookup;
 mod reject;
 mod request;
+mod tcp;
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -112,6 +113,9 @@ pub struct TurnConfig {
     /// and an allocation's end gives it back ([`Request::ReleaseQuota`]). Quotas are then
     /// not counted in the core, unless the driver cannot answer.
     pub fleet_quota: bool,
+    /// RFC 6062 TCP allocations (REQUESTED-TRANSPORT TCP over a TCP or TLS control
+    /// connection; coturn's `no-tcp-relay` turns them off).
+    pub tcp_relay: bool,
 }
 
 /// When an Allocate gets 300 (Try Alternate) with ALTERNATE-SERVER (RFC 8489 §10).
@@ -164,6 +168,7 @@ impl Default for TurnConfig {
             tls_alternate_servers: Vec::new(),
             redirect: Redirect::Always,
             fleet_quota: false,
+            tcp_relay: true,
         }
     }
 }
@@ -184,6 +189,9 @@ pub struct RelayRequest {
     pub reserve_next: bool,
     /// RESERVATION-TOKEN: use the port reserved under this token.
     pub reservation: Option<u64>,
+    /// A TCP relayed address (RFC 6062): a listening socket, from which connections to
+    /// peers are also made.
+    pub tcp: bool,
 }
 
 /// Why the driver could not bind a relay socket.
@@ -227,6 +235,29 @@ pub enum Request {
     ReleaseQuota {
         /// Whom it counted against.
         user: String,
+    },
+    /// RFC 6062: open a TCP connection from `relay` to `peer` (30 s at least before giving
+    /// up) and answer with [`TurnServer::peer_connected`].
+    ConnectPeer {
+        /// The CONNECTION-ID; quote it in the answer.
+        id: u32,
+        /// The TCP relayed address to connect from.
+        relay: SocketAddr,
+        /// The peer.
+        peer: SocketAddr,
+    },
+    /// RFC 6062 §5.4: from now on `client`'s connection carries peer connection `id`'s bytes
+    /// both ways, unframed (after the response queued for it, which goes first).
+    BindPeer {
+        /// The peer connection.
+        id: u32,
+        /// The client data connection.
+        client: FiveTuple,
+    },
+    /// Close peer connection `id` (and the client data connection bound to it, if any).
+    ClosePeer {
+        /// The peer connection.
+        id: u32,
     },
     /// Look up a user's key in the user database (not on the packet path: the request that
     /// needs it waits) and answer with [`TurnServer::user_looked_up`].
@@ -290,6 +321,10 @@ pub struct TurnStats {
     pub refused_draining: u64,
     /// Allocate requests sent to an ALTERNATE-SERVER (300).
     pub redirected: u64,
+    /// RFC 6062 peer connections made (Connect) or accepted.
+    pub tcp_connections: u64,
+    /// Connects that failed or timed out (447).
+    pub tcp_connect_failures: u64,
 }
 
 /// What an Allocate with ADDITIONAL-ADDRESS-FAMILY (RFC 8656 §7.2) gets besides its IPv4
@@ -374,6 +409,10 @@ pub struct TurnServer {
     /// Fleet quota asked for by Allocates given up since: a grant that comes later is given
     /// back at once.
     abandoned_quota: HashMap<u64, String>,
+    /// RFC 6062 peer connections.
+    tcp: tcp::PeerConnections,
+    /// Keys the CONNECTION-IDs (derived from the nonce key).
+    id_key: [u8; 32],
 }
 
 /// How long an expired channel number stays reserved for its peer (RFC 8656 §12).
@@ -426,6 +465,11 @@ impl TurnServer {
             draining: false,
             next_alternate: 0,
             abandoned_quota: HashMap::new(),
+            tcp: tcp::PeerConnections::default(),
+            id_key: <sha2::Sha256 as sha2::Digest>::digest(
+                [&nonce_key[..], b"connection ids"].concat(),
+            )
+            .into(),
         }
     }
 
@@ -683,6 +727,7 @@ impl TurnServer {
                     even_port: p.even_port,
                     reserve_next: false,
                     reservation: None,
+                    tcp: p.relay_request.tcp,
                 };
                 self.next_id += 1;
                 p.first = Some(relay);
@@ -779,6 +824,7 @@ impl TurnServer {
             self.allocations.next_timeout(),
             pending,
             self.lookups.next_timeout(),
+            self.tcp.next_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -816,6 +862,7 @@ impl TurnServer {
             }
             self.trim_pending_deadlines();
             self.lookups.forget(five_tuple);
+            self.data_connection_closed(five_tuple);
         }
     }
 
@@ -839,6 +886,7 @@ impl TurnServer {
         while let Some(id) = self.lookups.expired(now) {
             self.user_looked_up(now, id, UserLookup::Unavailable);
         }
+        self.expire_peer_connections(now);
     }
 
     /// Applies a new configuration (a reload): credentials, peer policy, quotas, bandwidth
@@ -902,6 +950,9 @@ impl TurnServer {
                     user: user.to_owned(),
                 });
             }
+            if a.tcp {
+                self.close_peer_connections(a.five_tuple);
+            }
         }
     }
 
@@ -951,6 +1002,11 @@ fn relay_to_peer<'a>(
     peer: SocketAddr,
     payload: &'a [u8],
 ) -> Option<Transmit<&'a [u8]>> {
+    // A TCP allocation relays over its peer connections only (RFC 6062 §5).
+    if a.tcp {
+        stats.dropped_no_permission += 1;
+        return None;
+    }
     if !may_relay(a, config, stats, peer, payload.len(), now) {
         return None;
     }

@@ -25,6 +25,10 @@ pub(super) enum Reject {
     UnsupportedTransportProtocol,
     /// 443: a peer of the other family than the relayed address.
     PeerAddressFamilyMismatch,
+    /// 446: a Connect to a peer this allocation is connecting or connected to (RFC 6062 §5.2).
+    ConnectionAlreadyExists,
+    /// 447: the Connect to the peer failed or timed out (RFC 6062 §5.2).
+    ConnectionTimeoutOrFailure,
     /// 486: the user's or the server's allocation quota is reached.
     AllocationQuotaReached,
     /// 500: the user database did not answer (RFC 8489 §14.8: try again).
@@ -47,6 +51,8 @@ impl Reject {
             Reject::WrongCredentials => 441,
             Reject::UnsupportedTransportProtocol => 442,
             Reject::PeerAddressFamilyMismatch => 443,
+            Reject::ConnectionAlreadyExists => 446,
+            Reject::ConnectionTimeoutOrFailure => 447,
             Reject::AllocationQuotaReached => 486,
             Reject::ServerError => 500,
             Reject::InsufficientCapacity => 508,

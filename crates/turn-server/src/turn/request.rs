@@ -54,7 +54,7 @@ enum Challenge {
 
 /// The comprehension-required attributes a TURN request may carry and this server processes.
 /// Known to the codec but not processed here — RFC 5780's CHANGE-REQUEST, RESPONSE-PORT,
-/// PADDING, ICE's PRIORITY and USE-CANDIDATE, RFC 6062's CONNECTION-ID, and DONT-FRAGMENT
+/// PADDING, ICE's PRIORITY and USE-CANDIDATE, and DONT-FRAGMENT
 /// (RFC 8656 §7.2, §11.2) — get 420 like unknown ones (a Send indication carrying one is
 /// discarded).
 pub(super) fn understood(t: AttributeType) -> bool {
@@ -65,7 +65,6 @@ pub(super) fn understood(t: AttributeType) -> bool {
             AttributeType::PADDING,
             AttributeType::PRIORITY,
             AttributeType::USE_CANDIDATE,
-            AttributeType::CONNECTION_ID,
             // RFC 8656 §7.2: a server that cannot set DF treats DONT-FRAGMENT as unknown
             // (420); the driver sends with the kernel's own path-MTU setting, so it does.
             AttributeType::DONT_FRAGMENT,
@@ -119,7 +118,11 @@ impl TurnServer {
         }
         match cx.method {
             Method::ALLOCATE => self.allocate(now, cx, msg, username),
-            Method::REFRESH | Method::CREATE_PERMISSION | Method::CHANNEL_BIND => {
+            Method::CONNECTION_BIND => self.connection_bind(cx, msg, &username),
+            Method::REFRESH
+            | Method::CREATE_PERMISSION
+            | Method::CHANNEL_BIND
+            | Method::CONNECT => {
                 // The allocation must be live and the request from the user who made it
                 // (RFC 8656 §5: else 441).
                 match self.live(cx.ft, now).map(|a| *a.username == *username) {
@@ -128,6 +131,7 @@ impl TurnServer {
                     Some(true) => match cx.method {
                         Method::REFRESH => self.refresh(now, cx, msg),
                         Method::CREATE_PERMISSION => self.create_permission(now, cx, msg),
+                        Method::CONNECT => self.connect(now, cx, msg),
                         _ => self.channel_bind(now, cx, msg),
                     },
                 }
@@ -360,7 +364,7 @@ impl TurnServer {
     /// Builds a response with `add`'s attributes, SOFTWARE, the request's kind of integrity
     /// and FINGERPRINT if the request had one; queues it and returns its length (the bytes
     /// stay in `self.buf` until the next response).
-    fn respond(
+    pub(super) fn respond(
         &mut self,
         cx: &Context,
         class: Class,
@@ -454,11 +458,22 @@ impl TurnServer {
             self.stats.refused_draining += 1;
             return Err(Reject::Forbidden);
         }
-        match msg.get::<RequestedTransport>() {
-            Ok(Some(RequestedTransport::UDP)) => {}
+        let tcp = match msg.get::<RequestedTransport>() {
+            Ok(Some(RequestedTransport::UDP)) => false,
+            // RFC 6062 §5.1: TCP relaying over a TCP or TLS control connection only (else
+            // 400), and without what only UDP has (EVEN-PORT, RESERVATION-TOKEN: 400).
+            Ok(Some(RequestedTransport::TCP)) if self.config.tcp_relay => {
+                if !ft.transport.is_stream()
+                    || msg.get_raw(AttributeType::EVEN_PORT).is_some()
+                    || msg.get_raw(AttributeType::RESERVATION_TOKEN).is_some()
+                {
+                    return Err(Reject::BadRequest);
+                }
+                true
+            }
             Ok(Some(_)) => return Err(Reject::UnsupportedTransportProtocol),
             _ => return Err(Reject::BadRequest),
-        }
+        };
         let token = msg
             .get::<ReservationToken>()
             .map_err(|_| Reject::BadRequest)?;
@@ -513,6 +528,7 @@ impl TurnServer {
             even_port: even.is_some(),
             reserve_next: even.is_some_and(|e| e.reserve),
             reservation: token.map(|t| t.0),
+            tcp,
         };
         self.pending.insert(
             id,
@@ -607,6 +623,7 @@ impl TurnServer {
             budget,
         );
         a.fleet_quota = p.quota == Quota::Held;
+        a.tcp = p.relay_request.tcp;
         self.allocations.insert(a, now);
         self.stats.allocations_created += 1;
     }
@@ -643,7 +660,7 @@ impl TurnServer {
 
     /// The peer checks CreatePermission and ChannelBind share: family (443: no relayed
     /// address of the peer's family, RFC 8656 §10.2) and policy (403).
-    fn check_peer(
+    pub(super) fn check_peer(
         &self,
         relays: (SocketAddr, Option<SocketAddr>),
         peer: SocketAddr,
@@ -711,9 +728,16 @@ impl TurnServer {
         msg: &Message<'_>,
     ) -> Result<(), Reject> {
         let ft = cx.ft;
-        let Some(relay) = self.allocations.get(&ft).map(|a| (a.relay, a.relay6)) else {
+        let Some((relay, tcp)) = self
+            .allocations
+            .get(&ft)
+            .map(|a| ((a.relay, a.relay6), a.tcp))
+        else {
             return Err(Reject::AllocationMismatch);
         };
+        if tcp {
+            return Err(Reject::BadRequest); // channels are UDP relaying's (RFC 6062 §5)
+        }
         let (Ok(Some(ChannelNumber(channel))), Ok(Some(XorPeerAddress(peer)))) =
             (msg.get::<ChannelNumber>(), msg.get::<XorPeerAddress>())
         else {
