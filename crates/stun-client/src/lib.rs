@@ -14,4 +14,7 @@
 pub mod discovery;
 pub mod turn;
 
-pub use turn::{TurnClient, TurnClientConfig, TurnError, TurnEvent, TurnSendError, SEND_OVERHEAD};
+pub use turn::{
+    BindEvent, ConnectionBinder, TurnClient, TurnClientConfig, TurnError, TurnEvent, TurnSendError,
+    SEND_OVERHEAD,
+};

@@ -493,6 +493,10 @@ impl Agent {
                 }
             }
             TurnEvent::ChannelBound { .. } => {}
+            // ICE allocates UDP relays: RFC 6062's events never come.
+            TurnEvent::PeerConnected { .. }
+            | TurnEvent::ConnectFailed(..)
+            | TurnEvent::ConnectionAttempt { .. } => {}
             TurnEvent::Redirected { server: to } => {
                 tracing::info!(%server, %to, "TURN server redirected the allocation");
             }

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use sans_io::Retransmit;
 use stun_codec::attr::{
-    AlternateServer, ChannelNumber, Data, ErrorCode, Lifetime, Nonce, PasswordAlgorithm, Realm,
-    RequestedTransport, Software, Username, XorMappedAddress, XorPeerAddress, XorRelayedAddress,
+    AlternateServer, ChannelNumber, ConnectionId, Data, ErrorCode, Lifetime, Nonce,
+    PasswordAlgorithm, Realm, RequestedTransport, Software, Username, XorMappedAddress,
+    XorPeerAddress, XorRelayedAddress,
 };
 use stun_codec::{
     Class, IntegrityKey, Message, MessageBuilder, MessageType, Method, TransactionId,
@@ -30,6 +31,17 @@ impl TurnClient {
             let peer = msg.get::<XorPeerAddress>().ok()??.0;
             let data = msg.get::<Data>().ok()??.0;
             return Some((peer, data));
+        }
+        if mt.method == Method::CONNECTION_ATTEMPT && mt.class == Class::Indication {
+            if self.state == State::Allocated && self.config.relay_tcp {
+                let peer = msg.get::<XorPeerAddress>().ok()??.0;
+                let ConnectionId(connection_id) = msg.get::<ConnectionId>().ok()??;
+                self.out.event(TurnEvent::ConnectionAttempt {
+                    peer,
+                    connection_id,
+                });
+            }
+            return None;
         }
         if !matches!(mt.class, Class::SuccessResponse | Class::ErrorResponse) {
             return None;
@@ -198,6 +210,16 @@ impl TurnClient {
                     }
                 }
             }
+            Request::Connect(peer) => match msg.get::<ConnectionId>().ok().flatten() {
+                Some(ConnectionId(connection_id)) => self.out.event(TurnEvent::PeerConnected {
+                    peer,
+                    connection_id,
+                }),
+                None => self.out.event(TurnEvent::ConnectFailed(
+                    peer,
+                    TurnError::Malformed("Connect success without CONNECTION-ID"),
+                )),
+            },
         }
     }
 
@@ -223,6 +245,7 @@ impl TurnClient {
                     }
                 }
             }
+            Request::Connect(peer) => self.out.event(TurnEvent::ConnectFailed(peer, error)),
             Request::ChannelBind { channel, .. } => {
                 // Data keeps flowing as Send indications.
                 if let Some(c) = self.channels.iter_mut().find(|c| c.number == channel) {
@@ -261,6 +284,7 @@ impl TurnClient {
             Request::Refresh { .. } => Method::REFRESH,
             Request::CreatePermission(_) => Method::CREATE_PERMISSION,
             Request::ChannelBind { .. } => Method::CHANNEL_BIND,
+            Request::Connect(_) => Method::CONNECT,
         };
         let mut buf = [0u8; 512];
         let signed = self.key.is_some();
@@ -269,7 +293,11 @@ impl TurnClient {
                 MessageBuilder::new(&mut buf, MessageType::new(method, Class::Request), id)?;
             match request {
                 Request::Allocate => {
-                    b.add(&RequestedTransport::UDP)?;
+                    b.add(&if self.config.relay_tcp {
+                        RequestedTransport::TCP
+                    } else {
+                        RequestedTransport::UDP
+                    })?;
                     b.add(&Lifetime(secs(self.config.lifetime)))?;
                 }
                 Request::Refresh { lifetime } => {
@@ -280,6 +308,9 @@ impl TurnClient {
                 }
                 Request::ChannelBind { peer, channel } => {
                     b.add(&ChannelNumber(channel))?;
+                    b.add(&XorPeerAddress(peer))?;
+                }
+                Request::Connect(peer) => {
                     b.add(&XorPeerAddress(peer))?;
                 }
             }

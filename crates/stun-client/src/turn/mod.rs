@@ -44,6 +44,9 @@
 //! ```
 
 mod answers;
+mod bind;
+
+pub use bind::{BindEvent, ConnectionBinder};
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -77,6 +80,10 @@ pub struct TurnClientConfig {
     pub lifetime: Duration,
     /// A SOFTWARE attribute to send, if any.
     pub software: Option<String>,
+    /// An RFC 6062 TCP allocation (REQUESTED-TRANSPORT TCP; over TCP or TLS only): peers are
+    /// reached with [`TurnClient::connect`] and data connections
+    /// ([`TurnClient::connection_binder`]), not Send or ChannelData.
+    pub relay_tcp: bool,
 }
 
 impl std::fmt::Debug for TurnClientConfig {
@@ -112,6 +119,7 @@ impl TurnClientConfig {
             max_sends: 7,
             lifetime: Duration::from_secs(600),
             software: None,
+            relay_tcp: false,
         }
     }
 }
@@ -177,6 +185,24 @@ pub enum TurnEvent {
         /// The new server.
         server: SocketAddr,
     },
+    /// RFC 6062: a Connect succeeded; bind a new connection to `connection_id` to talk to
+    /// the peer ([`TurnClient::connection_binder`]).
+    PeerConnected {
+        /// The peer.
+        peer: SocketAddr,
+        /// Its CONNECTION-ID.
+        connection_id: u32,
+    },
+    /// RFC 6062: a Connect failed (447 when the server could not reach the peer).
+    ConnectFailed(SocketAddr, TurnError),
+    /// RFC 6062: a peer connected to the relayed address (ConnectionAttempt); bind a new
+    /// connection to `connection_id` within 30 s to take it.
+    ConnectionAttempt {
+        /// The peer.
+        peer: SocketAddr,
+        /// Its CONNECTION-ID.
+        connection_id: u32,
+    },
     /// A channel is bound: data to this peer now goes as ChannelData.
     ChannelBound {
         /// The peer.
@@ -220,6 +246,7 @@ enum Request {
     Refresh { lifetime: u32 },
     CreatePermission(IpAddr),
     ChannelBind { peer: SocketAddr, channel: u16 },
+    Connect(SocketAddr),
 }
 
 #[derive(Debug)]
@@ -599,6 +626,39 @@ impl TurnClient {
             }
             _ => None,
         }
+    }
+
+    /// RFC 6062: asks the server to open a TCP connection to `peer` from the relayed address
+    /// (a TCP allocation only); [`TurnEvent::PeerConnected`] or [`TurnEvent::ConnectFailed`]
+    /// tells how it went.
+    pub fn connect(&mut self, now: Instant, peer: SocketAddr) {
+        if self.state != State::Allocated || !self.config.relay_tcp {
+            self.out.event(TurnEvent::ConnectFailed(
+                peer,
+                TurnError::Malformed("no TCP allocation"),
+            ));
+            return;
+        }
+        self.request(now, Request::Connect(peer), 0);
+    }
+
+    /// What binds a new connection to the server (from another local address) to peer
+    /// connection `connection_id` (RFC 6062 §4.3), with this client's credentials and nonce;
+    /// `None` before the allocation exists.
+    pub fn connection_binder(
+        &self,
+        connection_id: u32,
+        local: SocketAddr,
+        seed: u64,
+    ) -> Option<ConnectionBinder> {
+        let (realm, nonce) = (self.realm.clone()?, self.nonce.clone()?);
+        Some(ConnectionBinder::new(
+            &self.config,
+            local,
+            (realm, nonce),
+            connection_id,
+            seed,
+        ))
     }
 
     /// Queues a message for the server.
