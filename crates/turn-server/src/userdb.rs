@@ -191,6 +191,44 @@ impl UserDb {
             .collect())
     }
 
+    /// Deletes `table`'s rows whose `keys` columns hold these values; how many went.
+    fn delete_where(&mut self, table: &str, keys: &[(&str, &str)]) -> Result<u64, DbError> {
+        let cond: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, (c, _))| format!("{c} = ${}", i + 1))
+            .collect();
+        let params: Vec<&str> = keys.iter().map(|(_, v)| *v).collect();
+        self.execute(
+            &format!("DELETE FROM {table} WHERE {}", cond.join(" AND ")),
+            &params,
+        )
+    }
+
+    /// Puts the row `keys` + `values` in `table` in place of the one with these keys (as
+    /// coturn's tools do: delete, then insert).
+    fn replace(
+        &mut self,
+        table: &str,
+        keys: &[(&str, &str)],
+        values: &[(&str, &str)],
+    ) -> Result<(), DbError> {
+        self.delete_where(table, keys)?;
+        let all: Vec<(&str, &str)> = keys.iter().chain(values).copied().collect();
+        let columns: Vec<&str> = all.iter().map(|(c, _)| *c).collect();
+        let marks: Vec<String> = (1..=all.len()).map(|i| format!("${i}")).collect();
+        let params: Vec<&str> = all.iter().map(|(_, v)| *v).collect();
+        self.execute(
+            &format!(
+                "INSERT INTO {table} ({}) VALUES ({})",
+                columns.join(", "),
+                marks.join(", ")
+            ),
+            &params,
+        )?;
+        Ok(())
+    }
+
     /// A user's stored key (`hmackey`, hex), if the user exists in `realm`.
     pub fn user_key(&mut self, realm: &str, name: &str) -> Result<Option<String>, DbError> {
         Ok(self
@@ -204,61 +242,58 @@ impl UserDb {
 
     /// Adds a user, or replaces their key.
     pub fn set_user(&mut self, realm: &str, name: &str, hmackey: &str) -> Result<(), DbError> {
-        self.execute(
-            "DELETE FROM turnusers_lt WHERE realm = $1 AND name = $2",
-            &[realm, name],
-        )?;
-        self.execute(
-            "INSERT INTO turnusers_lt (realm, name, hmackey) VALUES ($1, $2, $3)",
-            &[realm, name, hmackey],
-        )?;
-        Ok(())
+        self.replace(
+            "turnusers_lt",
+            &[("realm", realm), ("name", name)],
+            &[("hmackey", hmackey)],
+        )
     }
 
     /// Deletes a user; whether there was one.
     pub fn delete_user(&mut self, realm: &str, name: &str) -> Result<bool, DbError> {
-        Ok(self.execute(
-            "DELETE FROM turnusers_lt WHERE realm = $1 AND name = $2",
-            &[realm, name],
-        )? > 0)
+        Ok(self.delete_where("turnusers_lt", &[("realm", realm), ("name", name)])? > 0)
+    }
+
+    /// `columns` of `table`'s rows of `realm` (or of every realm, by realm), by `order`.
+    fn of_realm(
+        &mut self,
+        columns: &str,
+        table: &str,
+        order: &str,
+        realm: Option<&str>,
+    ) -> Result<Vec<Vec<String>>, DbError> {
+        match realm {
+            Some(r) => self.rows(
+                &format!("SELECT {columns} FROM {table} WHERE realm = $1 ORDER BY {order}"),
+                &[r],
+            ),
+            None => self.rows(
+                &format!("SELECT {columns} FROM {table} ORDER BY realm, {order}"),
+                &[],
+            ),
+        }
     }
 
     /// `(name, realm)` of the users of `realm`, or of every realm.
     pub fn users(&mut self, realm: Option<&str>) -> Result<Vec<(String, String)>, DbError> {
-        let rows = match realm {
-            Some(r) => self.rows(
-                "SELECT name, realm FROM turnusers_lt WHERE realm = $1 ORDER BY name",
-                &[r],
-            )?,
-            None => self.rows(
-                "SELECT name, realm FROM turnusers_lt ORDER BY realm, name",
-                &[],
-            )?,
-        };
-        Ok(pairs(rows))
+        Ok(pairs(self.of_realm(
+            "name, realm",
+            "turnusers_lt",
+            "name",
+            realm,
+        )?))
     }
 
     /// Adds a REST secret to `realm` (nothing if it is there already).
     pub fn add_secret(&mut self, realm: &str, secret: &str) -> Result<(), DbError> {
-        self.execute(
-            "DELETE FROM turn_secret WHERE realm = $1 AND value = $2",
-            &[realm, secret],
-        )?;
-        self.execute(
-            "INSERT INTO turn_secret (realm, value) VALUES ($1, $2)",
-            &[realm, secret],
-        )?;
-        Ok(())
+        self.replace("turn_secret", &[("realm", realm), ("value", secret)], &[])
     }
 
     /// Deletes one secret of `realm`, or all of them with `None`; how many went.
     pub fn delete_secrets(&mut self, realm: &str, secret: Option<&str>) -> Result<u64, DbError> {
         match secret {
-            Some(s) => self.execute(
-                "DELETE FROM turn_secret WHERE realm = $1 AND value = $2",
-                &[realm, s],
-            ),
-            None => self.execute("DELETE FROM turn_secret WHERE realm = $1", &[realm]),
+            Some(s) => self.delete_where("turn_secret", &[("realm", realm), ("value", s)]),
+            None => self.delete_where("turn_secret", &[("realm", realm)]),
         }
     }
 
@@ -272,34 +307,23 @@ impl UserDb {
 
     /// `(secret, realm)` for `realm`, or every realm.
     pub fn secret_rows(&mut self, realm: Option<&str>) -> Result<Vec<(String, String)>, DbError> {
-        let rows = match realm {
-            Some(r) => self.rows(
-                "SELECT value, realm FROM turn_secret WHERE realm = $1 ORDER BY value",
-                &[r],
-            )?,
-            None => self.rows(
-                "SELECT value, realm FROM turn_secret ORDER BY realm, value",
-                &[],
-            )?,
-        };
-        Ok(pairs(rows))
+        Ok(pairs(self.of_realm(
+            "value, realm",
+            "turn_secret",
+            "value",
+            realm,
+        )?))
     }
 
     /// Sets a realm option (`max-bps`, `total-quota`, `user-quota`); 0 removes it, as in
     /// coturn.
     pub fn set_realm_option(&mut self, realm: &str, opt: &str, value: u64) -> Result<(), DbError> {
-        self.execute(
-            "DELETE FROM turn_realm_option WHERE realm = $1 AND opt = $2",
-            &[realm, opt],
-        )?;
-        if value > 0 {
-            let v = value.to_string();
-            self.execute(
-                "INSERT INTO turn_realm_option (realm, opt, value) VALUES ($1, $2, $3)",
-                &[realm, opt, &v],
-            )?;
+        let keys = [("realm", realm), ("opt", opt)];
+        if value == 0 {
+            self.delete_where("turn_realm_option", &keys)?;
+            return Ok(());
         }
-        Ok(())
+        self.replace("turn_realm_option", &keys, &[("value", &value.to_string())])
     }
 
     /// `(realm, option, value)` for `realm`, or every realm.
@@ -307,16 +331,7 @@ impl UserDb {
         &mut self,
         realm: Option<&str>,
     ) -> Result<Vec<(String, String, String)>, DbError> {
-        let rows = match realm {
-            Some(r) => self.rows(
-                "SELECT realm, opt, value FROM turn_realm_option WHERE realm = $1 ORDER BY opt",
-                &[r],
-            )?,
-            None => self.rows(
-                "SELECT realm, opt, value FROM turn_realm_option ORDER BY realm, opt",
-                &[],
-            )?,
-        };
+        let rows = self.of_realm("realm, opt, value", "turn_realm_option", "opt", realm)?;
         Ok(rows
             .into_iter()
             .filter_map(|r| {
@@ -328,17 +343,16 @@ impl UserDb {
 
     /// Adds or replaces an admin user (`password` as given: coturn stores a crypt(3) hash).
     pub fn set_admin(&mut self, name: &str, realm: &str, password: &str) -> Result<(), DbError> {
-        self.execute("DELETE FROM admin_user WHERE name = $1", &[name])?;
-        self.execute(
-            "INSERT INTO admin_user (name, realm, password) VALUES ($1, $2, $3)",
-            &[name, realm, password],
-        )?;
-        Ok(())
+        self.replace(
+            "admin_user",
+            &[("name", name)],
+            &[("realm", realm), ("password", password)],
+        )
     }
 
     /// Deletes an admin user; whether there was one.
     pub fn delete_admin(&mut self, name: &str) -> Result<bool, DbError> {
-        Ok(self.execute("DELETE FROM admin_user WHERE name = $1", &[name])? > 0)
+        Ok(self.delete_where("admin_user", &[("name", name)])? > 0)
     }
 
     /// `(name, realm)` of the admin users.
@@ -349,23 +363,16 @@ impl UserDb {
 
     /// Maps an origin to a realm.
     pub fn add_origin(&mut self, origin: &str, realm: &str) -> Result<(), DbError> {
-        self.execute(
-            "DELETE FROM turn_origin_to_realm WHERE origin = $1",
-            &[origin],
-        )?;
-        self.execute(
-            "INSERT INTO turn_origin_to_realm (origin, realm) VALUES ($1, $2)",
-            &[origin, realm],
-        )?;
-        Ok(())
+        self.replace(
+            "turn_origin_to_realm",
+            &[("origin", origin)],
+            &[("realm", realm)],
+        )
     }
 
     /// Removes an origin's mapping; whether there was one.
     pub fn delete_origin(&mut self, origin: &str) -> Result<bool, DbError> {
-        Ok(self.execute(
-            "DELETE FROM turn_origin_to_realm WHERE origin = $1",
-            &[origin],
-        )? > 0)
+        Ok(self.delete_where("turn_origin_to_realm", &[("origin", origin)])? > 0)
     }
 
     /// `(origin, realm)` pairs.
@@ -389,15 +396,7 @@ impl UserDb {
         } else {
             "denied_peer_ip"
         };
-        self.execute(
-            &format!("DELETE FROM {table} WHERE realm = $1 AND ip_range = $2"),
-            &[realm, range],
-        )?;
-        self.execute(
-            &format!("INSERT INTO {table} (realm, ip_range) VALUES ($1, $2)"),
-            &[realm, range],
-        )?;
-        Ok(())
+        self.replace(table, &[("realm", realm), ("ip_range", range)], &[])
     }
 
     /// Everything of `realm` the server applies besides the users.

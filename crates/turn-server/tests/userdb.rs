@@ -63,12 +63,17 @@ fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
-/// The test server (static users alice and bob, REST secret "north") with a user database.
-fn server_with(db: UserDbLocation) -> Server {
+/// The test server's settings (static users alice and bob, REST secret "north") with a user
+/// database.
+fn settings_with(db: UserDbLocation) -> Settings {
     let mut s: Settings = common::settings(None);
     s.turn.user_db = true;
     s.user_db = Some(db);
-    Server::start(s).unwrap()
+    s
+}
+
+fn server_with(db: UserDbLocation) -> Server {
+    Server::start(settings_with(db)).unwrap()
 }
 
 fn udp_client(server: &Server, user: &str, password: &str) -> Client {
@@ -468,11 +473,9 @@ fn a_fleet_on_one_sqlite_file_and_a_clean_stop_gives_quota_back_at_once() {
         ],
     );
     let member = |name: &str| {
-        let mut s: Settings = common::settings(None);
-        s.turn.user_db = true;
+        let mut s = settings_with(UserDbLocation::Sqlite(db.clone()));
         s.turn.fleet_quota = true;
         s.turn.user_quota = 1;
-        s.user_db = Some(UserDbLocation::Sqlite(db.clone()));
         s.fleet_name = name.into();
         Server::start(s).unwrap()
     };
