@@ -479,7 +479,11 @@ impl ServerConfig {
                     v => return Err(invalid(format!("{v:?} is not always or draining"))),
                 }
             }
-            "userdb-cache-ttl" => self.userdb_cache_ttl = number(need()?)?,
+            "userdb-cache-ttl" => match number(need()?)? {
+                // The held request is answered from the cache the lookup just filled.
+                0 => return Err(invalid("must be at least 1 second".into())),
+                n => self.userdb_cache_ttl = n,
+            },
             "log-level" => {
                 let v = need()?;
                 #[cfg(feature = "driver")]

@@ -84,6 +84,11 @@ pub enum ProxyError {
 
 /// Parses a PROXY header at the start of `bytes` (version 1 or 2).
 pub fn parse(bytes: &[u8]) -> Result<Parsed, ProxyError> {
+    // One byte tells the versions apart ('\r' or 'P'); asking for more before it could read
+    // past a short version 1 line (`PROXY UNKNOWN\r\n` is 15 bytes).
+    if bytes.is_empty() {
+        return Ok(Parsed::Incomplete { need: 1 });
+    }
     let n = bytes.len().min(V2_SIGNATURE.len());
     if bytes[..n] == V2_SIGNATURE[..n] {
         return parse_v2(bytes);
@@ -314,6 +319,25 @@ mod tests {
         assert_eq!(parse(&long), Err(ProxyError::TooLong { max: V2_MAX }));
         assert_eq!(parse(b"\x00\x01\x00\x00"), Err(ProxyError::NotProxy));
         assert_eq!(parse(b"GET / HTTP/1.1\r\n"), Err(ProxyError::NotProxy));
+    }
+
+    #[test]
+    fn read_as_asked_never_past_a_short_v1_line() {
+        // The driver reads exactly what parse asks for: byte by byte for v1.
+        let line = b"PROXY UNKNOWN\r\n";
+        let mut have = 0;
+        loop {
+            match parse(&line[..have]).unwrap() {
+                Parsed::Incomplete { need } => {
+                    assert!(need <= line.len(), "would read past the header: {need}");
+                    have = need;
+                }
+                Parsed::Header { len, .. } => {
+                    assert_eq!(len, line.len());
+                    break;
+                }
+            }
+        }
     }
 
     #[test]

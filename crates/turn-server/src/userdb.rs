@@ -170,14 +170,19 @@ impl UserDb {
                     .map(|s| s as &(dyn postgres::types::ToSql + Sync))
                     .collect();
                 let rows = c.query(sql, &p)?;
-                Ok(rows
-                    .iter()
+                // try_get: a column of another type in an operator's schema is an error to
+                // report, not a panic.
+                rows.iter()
                     .map(|r| {
                         (0..r.len())
-                            .map(|i| r.get::<_, Option<String>>(i).unwrap_or_default())
-                            .collect()
+                            .map(|i| {
+                                r.try_get::<_, Option<String>>(i)
+                                    .map(Option::unwrap_or_default)
+                            })
+                            .collect::<Result<Vec<String>, _>>()
                     })
-                    .collect())
+                    .collect::<Result<_, _>>()
+                    .map_err(DbError::from)
             }
         }
     }
@@ -557,14 +562,15 @@ impl UserDb {
 
     /// Says `server` is alive at `unix_now` with `allocations`, removes the servers not seen
     /// since `dead_before` and what they held (their quota comes back), and returns every live
-    /// server's name and allocation count.
+    /// server's name and allocation count, and whether `server` had been given up as dead
+    /// (its row was gone: what it holds must be written again, [`fleet_restore`](Self::fleet_restore)).
     pub fn fleet_heartbeat(
         &mut self,
         server: &str,
         allocations: u64,
         unix_now: u64,
         dead_before: u64,
-    ) -> Result<Vec<(String, u64)>, DbError> {
+    ) -> Result<(Vec<(String, u64)>, bool), DbError> {
         let (now, n, dead) = (
             unix_now.to_string(),
             allocations.to_string(),
@@ -574,7 +580,8 @@ impl UserDb {
             "UPDATE turn_fleet_server SET seen = CAST(CAST($2 AS varchar) AS bigint), allocations = CAST(CAST($3 AS varchar) AS bigint) WHERE name = $1",
             &[server, &now, &n],
         )?;
-        if updated == 0 {
+        let revived = updated == 0;
+        if revived {
             self.execute(
                 "INSERT INTO turn_fleet_server (name, seen, allocations) VALUES ($1, CAST(CAST($2 AS varchar) AS bigint), CAST(CAST($3 AS varchar) AS bigint))",
                 &[server, &now, &n],
@@ -588,7 +595,7 @@ impl UserDb {
             "DELETE FROM turn_fleet_server WHERE seen < CAST(CAST($1 AS varchar) AS bigint)",
             &[&dead],
         )?;
-        Ok(self
+        let members = self
             .rows(
                 "SELECT name, CAST(allocations AS text) FROM turn_fleet_server ORDER BY name",
                 &[],
@@ -598,7 +605,25 @@ impl UserDb {
                 let mut i = r.into_iter();
                 Some((i.next()?, i.next()?.parse().ok()?))
             })
-            .collect())
+            .collect();
+        Ok((members, revived))
+    }
+
+    /// Writes what `server` holds per user anew (it was given up as dead while it still had
+    /// allocations, and the others removed its rows).
+    pub fn fleet_restore(
+        &mut self,
+        server: &str,
+        held: &std::collections::HashMap<String, u64>,
+    ) -> Result<(), DbError> {
+        self.delete_where("turn_fleet_quota", &[("server", server)])?;
+        for (user, n) in held {
+            self.execute(
+                "INSERT INTO turn_fleet_quota (server, username, n) VALUES ($1, $2, CAST(CAST($3 AS varchar) AS bigint))",
+                &[server, user, &n.to_string()],
+            )?;
+        }
+        Ok(())
     }
 }
 

@@ -20,7 +20,7 @@ use stun_codec::attr::*;
 use stun_codec::{ChannelData, Message, Method};
 use turn_server::auth::RestSecrets;
 use turn_server::driver::{Server, Settings};
-use turn_server::userdb::UserDbLocation;
+use turn_server::userdb::{UserDb, UserDbLocation};
 
 const TURNADMIN: &str = env!("CARGO_BIN_EXE_turnadmin");
 
@@ -477,12 +477,35 @@ fn a_fleet_on_one_sqlite_file_and_a_clean_stop_gives_quota_back_at_once() {
         s.turn.fleet_quota = true;
         s.turn.user_quota = 1;
         s.fleet_name = name.into();
+        // Heartbeats every 200 ms.
+        s.fleet_dead_after = Duration::from_secs(1);
         Server::start(s).unwrap()
     };
     let (a, b) = (member("a"), member("b"));
     let mut on_a = udp_client(&a, "dave", "pw");
     assert_eq!(allocate_code(&mut on_a), None);
     assert_eq!(allocate_code(&mut udp_client(&b, "dave", "pw")), Some(486));
+    // The fleet gives a up for dead (as a member's heartbeat does to one cut off longer
+    // than fleet-dead-after) while a still holds dave's allocation: a's next heartbeat finds
+    // its row gone and writes its share again, so b still refuses.
+    let mut observer = UserDb::open(&UserDbLocation::Sqlite(db.clone())).unwrap();
+    observer.fleet_leave("a").unwrap();
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        let (members, _) = observer
+            .fleet_heartbeat("observer", 0, unix_now(), 0)
+            .unwrap();
+        if members.iter().any(|(name, _)| name == "a") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "a never came back");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        allocate_code(&mut udp_client(&b, "dave", "pw")),
+        Some(486),
+        "a's share was written again"
+    );
     // A clean stop leaves the fleet: the quota is back before any heartbeat.
     a.shutdown();
     let code = allocate_code(&mut udp_client(&b, "dave", "pw"));
@@ -490,4 +513,11 @@ fn a_fleet_on_one_sqlite_file_and_a_clean_stop_gives_quota_back_at_once() {
     b.shutdown();
     assert_eq!(code, None, "{:?}", stats.total().turn);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }

@@ -79,6 +79,13 @@ fn main() -> ExitCode {
         user_db = config.has_user_db(),
         "turnserver running"
     );
+    if config.workers > 1 && !config.no_tcp_relay {
+        tracing::warn!(
+            workers = config.workers,
+            "RFC 6062 TCP relaying needs workers=1 (a data connection may reach another \
+             worker than its allocation's): TCP allocations are refused with 442"
+        );
+    }
     if let Some(secret) = &generated {
         print_generated(secret, host, &config);
     }
@@ -194,8 +201,9 @@ fn reload(
     Some(kept)
 }
 
-/// The keys whose change needs a restart: listeners, relay addresses and ports, workers,
-/// the user database, metrics and log destinations.
+/// The keys whose change needs a restart: listeners (the PROXY protocol ones and the
+/// front-ends they believe included), relay addresses and ports, workers, the user database
+/// and the fleet, metrics and log destinations.
 macro_rules! restart_only {
     ($($field:ident => $key:literal),* $(,)?) => {
         fn restart_only_changes(old: &ServerConfig, new: &ServerConfig) -> Vec<&'static str> {
@@ -228,6 +236,12 @@ restart_only! {
     psql_userdb => "psql-userdb",
     log_file => "log-file",
     log_json => "log-json",
+    tcp_proxy_port => "tcp-proxy-port",
+    tls_proxy_port => "tls-proxy-port",
+    proxy_protocol_from => "proxy-protocol-from",
+    fleet_quota => "fleet-quota",
+    server_name => "server-name",
+    fleet_dead_after => "fleet-dead-after",
 }
 
 /// The generated secret, and what a WebRTC application would put in its configuration.

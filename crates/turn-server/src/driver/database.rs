@@ -64,6 +64,9 @@ struct Fleet {
     unreleased: Vec<String>,
     /// Whether joining (clearing this name's rows of an earlier life) has been done.
     joined: bool,
+    /// What this server holds per user, as granted and given back: written again if the
+    /// others gave the server up as dead while it was cut off.
+    held: std::collections::HashMap<String, u64>,
 }
 
 struct Thread {
@@ -101,6 +104,7 @@ pub(super) fn start(
             metrics,
             unreleased: Vec::new(),
             joined: false,
+            held: Default::default(),
         }),
     };
     t.read_realm();
@@ -292,7 +296,12 @@ impl Thread {
             return QuotaAnswer::Unavailable;
         };
         match db.fleet_reserve(&name, user, uq, tq, alive_since) {
-            Ok(true) => QuotaAnswer::Granted,
+            Ok(true) => {
+                if let Some(f) = &mut self.fleet {
+                    *f.held.entry(user.to_owned()).or_default() += 1;
+                }
+                QuotaAnswer::Granted
+            }
             Ok(false) => {
                 debug!(user, "fleet quota reached");
                 QuotaAnswer::Refused
@@ -305,9 +314,21 @@ impl Thread {
     }
 
     fn release(&mut self, user: String) {
-        let Some(name) = self.fleet.as_ref().map(|f| f.name.clone()) else {
+        let Some(f) = self.fleet.as_mut() else {
             return;
         };
+        let name = f.name.clone();
+        if let Some(n) = f.held.get_mut(&user) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                f.held.remove(&user);
+            }
+        }
+        self.write_release(name, user);
+    }
+
+    /// The release in the database (kept for the next heartbeat if it cannot be written).
+    fn write_release(&mut self, name: String, user: String) {
         let done = match self.db() {
             Some(db) => db.fleet_release(&name, &user),
             None => {
@@ -369,19 +390,45 @@ impl Thread {
         );
         let unreleased = std::mem::take(&mut f.unreleased);
         for user in unreleased {
-            self.release(user);
+            self.write_release(name.clone(), user);
         }
         let now = unix_now();
         let Some(db) = self.db() else {
             return;
         };
         match db.fleet_heartbeat(&name, count, now, now.saturating_sub(dead_after)) {
-            Ok(members) => {
+            Ok((members, revived)) => {
                 self.succeeded();
+                if revived {
+                    self.restore(&name);
+                }
                 if let Some(f) = &self.fleet {
                     f.metrics.set_fleet(members);
                 }
             }
+            Err(e) => self.failed(&e),
+        }
+    }
+
+    /// The others gave this server up as dead (cut off longer than `fleet-dead-after`) and
+    /// removed what it held: written again from its own tally, which the releases not yet
+    /// written are already counted in.
+    fn restore(&mut self, name: &str) {
+        let Some(held) = self.fleet.as_mut().map(|f| {
+            f.unreleased.clear();
+            f.held.clone()
+        }) else {
+            return;
+        };
+        let Some(db) = self.db() else {
+            return;
+        };
+        match db.fleet_restore(name, &held) {
+            Ok(()) => warn!(
+                server = %name,
+                users = held.len(),
+                "this server was taken for dead by the fleet: its share of the quotas written again"
+            ),
             Err(e) => self.failed(&e),
         }
     }

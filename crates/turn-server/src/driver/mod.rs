@@ -345,6 +345,16 @@ impl Settings {
             })
             .collect();
 
+        // This server's own transport addresses, for ALTERNATE-SERVER lists naming it.
+        let own_addresses: Vec<SocketAddr> = host
+            .iter()
+            .copied()
+            .chain(listen.iter().copied().filter(|ip| !ip.is_unspecified()))
+            .chain(c.external_ips.iter().map(|(p, _)| *p))
+            .flat_map(|ip| {
+                [c.listening_port, c.tls_listening_port].map(|port| SocketAddr::new(ip, port))
+            })
+            .collect();
         let mut server_addresses: Vec<IpAddr> = host;
         server_addresses.extend(listen.iter().copied().filter(|ip| !ip.is_unspecified()));
         server_addresses.extend(relay_ips.iter().flat_map(|r| [r.bind, r.advertise]));
@@ -401,10 +411,13 @@ impl Settings {
             user_db: user_db.is_some(),
             user_cache_ttl: Duration::from_secs(c.userdb_cache_ttl),
             fleet_quota: c.fleet_quota,
-            tcp_relay: !c.no_tcp_relay,
+            // RFC 6062's data connection reaches whichever worker its new 5-tuple hashes to,
+            // and only the allocation's worker knows its CONNECTION-ID: one worker only.
+            tcp_relay: !c.no_tcp_relay && c.workers == 1,
             rfc5766_channels: c.rfc5766_channels,
             alternate_servers: c.alternate_servers.clone(),
             tls_alternate_servers: c.tls_alternate_servers.clone(),
+            own_addresses,
             redirect: if c.alternate_server_when_draining {
                 crate::turn::Redirect::WhenDraining
             } else {

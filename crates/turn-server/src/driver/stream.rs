@@ -294,6 +294,13 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(shared: &Shared, mut stream: S, 
                 if conn.closing.get() {
                     break;
                 }
+                // A ConnectionBind answered later than it came (it waited for a user
+                // lookup): the splice starts here, not at the next read.
+                let bound = conn.splice.borrow_mut().take();
+                if let Some((id, peer)) = bound {
+                    spliced(&mut stream, &conn, peer, framer.take_buffered(), id).await;
+                    break 'conn;
+                }
             }
             _ = &mut timer => {
                 let due = last + idle;

@@ -21,6 +21,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// A peer connection the core knows by CONNECTION-ID.
 #[derive(Debug)]
 pub(super) enum Peer {
+    /// A Connect under way (aborted if the core gives it up).
+    Connecting(tokio::task::AbortHandle),
     /// Connected or accepted, waiting for its ConnectionBind.
     Waiting(TcpStream),
     /// Handed to the client data connection it is spliced with.
@@ -63,7 +65,7 @@ impl Worker {
             return self.core.peer_connected(now, id, false);
         };
         let shared = shared.clone();
-        tokio::task::spawn_local(async move {
+        let task = tokio::task::spawn_local(async move {
             let connected = async {
                 let socket = super::ports::tcp_relay_socket(local)?;
                 let socket = tokio::net::TcpSocket::from_std_stream(socket.into());
@@ -75,6 +77,7 @@ impl Worker {
             let now = Instant::now();
             let mut guard = shared.borrow_mut();
             let w = &mut *guard;
+            w.peers.remove(&id);
             match connected {
                 Ok(stream) => {
                     debug!(%local, %peer, id, "connected to the peer");
@@ -89,6 +92,7 @@ impl Worker {
             }
             w.drain(&shared, now);
         });
+        self.peers.insert(id, Peer::Connecting(task.abort_handle()));
     }
 
     /// [`Request::BindPeer`](crate::turn::Request::BindPeer): the client data connection
@@ -109,10 +113,15 @@ impl Worker {
     /// [`Request::ClosePeer`](crate::turn::Request::ClosePeer): the peer connection goes,
     /// and its client data connection with it.
     pub(super) fn close_peer(&mut self, id: u32) {
-        if let Some(Peer::Spliced(client)) = self.peers.remove(&id) {
-            if let Some(conn) = self.streams.get(&client) {
-                conn.close();
+        match self.peers.remove(&id) {
+            Some(Peer::Spliced(client)) => {
+                if let Some(conn) = self.streams.get(&client) {
+                    conn.close();
+                }
             }
+            // Given up while connecting (its allocation went): the socket goes with the task.
+            Some(Peer::Connecting(task)) => task.abort(),
+            Some(Peer::Waiting(_)) | None => {}
         }
     }
 }

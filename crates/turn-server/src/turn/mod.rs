@@ -108,6 +108,10 @@ pub struct TurnConfig {
     pub tls_alternate_servers: Vec<SocketAddr>,
     /// When an Allocate is redirected to them.
     pub redirect: Redirect,
+    /// The transport addresses this server is reached at (its host's, listening and external
+    /// addresses with its ports): an ALTERNATE-SERVER among them is this server itself, which
+    /// a wildcard listener's own address (0.0.0.0) would not tell.
+    pub own_addresses: Vec<SocketAddr>,
     /// `user_quota` and `total_quota` are the fleet's, held by the driver (a shared database):
     /// each Allocate asks for a share ([`Request::ReserveQuota`]) before its relay is bound,
     /// and an allocation's end gives it back ([`Request::ReleaseQuota`]). Quotas are then
@@ -167,6 +171,7 @@ impl Default for TurnConfig {
             alternate_servers: Vec::new(),
             tls_alternate_servers: Vec::new(),
             redirect: Redirect::Always,
+            own_addresses: Vec::new(),
             fleet_quota: false,
             tcp_relay: true,
         }

@@ -396,8 +396,9 @@ impl TurnServer {
         } else {
             &self.config.alternate_servers
         };
+        let own = |a: &SocketAddr| *a == ft.server || self.config.own_addresses.contains(a);
         let redirect = match self.config.redirect {
-            super::Redirect::Always => !list.contains(&ft.server),
+            super::Redirect::Always => !list.iter().any(own),
             super::Redirect::WhenDraining => self.draining,
         };
         if !redirect {
@@ -406,7 +407,7 @@ impl TurnServer {
         let usable: Vec<SocketAddr> = list
             .iter()
             .copied()
-            .filter(|a| a.is_ipv4() == ft.server.is_ipv4() && *a != ft.server)
+            .filter(|a| a.is_ipv4() == ft.server.is_ipv4() && !own(a))
             .collect();
         if usable.is_empty() {
             return None;

@@ -179,6 +179,9 @@ impl TurnServer {
             }
             return;
         };
+        if !matches!(c.state, State::Connecting(_)) {
+            return; // answered already
+        }
         let State::Connecting(cx) = std::mem::replace(&mut c.state, State::Pending) else {
             return;
         };
