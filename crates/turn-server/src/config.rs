@@ -122,6 +122,9 @@ pub struct ServerConfig {
     pub fleet_dead_after: u64,
     /// `no-tcp-relay`: refuse RFC 6062 TCP allocations (coturn's key).
     pub no_tcp_relay: bool,
+    /// `sock-buf-size` in bytes: the receive and send buffers of every UDP socket (coturn's
+    /// key; default 2 MiB, 0 for the kernel's default).
+    pub sock_buf_size: usize,
 }
 
 /// What a key takes.
@@ -223,6 +226,7 @@ pub const KEYS: &[Key] = &[
     key("server-name", None, Required("NAME"), "turn-1", "this server's name in the fleet [host name:listening port]"),
     key("fleet-dead-after", None, Required("SECONDS"), "10", "a fleet member silent this long is gone and its quota comes back [10]"),
     key("no-tcp-relay", None, Flag, "", "refuse RFC 6062 TCP allocations (442)"),
+    key("sock-buf-size", None, Required("BYTES"), "2097152", "UDP socket buffers, both ways, 0 for the kernel's default [2097152]"),
     key("userdb-cache-ttl", None, Required("SECONDS"), "60", "how long a database user's key is used before it is read again [60]"),
 ];
 
@@ -278,6 +282,7 @@ impl Default for ServerConfig {
             server_name: None,
             fleet_dead_after: 10,
             no_tcp_relay: false,
+            sock_buf_size: 2 << 20,
         }
     }
 }
@@ -464,6 +469,7 @@ impl ServerConfig {
             }
             "fleet-quota" => self.fleet_quota = flag()?,
             "no-tcp-relay" => self.no_tcp_relay = flag()?,
+            "sock-buf-size" => self.sock_buf_size = number(need()?)? as usize,
             "server-name" => self.server_name = Some(need()?.to_owned()),
             "fleet-dead-after" => match number(need()?)? {
                 0 => return Err(invalid("must be at least 1 second".into())),

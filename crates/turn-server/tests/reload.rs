@@ -205,6 +205,11 @@ fn sigusr1_drains_then_exits_when_the_last_allocation_is_gone() {
     );
     let (_, metrics) = get(s.metrics_port, "/metrics");
     assert!(metrics.contains("\nturn_draining 1\n"), "{metrics}");
+    // The kernel's drop counters for the UDP sockets (none dropped at this load).
+    for kind in ["listener", "relay"] {
+        let line = format!("\nturn_udp_kernel_drops_total{{socket=\"{kind}\"}} 0\n");
+        assert!(metrics.contains(&line), "{metrics}");
+    }
     // New allocations are refused (coturn's 403); the live one goes on.
     let mut bob = Client::new(Conn::udp(s.server()), "bob", "hunter2");
     assert_eq!(allocate(&mut bob), Some(403));

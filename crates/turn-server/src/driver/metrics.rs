@@ -64,7 +64,12 @@ pub struct Metrics {
     /// With fleet quotas: every live member's name and allocation count, as the last
     /// heartbeat read them.
     fleet: Arc<Mutex<Vec<(String, u64)>>>,
+    /// The UDP listeners' ports and the relay port range, for the kernel's drop counters.
+    udp_ports: Arc<Mutex<UdpPorts>>,
 }
+
+/// The UDP listeners' ports, and the relay port range.
+type UdpPorts = (Vec<u16>, (u16, u16));
 
 impl Metrics {
     pub(crate) fn new(workers: usize) -> Metrics {
@@ -72,7 +77,33 @@ impl Metrics {
             slots: Arc::new(Mutex::new(vec![Snapshot::default(); workers])),
             draining: Arc::new(AtomicBool::new(false)),
             fleet: Arc::default(),
+            udp_ports: Arc::default(),
         }
+    }
+
+    pub(crate) fn set_udp_ports(&self, listeners: Vec<u16>, relays: (u16, u16)) {
+        if let Ok(mut p) = self.udp_ports.lock() {
+            *p = (listeners, relays);
+        }
+    }
+
+    /// The kernel's count of datagrams dropped for full receive buffers on the UDP
+    /// listeners and on the relay sockets (every socket on a port of the relay range).
+    pub fn kernel_drops(&self) -> (u64, u64) {
+        let Ok(p) = self.udp_ports.lock().map(|p| p.clone()) else {
+            return (0, 0);
+        };
+        let (listeners, (min, max)) = p;
+        let [l, r] = super::buffers::udp_drops::<2>(|port| {
+            if listeners.contains(&port) {
+                Some(0)
+            } else if min > 0 && (min..=max).contains(&port) {
+                Some(1)
+            } else {
+                None
+            }
+        });
+        (l, r)
     }
 
     pub(crate) fn set_fleet(&self, members: Vec<(String, u64)>) {
@@ -308,6 +339,16 @@ impl Metrics {
             "counter",
             "Allocate requests sent to an ALTERNATE-SERVER (300).",
             &[("", t.redirected)],
+        );
+        let (listener_drops, relay_drops) = self.kernel_drops();
+        one(
+            "turn_udp_kernel_drops_total",
+            "counter",
+            "Datagrams the kernel dropped for a full receive buffer (sock-buf-size), by socket kind.",
+            &[
+                ("{socket=\"listener\"}", listener_drops),
+                ("{socket=\"relay\"}", relay_drops),
+            ],
         );
         one(
             "turn_relay_bind_failures_total",

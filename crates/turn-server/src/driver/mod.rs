@@ -14,6 +14,7 @@
 //!                   poll_output: AllocateRelay → PortPool → relay_allocated
 //! ```
 
+mod buffers;
 mod database;
 mod metrics;
 mod ports;
@@ -86,6 +87,8 @@ pub struct Settings {
     pub fleet_name: String,
     /// A fleet member not heard from for this long is gone, and its quota comes back.
     pub fleet_dead_after: Duration,
+    /// The buffers of every UDP socket, both ways (0: the kernel's default).
+    pub sock_buf_size: usize,
     /// TCP listeners behind a load balancer: each connection starts with a PROXY protocol
     /// header (coturn's `tcp-proxy-port`).
     pub tcp_proxy: Vec<SocketAddr>,
@@ -475,6 +478,7 @@ impl Settings {
                 .clone()
                 .unwrap_or_else(|| default_server_name(c.listening_port)),
             fleet_dead_after: Duration::from_secs(c.fleet_dead_after),
+            sock_buf_size: c.sock_buf_size,
         })
     }
 }
@@ -517,6 +521,7 @@ impl Settings {
             proxy_from: Vec::new(),
             fleet_name: String::new(),
             fleet_dead_after: Duration::from_secs(10),
+            sock_buf_size: 2 << 20,
         }
     }
 }
@@ -625,19 +630,21 @@ impl Server {
         let mut bound = (Vec::new(), Vec::new(), Vec::new());
         let mut proxied = (Vec::new(), Vec::new());
         for &addr in &settings.udp {
-            let Some(first) = bind_optional(addr, |a| worker::bind_udp(a, reuse))? else {
+            let size = settings.sock_buf_size;
+            let Some(first) = bind_optional(addr, |a| worker::bind_udp(a, reuse, size))? else {
                 continue;
             };
             let local = first.local_addr()?;
             bound.0.push(local);
             per_worker[0].udp.push(first);
             for w in per_worker.iter_mut().skip(1) {
-                w.udp.push(
-                    worker::bind_udp(local, reuse).map_err(|source| SetupError::Bind {
-                        addr: local,
-                        source,
-                    })?,
-                );
+                w.udp
+                    .push(worker::bind_udp(local, reuse, size).map_err(|source| {
+                        SetupError::Bind {
+                            addr: local,
+                            source,
+                        }
+                    })?);
             }
         }
         for (list, kind, out) in [
@@ -681,6 +688,7 @@ impl Server {
             return Err(SetupError::NoListener);
         }
         let metrics = Metrics::new(workers);
+        metrics.set_udp_ports(bound.0.iter().map(|a| a.port()).collect(), (min, max));
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let mut threads = Vec::new();
         let metrics_addr = match settings.metrics {

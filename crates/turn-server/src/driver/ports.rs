@@ -63,6 +63,8 @@ pub(crate) struct PortPool {
     reserved: HashMap<u64, Reserved>,
     /// Round robin over the addresses of each family (IPv4, IPv6), as coturn's `relay-ip`s.
     turn: [usize; 2],
+    /// Buffers of each relay socket, both ways (`sock-buf-size`; 0: the kernel's default).
+    pub(super) sock_buf_size: usize,
 }
 
 impl PortPool {
@@ -74,6 +76,7 @@ impl PortPool {
             held: HashSet::new(),
             reserved: HashMap::new(),
             turn: [0, 0],
+            sock_buf_size: 0,
         }
     }
 
@@ -159,7 +162,9 @@ impl PortPool {
             let Ok(socket) = UdpSocket::bind(addr) else {
                 continue; // taken by another program
             };
-            if socket.set_nonblocking(true).is_err() {
+            if socket.set_nonblocking(true).is_err()
+                || super::buffers::set_buffers(&socket, self.sock_buf_size).is_err()
+            {
                 continue;
             }
             let mut token = None;

@@ -62,8 +62,13 @@ pub(super) struct Sockets {
     pub tcp: Vec<(std::net::TcpListener, Listener)>,
 }
 
-pub(super) fn bind_udp(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::UdpSocket> {
+pub(super) fn bind_udp(
+    addr: SocketAddr,
+    reuse_port: bool,
+    buffers: usize,
+) -> io::Result<std::net::UdpSocket> {
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    super::buffers::set_buffers(&s, buffers)?;
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
     }
@@ -505,11 +510,12 @@ pub(super) fn run(
             now,
             unix,
         );
-        let ports = PortPool::new(
+        let mut ports = PortPool::new(
             settings.relay_ips.clone(),
             settings.ports.0,
             settings.ports.1,
         );
+        ports.sock_buf_size = settings.sock_buf_size;
         let wake = Rc::new(Notify::new());
         let shared: Shared = Rc::new(RefCell::new(Worker {
             core,

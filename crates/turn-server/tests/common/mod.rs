@@ -133,6 +133,7 @@ pub fn settings(tls: Option<&Tls>) -> Settings {
         proxy_from: vec![],
         fleet_name: "test".into(),
         fleet_dead_after: Duration::from_secs(10),
+        sock_buf_size: 1 << 20,
     }
 }
 
