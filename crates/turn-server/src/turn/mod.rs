@@ -381,8 +381,6 @@ struct Pending {
     request: request::Context,
     username: String,
     lifetime: Duration,
-    /// EVEN-PORT (for the second relay of a dual allocation too).
-    even_port: bool,
 }
 
 /// The TURN server core.
@@ -725,14 +723,14 @@ impl TurnServer {
         match (result, p.first.take()) {
             // A dual allocation's IPv4 relay: now its IPv6 one (RFC 8656 §7.2).
             (Ok(relay), None) if p.dual == Dual::Wanted => {
+                // The first's request, for IPv6 (EVEN-PORT and TCP as asked; no reservation
+                // goes with a dual allocation).
                 let request = RelayRequest {
                     id: self.next_id,
-                    five_tuple: p.request.ft,
                     family: AddressFamily::V6,
-                    even_port: p.even_port,
                     reserve_next: false,
                     reservation: None,
-                    tcp: p.relay_request.tcp,
+                    ..p.relay_request
                 };
                 self.next_id += 1;
                 p.first = Some(relay);
@@ -767,22 +765,21 @@ impl TurnServer {
         if p.quota != Quota::Asked {
             return;
         }
-        match answer {
-            QuotaAnswer::Granted => p.quota = Quota::Held,
-            QuotaAnswer::Refused => {
-                let p = self.pending.remove(&id).expect("just seen");
-                self.trim_pending_deadlines();
-                return self.error(&p.request, Reject::AllocationQuotaReached);
-            }
-            QuotaAnswer::Unavailable => {
-                p.quota = Quota::Local;
-                let user = quota_key(&p.username).to_owned();
-                if self.over_local_quota(&user, Some(id)) {
-                    let p = self.pending.remove(&id).expect("just seen");
-                    self.trim_pending_deadlines();
-                    return self.error(&p.request, Reject::AllocationQuotaReached);
-                }
-            }
+        let user = quota_key(&p.username).to_owned();
+        p.quota = match answer {
+            QuotaAnswer::Granted => Quota::Held,
+            _ => Quota::Local,
+        };
+        let refused = match answer {
+            QuotaAnswer::Granted => false,
+            QuotaAnswer::Refused => true,
+            // The worker's own counts decide.
+            QuotaAnswer::Unavailable => self.over_local_quota(&user, Some(id)),
+        };
+        if refused {
+            let p = self.pending.remove(&id).expect("just seen");
+            self.trim_pending_deadlines();
+            return self.error(&p.request, Reject::AllocationQuotaReached);
         }
         let request = self.pending[&id].relay_request;
         self.out.request(Request::AllocateRelay(request));

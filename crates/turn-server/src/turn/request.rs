@@ -546,7 +546,6 @@ impl TurnServer {
                     Some(_) => Dual::Refused(440),
                 },
                 first: None,
-                even_port: even.is_some(),
                 request: cx.clone(),
                 username,
                 lifetime: if lifetime.is_zero() {
@@ -659,6 +658,23 @@ impl TurnServer {
         Ok(())
     }
 
+    /// The relayed addresses of `ft`'s allocation (437 if there is none), which must relay
+    /// over TCP (RFC 6062) or UDP if `tcp` says which (else 400).
+    pub(super) fn relays_of(
+        &self,
+        ft: FiveTuple,
+        tcp: Option<bool>,
+    ) -> Result<(SocketAddr, Option<SocketAddr>), Reject> {
+        let a = self
+            .allocations
+            .get(&ft)
+            .ok_or(Reject::AllocationMismatch)?;
+        if tcp.is_some_and(|tcp| tcp != a.tcp) {
+            return Err(Reject::BadRequest);
+        }
+        Ok((a.relay, a.relay6))
+    }
+
     /// The peer checks CreatePermission and ChannelBind share: family (443: no relayed
     /// address of the peer's family, RFC 8656 §10.2) and policy (403).
     pub(super) fn check_peer(
@@ -682,9 +698,7 @@ impl TurnServer {
         msg: &Message<'_>,
     ) -> Result<(), Reject> {
         let ft = cx.ft;
-        let Some(relay) = self.allocations.get(&ft).map(|a| (a.relay, a.relay6)) else {
-            return Err(Reject::AllocationMismatch);
-        };
+        let relay = self.relays_of(ft, None)?;
         let peers = msg
             .get_all::<XorPeerAddress>()
             .map(|p| p.map(|p| p.0))
@@ -729,16 +743,8 @@ impl TurnServer {
         msg: &Message<'_>,
     ) -> Result<(), Reject> {
         let ft = cx.ft;
-        let Some((relay, tcp)) = self
-            .allocations
-            .get(&ft)
-            .map(|a| ((a.relay, a.relay6), a.tcp))
-        else {
-            return Err(Reject::AllocationMismatch);
-        };
-        if tcp {
-            return Err(Reject::BadRequest); // channels are UDP relaying's (RFC 6062 §5)
-        }
+        // Channels are UDP relaying's (RFC 6062 §5).
+        let relay = self.relays_of(ft, Some(false))?;
         let (Ok(Some(ChannelNumber(channel))), Ok(Some(XorPeerAddress(peer)))) =
             (msg.get::<ChannelNumber>(), msg.get::<XorPeerAddress>())
         else {

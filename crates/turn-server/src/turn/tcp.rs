@@ -116,16 +116,7 @@ impl TurnServer {
         msg: &Message<'_>,
     ) -> Result<(), Reject> {
         let ft = cx.ft;
-        let Some((relay, tcp)) = self
-            .allocations
-            .get(&ft)
-            .map(|a| ((a.relay, a.relay6), a.tcp))
-        else {
-            return Err(Reject::AllocationMismatch);
-        };
-        if !tcp {
-            return Err(Reject::BadRequest); // a UDP allocation connects nothing
-        }
+        let relay = self.relays_of(ft, Some(true))?; // a UDP allocation connects nothing
         let Ok(Some(XorPeerAddress(peer))) = msg.get::<XorPeerAddress>() else {
             return Err(Reject::BadRequest);
         };
