@@ -30,6 +30,17 @@ pub struct DriverStats {
     pub tls_handshake_failures: u64,
     /// Datagrams the OS would not send (buffer full, unreachable).
     pub send_errors: u64,
+    /// `recvmmsg` calls on UDP sockets (listeners and relays), and the datagrams they read:
+    /// their ratio is the mean batch.
+    pub udp_recv_calls: u64,
+    /// Datagrams read by those calls.
+    pub udp_received: u64,
+    /// Send calls for datagrams sent in a batch (`sendmmsg`, or one GSO send of a run).
+    pub udp_send_calls: u64,
+    /// GSO sends among them.
+    pub udp_gso_sends: u64,
+    /// Datagrams those calls sent.
+    pub udp_sent: u64,
     /// Messages dropped because a stream's write queue was full.
     pub stream_queue_full: u64,
     /// Relay sockets that could not be bound (answered 508).
@@ -169,6 +180,11 @@ impl Metrics {
             a.stream_framing_errors += b.stream_framing_errors;
             a.tls_handshake_failures += b.tls_handshake_failures;
             a.send_errors += b.send_errors;
+            a.udp_recv_calls += b.udp_recv_calls;
+            a.udp_received += b.udp_received;
+            a.udp_send_calls += b.udp_send_calls;
+            a.udp_gso_sends += b.udp_gso_sends;
+            a.udp_sent += b.udp_sent;
             a.stream_queue_full += b.stream_queue_full;
             a.relay_bind_failures += b.relay_bind_failures;
             a.proxy_refused += b.proxy_refused;
@@ -339,6 +355,25 @@ impl Metrics {
             "counter",
             "Allocate requests sent to an ALTERNATE-SERVER (300).",
             &[("", t.redirected)],
+        );
+        one(
+            "turn_udp_syscalls_total",
+            "counter",
+            "Batched calls on UDP sockets: recvmmsg, and sends (sendmmsg, or GSO: one call for a run of datagrams to one destination, a subset of send); sends outside a batch are not counted.",
+            &[
+                ("{op=\"recv\"}", d.udp_recv_calls),
+                ("{op=\"send\"}", d.udp_send_calls),
+                ("{op=\"gso\"}", d.udp_gso_sends),
+            ],
+        );
+        one(
+            "turn_udp_datagrams_total",
+            "counter",
+            "Datagrams those calls moved: divided by turn_udp_syscalls_total, the mean batch.",
+            &[
+                ("{op=\"recv\"}", d.udp_received),
+                ("{op=\"send\"}", d.udp_sent),
+            ],
         );
         let (listener_drops, relay_drops) = self.kernel_drops();
         one(

@@ -14,6 +14,7 @@
 //!                   poll_output: AllocateRelay → PortPool → relay_allocated
 //! ```
 
+mod batch;
 mod buffers;
 mod database;
 mod metrics;

@@ -8,15 +8,17 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::UdpSocket;
+use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use super::batch::{Outbox, RecvBatch, Udp, BATCH};
 use super::database::Job;
 use super::metrics::{DriverStats, Metrics, Snapshot};
 use super::ports::PortPool;
@@ -97,7 +99,7 @@ pub(super) fn bind_tcp(addr: SocketAddr, reuse_port: bool) -> io::Result<std::ne
 
 struct RelaySocket {
     /// The UDP socket; `None` for a TCP relay (its listener lives in its task).
-    socket: Option<Rc<UdpSocket>>,
+    socket: Option<Udp>,
     local: SocketAddr,
     task: JoinHandle<()>,
     /// The allocation it serves (its stream is closed with it).
@@ -107,14 +109,18 @@ struct RelaySocket {
 /// The state every task of the worker shares.
 pub(super) struct Worker {
     pub core: TurnServer,
-    udp: HashMap<SocketAddr, Rc<UdpSocket>>,
+    udp: HashMap<SocketAddr, Udp>,
     relays: HashMap<SocketAddr, RelaySocket>,
     pub streams: HashMap<FiveTuple, Rc<StreamConn>>,
     ports: PortPool,
     /// Scratch for messages to clients built from peer datagrams.
     out: Vec<u8>,
-    /// Scratch for datagrams from peers.
-    inbuf: Vec<u8>,
+    /// Where datagrams are read, a batch at a time (`None` while a task holds it).
+    inbox: Option<RecvBatch>,
+    /// Datagrams sent while a batch is handled, sent together when it is done.
+    outbox: Outbox,
+    /// Sends go to the outbox (a datagram task is handling a batch), else out at once.
+    batching: bool,
     pub stats: DriverStats,
     pub settings: Settings,
     /// The core's deadline as its last drain reported it.
@@ -139,7 +145,9 @@ impl Worker {
         let Some(socket) = self.relays.get(&t.local).and_then(|r| r.socket.as_ref()) else {
             return;
         };
-        if send_datagram(socket, t.data, t.remote).is_err() {
+        if self.batching {
+            self.outbox.push(socket, t.remote, t.data);
+        } else if send_datagram(socket, t.data, t.remote).is_err() {
             self.stats.send_errors += 1;
         }
     }
@@ -151,7 +159,9 @@ impl Worker {
                 let Some(s) = self.udp.get(&t.local) else {
                     return;
                 };
-                if send_datagram(s, t.data, t.remote).is_err() {
+                if self.batching {
+                    self.outbox.push(s, t.remote, t.data);
+                } else if send_datagram(s, t.data, t.remote).is_err() {
                     self.stats.send_errors += 1;
                 }
             }
@@ -257,7 +267,7 @@ impl Worker {
         let result = self.ports.bind(&req, now).and_then(|b| {
             let local = b.local;
             let started = match b.socket {
-                Sock::Udp(s) => UdpSocket::from_std(s).map(|s| {
+                Sock::Udp(s) => register(s).map(|s| {
                     let s = Rc::new(s);
                     let task = tokio::task::spawn_local(datagram_task(
                         shared.clone(),
@@ -325,6 +335,18 @@ impl Worker {
         }
     }
 
+    /// Sends what the outbox holds.
+    fn flush(&mut self) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        let done = self.outbox.flush();
+        self.stats.udp_send_calls += done.calls;
+        self.stats.udp_gso_sends += done.gso_calls;
+        self.stats.udp_sent += done.sent;
+        self.stats.send_errors += done.errors;
+    }
+
     fn snapshot(&self) -> Snapshot {
         let (permissions, channels) = self.core.permission_and_channel_counts();
         Snapshot {
@@ -338,11 +360,17 @@ impl Worker {
     }
 }
 
-/// Sends one datagram now, or fails (the datagram is dropped, as UDP may). A plain
-/// non-blocking `sendto`: tokio's `try_send_to` would refuse until its reactor has seen the
-/// socket writable once, which a relay socket bound a moment ago has not.
-fn send_datagram(socket: &UdpSocket, data: &[u8], to: SocketAddr) -> io::Result<usize> {
-    socket2::SockRef::from(socket).send_to(data, &to.into())
+/// A UDP socket registered with the reactor for reading only: sends never wait (a full
+/// buffer drops the datagram, as UDP may), and interest in writability would have the
+/// kernel signal the reactor each time a sent datagram's buffer space is freed.
+fn register(s: std::net::UdpSocket) -> io::Result<AsyncFd<std::net::UdpSocket>> {
+    AsyncFd::with_interest(s, tokio::io::Interest::READABLE)
+}
+
+/// Sends one datagram now, or fails (the datagram is dropped, as UDP may): a plain
+/// non-blocking `sendto`, outside a batch.
+fn send_datagram(socket: &Udp, data: &[u8], to: SocketAddr) -> io::Result<usize> {
+    socket.get_ref().send_to(data, to)
 }
 
 /// What a datagram socket's task does with each datagram: `(worker, shared, now, local
@@ -382,28 +410,55 @@ fn from_peer(
     w.out = out;
 }
 
-/// Datagrams on one socket (a listener or a relayed address), read into the worker's one
-/// receive buffer — tasks of a worker never run at once, so no socket needs a buffer of its
-/// own — and handed to `deliver`, at most 64 at a time before the other sockets get a turn.
-async fn datagram_task(shared: Shared, socket: Rc<UdpSocket>, local: SocketAddr, deliver: Deliver) {
+/// Datagrams on one socket (a listener or a relayed address), read a batch at a time into
+/// the worker's one receive batch — tasks of a worker never run at once, so no socket needs
+/// buffers of its own — and handed to `deliver`. What the worker sends meanwhile waits in its
+/// outbox and leaves when the batch is done, one `sendmmsg` per socket. At most
+/// `MAX_BATCHES` batches before the other sockets get a turn.
+async fn datagram_task(shared: Shared, socket: Udp, local: SocketAddr, deliver: Deliver) {
+    const MAX_BATCHES: usize = 4;
+    let v6 = socket.get_ref().local_addr().is_ok_and(|a| a.is_ipv6());
     loop {
-        if socket.readable().await.is_err() {
+        let Ok(mut ready) = socket.readable().await else {
             return;
-        }
+        };
         {
-            let now = Instant::now();
             let mut guard = shared.borrow_mut();
             let w = &mut *guard;
-            let mut inbuf = std::mem::take(&mut w.inbuf);
-            // `WouldBlock` clears the readiness and the task waits again. Other errors (an
-            // ICMP error reported on the socket) are consumed by the failed read.
-            for _ in 0..64 {
-                let Ok((n, from)) = socket.try_recv_from(&mut inbuf) else {
-                    break;
+            let Some(mut inbox) = w.inbox.take() else {
+                return;
+            };
+            for _ in 0..MAX_BATCHES {
+                let got = inbox.recv(socket.as_raw_fd(), v6);
+                w.stats.udp_recv_calls += 1;
+                let n = match got {
+                    Ok(n) => n,
+                    // Nothing left: wait for the next readiness.
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        ready.clear_ready();
+                        break;
+                    }
+                    // An ICMP error reported on the socket, consumed by the failed read.
+                    Err(_) => continue,
                 };
-                deliver(w, &shared, now, local, from, &inbuf[..n]);
+                w.stats.udp_received += n as u64;
+                let now = Instant::now();
+                w.batching = true;
+                for i in 0..n {
+                    let (from, data) = inbox.get(i);
+                    deliver(w, &shared, now, local, from, data);
+                }
+                w.batching = false;
+                w.flush();
+                if n < BATCH {
+                    // The socket is drained: a datagram arriving after the call raises a new
+                    // readiness event, which `clear_ready` does not lose (tokio clears only
+                    // the readiness this guard saw).
+                    ready.clear_ready();
+                    break;
+                }
             }
-            w.inbuf = inbuf;
+            w.inbox = Some(inbox);
         }
         tokio::task::yield_now().await;
     }
@@ -524,7 +579,9 @@ pub(super) fn run(
             streams: HashMap::new(),
             ports,
             out: vec![0u8; 65_536 + RELAY_OVERHEAD],
-            inbuf: vec![0u8; 65_536],
+            inbox: Some(RecvBatch::new()),
+            outbox: Outbox::new(),
+            batching: false,
             stats: DriverStats::default(),
             settings: settings.clone(),
             timer: None,
@@ -534,10 +591,10 @@ pub(super) fn run(
             peers: Default::default(),
         }));
         for s in sockets.udp {
-            let Ok(socket) = UdpSocket::from_std(s) else {
+            let Ok(addr) = s.local_addr() else {
                 continue;
             };
-            let Ok(addr) = socket.local_addr() else {
+            let Ok(socket) = register(s) else {
                 continue;
             };
             let socket = Rc::new(socket);
