@@ -116,13 +116,15 @@ struct Args {
     ours: PathBuf,
     coturn: PathBuf,
     json: bool,
+    /// Our `udp-batch-delay`, in microseconds.
+    batch_delay: u64,
 }
 
 fn usage() -> ! {
     eprintln!(
         "turn-bench [--rounds N] [--seconds S] [--rate PPS] [--burst N] [--paced-allocations N]\n\
          \x20          [--loads a,b,..] [--servers echo,ours1,ours2,coturn] [--ours PATH] [--coturn PATH]\n\
-         \x20          [--smoke] [--json]\n\
+         \x20          [--batch-delay MICROSECONDS] [--smoke] [--json]\n\
          loads: {}",
         Load::ALL.map(Load::name).join(", ")
     );
@@ -147,6 +149,7 @@ fn parse_args() -> Args {
         ours: PathBuf::new(),
         coturn: PathBuf::from("/usr/bin/turnserver"),
         json: false,
+        batch_delay: 0,
     };
     let mut build = true;
     let mut it = std::env::args().skip(1);
@@ -189,6 +192,7 @@ fn parse_args() -> Args {
             }
             "--coturn" => a.coturn = PathBuf::from(val()),
             "--json" => a.json = true,
+            "--batch-delay" => a.batch_delay = val().parse().unwrap_or_else(|_| usage()),
             "--echo-server" => echo_server(val().parse().unwrap_or_else(|_| usage())),
             // A short run that checks the harness itself works (CI): one round of everything.
             "--smoke" => {
@@ -321,6 +325,7 @@ fn start(kind: &Kind, args: &Args) -> Server {
             c.args(common)
                 .args(["--workers", &workers.to_string(), "--log-level", "warn"]);
             c.args(["--prometheus", "--prometheus-port", &mp.to_string()]);
+            c.args(["--udp-batch-delay", &args.batch_delay.to_string()]);
             c
         }
         Kind::Echo => {
@@ -780,6 +785,18 @@ impl Receiver {
         }
     }
 
+    /// Polls until nothing has arrived for `quiet`, or `max` has passed.
+    fn drain(&mut self, quiet: Duration, max: Duration) {
+        let start = Instant::now();
+        let mut last = (self.received, Instant::now());
+        while last.1.elapsed() < quiet && start.elapsed() < max {
+            self.poll();
+            if self.received != last.0 {
+                last = (self.received, Instant::now());
+            }
+        }
+    }
+
     /// Polls until `t`.
     fn poll_until(&mut self, t: Instant) {
         while Instant::now() < t {
@@ -924,8 +941,9 @@ fn run(load: Load, server: &Server, args: &Args) -> Figures {
         )
     };
     let sent_for = t0.elapsed().as_secs_f64();
-    // What is still in flight arrives within this.
-    rx.poll_until(Instant::now() + Duration::from_millis(200));
+    // What is still in flight (a TCP backlog, a server behind its queue): until nothing has
+    // come for 200 ms, for at most 5 s.
+    rx.drain(Duration::from_millis(200), Duration::from_secs(5));
     let cpu = cpu_ns(pid) - cpu0;
     let drops = udp_drops(pid) - drops0;
     let batch = calls0.zip(server.syscalls()).map(|(a, b)| {

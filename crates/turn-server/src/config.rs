@@ -125,6 +125,9 @@ pub struct ServerConfig {
     /// `sock-buf-size` in bytes: the receive and send buffers of every UDP socket (coturn's
     /// key; default 2 MiB, 0 for the kernel's default).
     pub sock_buf_size: usize,
+    /// `udp-batch-delay` in microseconds: how long an idle worker lets datagrams gather
+    /// before it waits for the next (default 0: it waits at once).
+    pub udp_batch_delay_us: u64,
 }
 
 /// What a key takes.
@@ -227,6 +230,7 @@ pub const KEYS: &[Key] = &[
     key("fleet-dead-after", None, Required("SECONDS"), "10", "a fleet member silent this long is gone and its quota comes back [10]"),
     key("no-tcp-relay", None, Flag, "", "refuse RFC 6062 TCP allocations (442)"),
     key("sock-buf-size", None, Required("BYTES"), "2097152", "UDP socket buffers, both ways, 0 for the kernel's default [2097152]"),
+    key("udp-batch-delay", None, Required("MICROSECONDS"), "0", "an idle worker lets datagrams gather this long before waiting for the next: fewer wake-ups under paced load, up to this much latency [0]"),
     key("userdb-cache-ttl", None, Required("SECONDS"), "60", "how long a database user's key is used before it is read again [60]"),
 ];
 
@@ -283,6 +287,7 @@ impl Default for ServerConfig {
             fleet_dead_after: 10,
             no_tcp_relay: false,
             sock_buf_size: 2 << 20,
+            udp_batch_delay_us: 0,
         }
     }
 }
@@ -470,6 +475,13 @@ impl ServerConfig {
             "fleet-quota" => self.fleet_quota = flag()?,
             "no-tcp-relay" => self.no_tcp_relay = flag()?,
             "sock-buf-size" => self.sock_buf_size = number(need()?)? as usize,
+            "udp-batch-delay" => {
+                let us = number(need()?)?;
+                if us > 10_000 {
+                    return Err(invalid(format!("{us}: at most 10000 microseconds")));
+                }
+                self.udp_batch_delay_us = us;
+            }
             "server-name" => self.server_name = Some(need()?.to_owned()),
             "fleet-dead-after" => match number(need()?)? {
                 0 => return Err(invalid("must be at least 1 second".into())),

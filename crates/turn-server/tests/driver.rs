@@ -322,3 +322,35 @@ fn two_workers() {
     // one of them on one side (a chance of 2 in 16 million).
     assert_eq!(halves.len(), 2, "one worker took every client");
 }
+
+/// A client's burst, read while the worker lets datagrams gather (`udp-batch-delay`), is read
+/// in one `recvmmsg` and relayed to its peer as GSO sends: every datagram arrives whole and in
+/// order, and the metrics show the batching.
+#[test]
+fn a_burst_is_relayed_in_batches_whole_and_in_order() {
+    let mut s = settings(None);
+    // Long enough that the burst is in the socket before the worker reads it, even on a
+    // loaded machine (only this test's worker sleeps it).
+    s.batch_delay = std::time::Duration::from_millis(50);
+    let server = Server::start(s).unwrap();
+    let mut c = Client::new(Conn::udp(server.udp_addrs()[0]), "alice", "secret");
+    let relay = c.allocate();
+    let (p, peer) = peer();
+    assert_eq!(c.bind(0x4001, peer), None);
+    for i in 0..20u8 {
+        c.channel_data(0x4001, &[i; 100]);
+    }
+    let mut buf = [0u8; 2048];
+    for i in 0..20u8 {
+        let (n, from) = p.recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..n], from), (&[i; 100][..], relay), "datagram {i}");
+    }
+    let metrics = server.metrics().clone();
+    server.shutdown();
+    let d = metrics.total().driver;
+    assert!(d.udp_gso_sends >= 1, "no GSO send: {d:?}");
+    assert!(
+        d.udp_received > d.udp_recv_calls,
+        "no recvmmsg read more than one datagram: {d:?}"
+    );
+}

@@ -159,6 +159,11 @@ impl Outbox {
         self.queued.is_empty()
     }
 
+    /// Datagrams queued.
+    pub(super) fn len(&self) -> usize {
+        self.queued.len()
+    }
+
     /// Sends everything queued. A datagram the OS refuses is dropped and counted; a full
     /// send buffer drops the rest of that call's datagrams (they would be refused too).
     pub(super) fn flush(&mut self) -> Flushed {

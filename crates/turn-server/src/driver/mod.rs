@@ -90,6 +90,12 @@ pub struct Settings {
     pub fleet_dead_after: Duration,
     /// The buffers of every UDP socket, both ways (0: the kernel's default).
     pub sock_buf_size: usize,
+    /// `udp-batch-delay`: how long an idle worker lets datagrams gather before it waits for
+    /// the next one (zero: it waits at once). Under paced traffic — each datagram alone, as
+    /// media is — a worker that waits at once wakes for every datagram; one that first
+    /// sleeps this long reads what came meanwhile in one batch, as a NIC's interrupt
+    /// moderation does, for up to this much latency.
+    pub batch_delay: Duration,
     /// TCP listeners behind a load balancer: each connection starts with a PROXY protocol
     /// header (coturn's `tcp-proxy-port`).
     pub tcp_proxy: Vec<SocketAddr>,
@@ -480,6 +486,7 @@ impl Settings {
                 .unwrap_or_else(|| default_server_name(c.listening_port)),
             fleet_dead_after: Duration::from_secs(c.fleet_dead_after),
             sock_buf_size: c.sock_buf_size,
+            batch_delay: Duration::from_micros(c.udp_batch_delay_us),
         })
     }
 }
@@ -523,6 +530,7 @@ impl Settings {
             fleet_name: String::new(),
             fleet_dead_after: Duration::from_secs(10),
             sock_buf_size: 2 << 20,
+            batch_delay: Duration::ZERO,
         }
     }
 }

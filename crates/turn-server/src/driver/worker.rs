@@ -121,6 +121,11 @@ pub(super) struct Worker {
     outbox: Outbox,
     /// Sends go to the outbox (a datagram task is handling a batch), else out at once.
     batching: bool,
+    /// A flush is due: the flush task runs after the datagram tasks woken with it, so one
+    /// flush carries what all of them queued (1,000 relays each reading one datagram for
+    /// their clients make one `sendmmsg` on the listener, not 1,000).
+    flush_due: Rc<Notify>,
+    flush_pending: bool,
     pub stats: DriverStats,
     pub settings: Settings,
     /// The core's deadline as its last drain reported it.
@@ -335,6 +340,17 @@ impl Worker {
         }
     }
 
+    /// After a batch: the outbox is flushed by the flush task once the other ready tasks
+    /// have run, or now if it holds a lot already.
+    fn flush_soon(&mut self) {
+        if self.outbox.len() >= OUTBOX_LIMIT {
+            self.flush();
+        } else if !self.flush_pending && !self.outbox.is_empty() {
+            self.flush_pending = true;
+            self.flush_due.notify_one();
+        }
+    }
+
     /// Sends what the outbox holds.
     fn flush(&mut self) {
         if self.outbox.is_empty() {
@@ -413,8 +429,8 @@ fn from_peer(
 /// Datagrams on one socket (a listener or a relayed address), read a batch at a time into
 /// the worker's one receive batch — tasks of a worker never run at once, so no socket needs
 /// buffers of its own — and handed to `deliver`. What the worker sends meanwhile waits in its
-/// outbox and leaves when the batch is done, one `sendmmsg` per socket. At most
-/// `MAX_BATCHES` batches before the other sockets get a turn.
+/// outbox, which the flush task sends once every socket ready with this one has had its turn
+/// (`Worker::flush_soon`). At most `MAX_BATCHES` batches before the other sockets get a turn.
 async fn datagram_task(shared: Shared, socket: Udp, local: SocketAddr, deliver: Deliver) {
     const MAX_BATCHES: usize = 4;
     let v6 = socket.get_ref().local_addr().is_ok_and(|a| a.is_ipv6());
@@ -422,6 +438,7 @@ async fn datagram_task(shared: Shared, socket: Udp, local: SocketAddr, deliver: 
         let Ok(mut ready) = socket.readable().await else {
             return;
         };
+        let mut drained = false;
         {
             let mut guard = shared.borrow_mut();
             let w = &mut *guard;
@@ -436,6 +453,7 @@ async fn datagram_task(shared: Shared, socket: Udp, local: SocketAddr, deliver: 
                     // Nothing left: wait for the next readiness.
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         ready.clear_ready();
+                        drained = true;
                         break;
                     }
                     // An ICMP error reported on the socket, consumed by the failed read.
@@ -449,18 +467,36 @@ async fn datagram_task(shared: Shared, socket: Udp, local: SocketAddr, deliver: 
                     deliver(w, &shared, now, local, from, data);
                 }
                 w.batching = false;
-                w.flush();
+                w.flush_soon();
                 if n < BATCH {
                     // The socket is drained: a datagram arriving after the call raises a new
                     // readiness event, which `clear_ready` does not lose (tokio clears only
                     // the readiness this guard saw).
                     ready.clear_ready();
+                    drained = true;
                     break;
                 }
             }
             w.inbox = Some(inbox);
         }
-        tokio::task::yield_now().await;
+        // Still full after `MAX_BATCHES`: let the other sockets have their turn first. (A
+        // drained socket just waits: a yield would cost the runtime a wake-up of its own.)
+        if !drained {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// Datagrams the outbox may hold before a batch flushes it at once.
+const OUTBOX_LIMIT: usize = 4 * BATCH;
+
+/// Sends what the datagram tasks queued, once they have run (see `Worker::flush_due`).
+async fn flush_task(shared: Shared, due: Rc<Notify>) {
+    loop {
+        due.notified().await;
+        let mut w = shared.borrow_mut();
+        w.flush_pending = false;
+        w.flush();
     }
 }
 
@@ -531,8 +567,16 @@ pub(super) fn run(
     control: tokio::sync::mpsc::UnboundedReceiver<Control>,
     db: Option<std::sync::mpsc::Sender<Job>>,
 ) {
+    let delay = settings.batch_delay;
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .on_thread_park(move || {
+            // Before waiting for the next readiness: let datagrams gather first (see
+            // `Settings::batch_delay`).
+            if !delay.is_zero() {
+                std::thread::sleep(delay);
+            }
+        })
         .build()
     {
         Ok(rt) => rt,
@@ -572,6 +616,7 @@ pub(super) fn run(
         );
         ports.sock_buf_size = settings.sock_buf_size;
         let wake = Rc::new(Notify::new());
+        let flush_due = Rc::new(Notify::new());
         let shared: Shared = Rc::new(RefCell::new(Worker {
             core,
             udp: HashMap::new(),
@@ -582,6 +627,8 @@ pub(super) fn run(
             inbox: Some(RecvBatch::new()),
             outbox: Outbox::new(),
             batching: false,
+            flush_due: flush_due.clone(),
+            flush_pending: false,
             stats: DriverStats::default(),
             settings: settings.clone(),
             timer: None,
@@ -614,6 +661,7 @@ pub(super) fn run(
         // The core's first timer (none until something is stored).
         shared.borrow_mut().drain(&shared, Instant::now());
         tokio::task::spawn_local(timer_task(shared.clone(), wake));
+        tokio::task::spawn_local(flush_task(shared.clone(), flush_due));
         tokio::task::spawn_local(control_task(shared.clone(), control));
         tokio::task::spawn_local(metrics_task(shared.clone(), index, metrics.clone()));
         let _ = stop.wait_for(|s| *s).await;

@@ -134,6 +134,7 @@ pub fn settings(tls: Option<&Tls>) -> Settings {
         fleet_name: "test".into(),
         fleet_dead_after: Duration::from_secs(10),
         sock_buf_size: 1 << 20,
+        batch_delay: std::time::Duration::ZERO,
     }
 }
 
