@@ -946,9 +946,11 @@ fn run(load: Load, server: &Server, args: &Args) -> Figures {
     rx.drain(Duration::from_millis(200), Duration::from_secs(5));
     let cpu = cpu_ns(pid) - cpu0;
     let drops = udp_drops(pid) - drops0;
-    let batch = calls0.zip(server.syscalls()).map(|(a, b)| {
+    // Our metrics are published once a second: a window shorter than that may see no
+    // change at all (the smoke run), and then there is no figure.
+    let batch = calls0.zip(server.syscalls()).and_then(|(a, b)| {
         let d = |i: usize| b[i] - a[i];
-        (d(1) / d(0).max(1.0), d(3) / d(2).max(1.0))
+        (d(0) > 0.0 && d(2) > 0.0).then(|| (d(1) / d(0), d(3) / d(2)))
     });
     let (received, hist) = (rx.received, rx.hist);
     Figures {
