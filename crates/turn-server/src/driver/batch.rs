@@ -2,8 +2,8 @@
 //!
 //! A relayed datagram used to cost one `recvfrom` and one `sendto`, and those two calls were
 //! nearly all of its cost. Here a socket is read with `recvmmsg` (up to [`BATCH`] datagrams a
-//! call), and what the worker sends while it handles such a batch is queued in an [`Outbox`]
-//! and sent with one `sendmmsg` per socket once the batch is done: the listener's answers and
+//! call), and every datagram the worker sends is queued in an [`Outbox`] and sent with one
+//! `sendmmsg` per socket once the ready sockets have had their turn: the listener's answers and
 //! peer → client datagrams (many destinations, one socket) go out together, and so do a
 //! relay's datagrams to its peers. Nothing is allocated per datagram: the buffers and the
 //! kernel's message headers are made once per worker and reused.
@@ -36,8 +36,8 @@ pub(super) struct RecvBatch {
     /// address length at what the last call wrote, so a set that read IPv4 senders (16
     /// bytes) would cut an IPv6 sender's address short (28).
     headers: [MultiHeaders<SockaddrStorage>; 2],
-    /// Length and sender of each datagram of the last call.
-    meta: [(usize, SocketAddr); BATCH],
+    /// Slot, length and sender of each datagram of the last call.
+    meta: [(usize, usize, SocketAddr); BATCH],
     len: usize,
 }
 
@@ -49,7 +49,7 @@ impl RecvBatch {
                 MultiHeaders::preallocate(BATCH, None),
                 MultiHeaders::preallocate(BATCH, None),
             ],
-            meta: [(0, SocketAddr::from(([0, 0, 0, 0], 0))); BATCH],
+            meta: [(0, 0, SocketAddr::from(([0, 0, 0, 0], 0))); BATCH],
             len: 0,
         }
     }
@@ -68,12 +68,12 @@ impl RecvBatch {
             MsgFlags::MSG_DONTWAIT,
             None,
         )?;
-        for (meta, r) in self.meta.iter_mut().zip(results) {
+        for (slot, r) in results.enumerate() {
             // Senders are IP (the socket is AF_INET or AF_INET6); anything else is skipped.
             let Some(from) = r.address.as_ref().and_then(socket_addr) else {
                 continue;
             };
-            *meta = (r.bytes, from);
+            self.meta[self.len] = (slot, r.bytes, from);
             self.len += 1;
         }
         Ok(self.len)
@@ -81,8 +81,8 @@ impl RecvBatch {
 
     /// Datagram `i` of the last call: its sender and bytes.
     pub(super) fn get(&self, i: usize) -> (SocketAddr, &[u8]) {
-        let (n, from) = self.meta[i];
-        let start = i * SLOT;
+        let (slot, n, from) = self.meta[i];
+        let start = slot * SLOT;
         (from, &self.buf[start..start + n.min(SLOT)])
     }
 }

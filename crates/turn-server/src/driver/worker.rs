@@ -117,10 +117,9 @@ pub(super) struct Worker {
     out: Vec<u8>,
     /// Where datagrams are read, a batch at a time (`None` while a task holds it).
     inbox: Option<RecvBatch>,
-    /// Datagrams sent while a batch is handled, sent together when it is done.
+    /// Every datagram the worker sends waits here until the flush task (or a full outbox)
+    /// sends them together.
     outbox: Outbox,
-    /// Sends go to the outbox (a datagram task is handling a batch), else out at once.
-    batching: bool,
     /// A flush is due: the flush task runs after the datagram tasks woken with it, so one
     /// flush carries what all of them queued (1,000 relays each reading one datagram for
     /// their clients make one `sendmmsg` on the listener, not 1,000).
@@ -150,11 +149,7 @@ impl Worker {
         let Some(socket) = self.relays.get(&t.local).and_then(|r| r.socket.as_ref()) else {
             return;
         };
-        if self.batching {
-            self.outbox.push(socket, t.remote, t.data);
-        } else if send_datagram(socket, t.data, t.remote).is_err() {
-            self.stats.send_errors += 1;
-        }
+        self.outbox.push(socket, t.remote, t.data);
     }
 
     /// A message to a client: a datagram from its listener, or a frame queued on its stream.
@@ -164,11 +159,7 @@ impl Worker {
                 let Some(s) = self.udp.get(&t.local) else {
                     return;
                 };
-                if self.batching {
-                    self.outbox.push(s, t.remote, t.data);
-                } else if send_datagram(s, t.data, t.remote).is_err() {
-                    self.stats.send_errors += 1;
-                }
+                self.outbox.push(s, t.remote, t.data);
             }
             Transport::Tcp | Transport::Tls => {
                 let ft = FiveTuple {
@@ -250,6 +241,7 @@ impl Worker {
                 Output::Timeout(t) => self.arm(t),
             }
         }
+        self.flush_soon();
     }
 
     /// The core's new deadline, with the port pool's: wakes the timer task if it moved
@@ -340,8 +332,8 @@ impl Worker {
         }
     }
 
-    /// After a batch: the outbox is flushed by the flush task once the other ready tasks
-    /// have run, or now if it holds a lot already.
+    /// After a batch or a drain: the outbox is flushed by the flush task once the other
+    /// ready tasks have run, or now if it holds a lot already.
     fn flush_soon(&mut self) {
         if self.outbox.len() >= OUTBOX_LIMIT {
             self.flush();
@@ -381,12 +373,6 @@ impl Worker {
 /// kernel signal the reactor each time a sent datagram's buffer space is freed.
 fn register(s: std::net::UdpSocket) -> io::Result<AsyncFd<std::net::UdpSocket>> {
     AsyncFd::with_interest(s, tokio::io::Interest::READABLE)
-}
-
-/// Sends one datagram now, or fails (the datagram is dropped, as UDP may): a plain
-/// non-blocking `sendto`, outside a batch.
-fn send_datagram(socket: &Udp, data: &[u8], to: SocketAddr) -> io::Result<usize> {
-    socket.get_ref().send_to(data, to)
 }
 
 /// What a datagram socket's task does with each datagram: `(worker, shared, now, local
@@ -461,12 +447,10 @@ async fn datagram_task(shared: Shared, socket: Udp, local: SocketAddr, deliver: 
                 };
                 w.stats.udp_received += n as u64;
                 let now = Instant::now();
-                w.batching = true;
                 for i in 0..n {
                     let (from, data) = inbox.get(i);
                     deliver(w, &shared, now, local, from, data);
                 }
-                w.batching = false;
                 w.flush_soon();
                 if n < BATCH {
                     // The socket is drained: a datagram arriving after the call raises a new
@@ -626,7 +610,6 @@ pub(super) fn run(
             out: vec![0u8; 65_536 + RELAY_OVERHEAD],
             inbox: Some(RecvBatch::new()),
             outbox: Outbox::new(),
-            batching: false,
             flush_due: flush_due.clone(),
             flush_pending: false,
             stats: DriverStats::default(),
