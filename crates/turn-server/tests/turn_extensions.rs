@@ -259,6 +259,28 @@ fn connect(h: &mut Harness, c: &mut Client, peer: SocketAddr) -> (Vec<u8>, Optio
     (answer, asked)
 }
 
+/// A Connect installs a permission; with no room for one it is refused as a ChannelBind
+/// would be (508), and nothing is connected.
+#[test]
+fn rfc6062_connect_with_the_permission_table_full_is_508() {
+    let mut h = Harness::with(
+        TurnConfig {
+            max_permissions: 1,
+            ..TurnConfig::default()
+        },
+        RestSecrets::default(),
+    );
+    let mut c = client(4402, "alice", "secret");
+    tcp_allocate(&mut h, &mut c);
+    let (resp, asked) = connect(&mut h, &mut c, a("8.8.8.8:443"));
+    assert!(
+        resp.is_empty() && asked.is_some(),
+        "the first peer is connected"
+    );
+    let (resp, asked) = connect(&mut h, &mut c, a("8.8.4.4:443"));
+    assert_eq!((code(&resp), asked), (Some(508), None));
+}
+
 #[test]
 fn rfc6062_connect_bind_and_every_peer_policy_probe() {
     let mut h = Harness::with(

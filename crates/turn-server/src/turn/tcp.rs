@@ -6,7 +6,8 @@
 //! The core decides; the driver opens, accepts, splices and closes the TCP connections:
 //! [`Request::ConnectPeer`] → [`TurnServer::peer_connected`]; an accepted peer goes through
 //! [`TurnServer::peer_connection_incoming`]; a bound pair is [`Request::BindPeer`]; anything
-//! that ends goes as [`Request::ClosePeer`] or comes as [`TurnServer::peer_connection_closed`].
+//! the core ends goes as [`Request::ClosePeer`]; a bound pair also ends with its client's data
+//! connection, and an unbound one at its 30 s deadline.
 //! Every peer address passes the same peer policy as UDP relaying, on Connect and on incoming
 //! connections alike (coturn's Connect to 169.254.169.254 and to ULA ranges was a 2026
 //! advisory).
@@ -136,12 +137,17 @@ impl TurnServer {
         let Some(local) = super::allocation::relay_for(relay, peer) else {
             return Err(Reject::PeerAddressFamilyMismatch);
         };
-        // A Connect permits the peer, as a CreatePermission would (its data may then come in).
+        // A Connect permits the peer, as a CreatePermission would (its data may then come in);
+        // with no room for the permission it fails as ChannelBind does (508).
         let until = now + self.config.permission_lifetime;
         let max = self.config.max_permissions;
-        self.allocations
+        let permitted = self
+            .allocations
             .update(&ft, now, |a| a.permit(peer.ip(), until, now, max))
             .ok_or(Reject::AllocationMismatch)?;
+        if !permitted {
+            return Err(Reject::InsufficientCapacity);
+        }
         let id = self.connection_id();
         self.tcp.insert(
             id,
@@ -170,11 +176,12 @@ impl TurnServer {
             }
             return;
         };
-        if !matches!(c.state, State::Connecting(_)) {
-            return; // answered already
-        }
-        let State::Connecting(cx) = std::mem::replace(&mut c.state, State::Pending) else {
-            return;
+        let cx = match std::mem::replace(&mut c.state, State::Pending) {
+            State::Connecting(cx) => cx,
+            answered => {
+                c.state = answered;
+                return;
+            }
         };
         if !connected {
             self.tcp.by_id.remove(&id);
@@ -281,15 +288,6 @@ impl TurnServer {
         self.respond(cx, Class::SuccessResponse, |_| Ok(()));
         self.out.request(Request::BindPeer { id, client: ft });
         Ok(())
-    }
-
-    /// The driver saw a peer connection end (either side of a bound pair, or a pending one).
-    pub fn peer_connection_closed(&mut self, _now: Instant, id: u32) {
-        if let Some(c) = self.tcp.by_id.remove(&id) {
-            if let State::Connecting(cx) = c.state {
-                self.error(&cx, Reject::ConnectionTimeoutOrFailure);
-            }
-        }
     }
 
     /// Closes every peer connection of `owner` (its allocation is gone).
