@@ -249,6 +249,13 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(shared: &Shared, mut stream: S, 
     let timer = tokio::time::sleep_until((last + idle).into());
     tokio::pin!(timer);
     'conn: loop {
+        // A ConnectionBind answered (after a read, or later than it came when it waited for
+        // a user lookup): the splice starts here.
+        let bound = conn.splice.borrow_mut().take();
+        if let Some((id, peer)) = bound {
+            spliced(&mut stream, &conn, peer, framer.take_buffered(), id).await;
+            break;
+        }
         tokio::select! {
             r = stream.read(&mut rbuf) => {
                 let n = match r {
@@ -272,11 +279,6 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(shared: &Shared, mut stream: S, 
                         }
                     }
                 }
-                let bound = conn.splice.borrow_mut().take();
-                if let Some((id, peer)) = bound {
-                    spliced(&mut stream, &conn, peer, framer.take_buffered(), id).await;
-                    break 'conn;
-                }
             }
             _ = conn.wake.notified() => {
                 // Write what is queued (a closing connection still gets its last answers, e.g.
@@ -293,13 +295,6 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(shared: &Shared, mut stream: S, 
                 }
                 if conn.closing.get() {
                     break;
-                }
-                // A ConnectionBind answered later than it came (it waited for a user
-                // lookup): the splice starts here, not at the next read.
-                let bound = conn.splice.borrow_mut().take();
-                if let Some((id, peer)) = bound {
-                    spliced(&mut stream, &conn, peer, framer.take_buffered(), id).await;
-                    break 'conn;
                 }
             }
             _ = &mut timer => {
