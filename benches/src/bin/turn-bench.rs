@@ -17,6 +17,8 @@
 //! - `channel-own`: 20 clients, each to its own peer, ChannelData.
 //! - `send-shared`: 20 clients → one peer, Send indications.
 //! - `tcp-shared`: 20 TCP clients → one peer, ChannelData.
+//! - `tls-shared`: 20 TLS clients → one peer, ChannelData (both servers get the same
+//!   self-signed certificate, made for the run).
 //! - `paced`: `--paced-allocations` (1,000) allocations, each sending 50 packets/s to its own
 //!   peer, which echoes (50/s each way), spread evenly in time: media-like.
 //! - `churn`: whole allocation lifetimes, 64 at a time: 401 → Allocate → CreatePermission and
@@ -32,6 +34,7 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
@@ -53,17 +56,19 @@ enum Load {
     ChannelOwn,
     SendShared,
     TcpShared,
+    TlsShared,
     Paced,
     Churn,
 }
 
 impl Load {
-    const ALL: [Load; 7] = [
+    const ALL: [Load; 8] = [
         Load::Binding,
         Load::ChannelShared,
         Load::ChannelOwn,
         Load::SendShared,
         Load::TcpShared,
+        Load::TlsShared,
         Load::Paced,
         Load::Churn,
     ];
@@ -75,6 +80,7 @@ impl Load {
             Load::ChannelOwn => "channel-own",
             Load::SendShared => "send-shared",
             Load::TcpShared => "tcp-shared",
+            Load::TlsShared => "tls-shared",
             Load::Paced => "paced",
             Load::Churn => "churn",
         }
@@ -86,20 +92,45 @@ enum Kind {
     Ours {
         workers: usize,
     },
-    Coturn,
+    /// coturn at `path` (`--coturn`), its version as it reports it; `mux`: with its
+    /// non-standard `--multiplex-peer --udp-gso` (4.17 on; one shared relay port per thread).
+    Coturn {
+        path: PathBuf,
+        version: String,
+        mux: bool,
+    },
     /// A bare UDP echo, one `recvfrom` and one `sendto` per datagram: the unbatched floor
     /// (Binding load only).
     Echo,
 }
 
 impl Kind {
+    /// The echo answers Binding only; coturn's multiplex mode refuses a second allocation to
+    /// one peer address, which the shared-peer loads and churn make.
+    fn serves(&self, load: Load) -> bool {
+        match self {
+            Kind::Echo => load == Load::Binding,
+            Kind::Coturn { mux: true, .. } => {
+                matches!(load, Load::Binding | Load::ChannelOwn | Load::Paced)
+            }
+            _ => true,
+        }
+    }
+
     fn name(&self) -> String {
         match self {
             Kind::Ours { workers } => format!(
                 "ours, {workers} worker{}",
                 if *workers == 1 { "" } else { "s" }
             ),
-            Kind::Coturn => "coturn (default threads)".into(),
+            Kind::Coturn { version, mux, .. } => format!(
+                "coturn {version}{}",
+                if *mux {
+                    " --multiplex-peer --udp-gso"
+                } else {
+                    " (default threads)"
+                }
+            ),
             Kind::Echo => "bare UDP echo (the floor)".into(),
         }
     }
@@ -114,16 +145,60 @@ struct Args {
     loads: Vec<Load>,
     servers: Vec<Kind>,
     ours: PathBuf,
-    coturn: PathBuf,
+    /// coturn binaries (`--coturn`, comma-separated): each runs where `--servers` says
+    /// `coturn`; ratios are against the first.
+    coturn: Vec<PathBuf>,
     json: bool,
     /// Our `udp-batch-delay`, in microseconds.
     batch_delay: u64,
+    tls: TlsFiles,
+}
+
+/// The run's self-signed certificate for `localhost`: the servers read its files, the TLS
+/// clients trust it.
+struct TlsFiles {
+    cert: PathBuf,
+    key: PathBuf,
+    client: Arc<rustls::ClientConfig>,
+}
+
+impl TlsFiles {
+    fn new() -> TlsFiles {
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("rcgen");
+        let dir = std::env::temp_dir().join(format!("turn-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, made.cert.pem()).expect("write cert");
+        std::fs::write(&key, made.signing_key.serialize_pem()).expect("write key");
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(made.cert.der().clone()).expect("root");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        TlsFiles {
+            cert,
+            key,
+            client: Arc::new(client),
+        }
+    }
+}
+
+impl Drop for TlsFiles {
+    fn drop(&mut self) {
+        if let Some(dir) = self.cert.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 fn usage() -> ! {
     eprintln!(
         "turn-bench [--rounds N] [--seconds S] [--rate PPS] [--burst N] [--paced-allocations N]\n\
-         \x20          [--loads a,b,..] [--servers echo,ours1,ours2,coturn] [--ours PATH] [--coturn PATH]\n\
+         \x20          [--loads a,b,..] [--servers echo,ours1,ours2,coturn,coturn-mux]\n\
+         \x20          [--ours PATH] [--coturn PATH,PATH..]\n\
          \x20          [--batch-delay MICROSECONDS] [--smoke] [--json]\n\
          loads: {}",
         Load::ALL.map(Load::name).join(", ")
@@ -144,12 +219,13 @@ fn parse_args() -> Args {
             Kind::Echo,
             Kind::Ours { workers: 1 },
             Kind::Ours { workers: 2 },
-            Kind::Coturn,
+            coturn_slot(false),
         ],
         ours: PathBuf::new(),
-        coturn: PathBuf::from("/usr/bin/turnserver"),
+        coturn: vec![PathBuf::from(DEBIAN_COTURN)],
         json: false,
         batch_delay: 0,
+        tls: TlsFiles::new(),
     };
     let mut build = true;
     let mut it = std::env::args().skip(1);
@@ -180,7 +256,8 @@ fn parse_args() -> Args {
                     .map(|n| match n {
                         "ours1" => Kind::Ours { workers: 1 },
                         "ours2" => Kind::Ours { workers: 2 },
-                        "coturn" => Kind::Coturn,
+                        "coturn" => coturn_slot(false),
+                        "coturn-mux" => coturn_slot(true),
                         "echo" => Kind::Echo,
                         _ => usage(),
                     })
@@ -190,7 +267,7 @@ fn parse_args() -> Args {
                 a.ours = PathBuf::from(val());
                 build = false;
             }
-            "--coturn" => a.coturn = PathBuf::from(val()),
+            "--coturn" => a.coturn = val().split(',').map(PathBuf::from).collect(),
             "--json" => a.json = true,
             "--batch-delay" => a.batch_delay = val().parse().unwrap_or_else(|_| usage()),
             "--echo-server" => echo_server(val().parse().unwrap_or_else(|_| usage())),
@@ -220,18 +297,69 @@ fn parse_args() -> Args {
         assert!(status.success(), "building our turnserver failed");
         a.ours = target_dir(&root).join("release/turnserver");
     }
-    if a.servers.iter().any(|s| matches!(s, Kind::Coturn)) && !a.coturn.exists() {
-        eprintln!("{} missing: installing Debian's coturn", a.coturn.display());
+    let debian = Path::new(DEBIAN_COTURN);
+    let wanted = a.servers.iter().any(|s| matches!(s, Kind::Coturn { .. }));
+    if wanted && a.coturn.iter().any(|c| c == debian) && !debian.exists() {
+        eprintln!("{DEBIAN_COTURN} missing: installing Debian's coturn");
         let ok = Command::new("apt-get")
             .args(["install", "-y", "coturn"])
             .status()
             .is_ok_and(|s| s.success());
         assert!(
-            ok && a.coturn.exists(),
+            ok && debian.exists(),
             "coturn could not be installed; pass --servers ours1,ours2"
         );
     }
+    // Each `coturn` slot becomes one server per binary, in their order; `coturn-mux` the last.
+    let servers = std::mem::take(&mut a.servers);
+    for kind in servers {
+        match kind {
+            Kind::Coturn { mux, .. } => {
+                // The multiplex mode is 4.17's: the last binary only.
+                let paths = if mux {
+                    &a.coturn[a.coturn.len() - 1..]
+                } else {
+                    &a.coturn[..]
+                };
+                for path in paths {
+                    let version = coturn_version(path);
+                    a.servers.push(Kind::Coturn {
+                        path: path.clone(),
+                        version,
+                        mux,
+                    });
+                }
+            }
+            other => a.servers.push(other),
+        }
+    }
     a
+}
+
+const DEBIAN_COTURN: &str = "/usr/bin/turnserver";
+
+/// A `coturn` slot of `--servers`, filled with the binaries once they are known.
+fn coturn_slot(mux: bool) -> Kind {
+    Kind::Coturn {
+        path: PathBuf::new(),
+        version: String::new(),
+        mux,
+    }
+}
+
+/// What `turnserver --version` prints (e.g. `4.6.1`).
+fn coturn_version(path: &Path) -> String {
+    let out = Command::new(path)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", path.display()));
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("?")
+        .to_string()
 }
 
 fn target_dir(root: &Path) -> PathBuf {
@@ -245,6 +373,9 @@ fn target_dir(root: &Path) -> PathBuf {
 struct Server {
     child: Child,
     addr: SocketAddr,
+    /// The TLS listener (ours and coturn), and the config its clients use.
+    tls_addr: SocketAddr,
+    tls_client: Arc<rustls::ClientConfig>,
     /// Our metrics listener (coturn's is not started).
     metrics: Option<SocketAddr>,
 }
@@ -292,6 +423,16 @@ fn free_port() -> u16 {
     }
 }
 
+/// The first of `n` consecutive UDP ports on loopback that are free now (above the relay
+/// range, below the ephemeral one).
+fn free_block(n: u16) -> u16 {
+    let free = |p: u16| UdpSocket::bind(("127.0.0.1", p)).is_ok();
+    (RELAY_PORTS.1 + 1..32_768 - n)
+        .step_by(usize::from(n))
+        .find(|&b| (b..b + n).all(free))
+        .expect("no free block of UDP ports")
+}
+
 fn start(kind: &Kind, args: &Args) -> Server {
     let port = free_port();
     let p = port.to_string();
@@ -314,16 +455,26 @@ fn start(kind: &Kind, args: &Args) -> Server {
         "-r",
         REALM,
         "--allow-loopback-peers",
-        "--no-tls",
     ];
+    let tls_port = free_port();
+    let tp = tls_port.to_string();
+    let (cert, key) = (
+        args.tls.cert.to_str().expect("utf-8 path"),
+        args.tls.key.to_str().expect("utf-8 path"),
+    );
+    let tls = ["--tls-listening-port", &tp, "--cert", cert, "--pkey", key];
     let mut metrics = None;
     let mut cmd = match kind {
         Kind::Ours { workers } => {
             let mut c = Command::new(&args.ours);
             let mp = free_port();
             metrics = Some(SocketAddr::from(([127, 0, 0, 1], mp)));
-            c.args(common)
-                .args(["--workers", &workers.to_string(), "--log-level", "warn"]);
+            c.args(common).args(tls).args([
+                "--workers",
+                &workers.to_string(),
+                "--log-level",
+                "warn",
+            ]);
             c.args(["--prometheus", "--prometheus-port", &mp.to_string()]);
             c.args(["--udp-batch-delay", &args.batch_delay.to_string()]);
             c
@@ -333,9 +484,19 @@ fn start(kind: &Kind, args: &Args) -> Server {
             c.args(["--echo-server", &p]);
             c
         }
-        Kind::Coturn => {
-            let mut c = Command::new(&args.coturn);
-            c.args(common).args([
+        Kind::Coturn { path, mux, .. } => {
+            let mut c = Command::new(path);
+            if *mux {
+                // Two ports (IPv4, IPv6) per relay thread, from the base.
+                let base = free_block(16).to_string();
+                c.args([
+                    "--multiplex-peer",
+                    "--udp-gso",
+                    "--multiplex-peer-port",
+                    &base,
+                ]);
+            }
+            c.args(common).args(tls).args([
                 "--no-dtls",
                 "--no-cli",
                 "--simple-log",
@@ -354,6 +515,8 @@ fn start(kind: &Kind, args: &Args) -> Server {
     let server = Server {
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        tls_addr: SocketAddr::from(([127, 0, 0, 1], tls_port)),
+        tls_client: args.tls.client.clone(),
         metrics,
     };
     wait_ready(server.addr, kind);
@@ -470,15 +633,20 @@ struct Alloc {
 enum Sock {
     Udp(UdpSocket),
     Tcp(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
 }
 
 impl Alloc {
-    fn new(server: SocketAddr, transport: Transport, peer: SocketAddr, channel: bool) -> Alloc {
+    fn new(server: &Server, transport: Transport, peer: SocketAddr, channel: bool) -> Alloc {
         let ip = client_ip();
+        let to = match transport {
+            Transport::Tls => server.tls_addr,
+            _ => server.addr,
+        };
         let (sock, local) = match transport {
             Transport::Udp => {
                 let s = UdpSocket::bind((ip, 0)).expect("bind");
-                s.connect(server).expect("connect");
+                s.connect(to).expect("connect");
                 big_buffers(&s);
                 let l = s.local_addr().expect("addr");
                 (Sock::Udp(s), l)
@@ -487,19 +655,31 @@ impl Alloc {
                 let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
                     .expect("socket");
                 s.bind(&SocketAddr::from((ip, 0)).into()).expect("bind");
-                s.connect(&server.into()).expect("tcp connect");
-                let s = TcpStream::from(s);
+                s.connect(&to.into()).expect("tcp connect");
+                let mut s = TcpStream::from(s);
                 s.set_nodelay(true).expect("nodelay");
                 let l = s.local_addr().expect("addr");
-                (Sock::Tcp(s), l)
+                if transport == Transport::Tls {
+                    // The handshake while the socket still blocks; then as TCP.
+                    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+                    let mut conn = rustls::ClientConnection::new(server.tls_client.clone(), name)
+                        .expect("tls client");
+                    while conn.is_handshaking() {
+                        conn.complete_io(&mut s).expect("tls handshake");
+                    }
+                    (Sock::Tls(Box::new(rustls::StreamOwned::new(conn, s))), l)
+                } else {
+                    (Sock::Tcp(s), l)
+                }
             }
         };
         match &sock {
             Sock::Udp(s) => s.set_nonblocking(true),
             Sock::Tcp(s) => s.set_nonblocking(true),
+            Sock::Tls(s) => s.sock.set_nonblocking(true),
         }
         .expect("nonblocking");
-        let config = TurnClientConfig::new(server, transport, USER, PASSWORD);
+        let config = TurnClientConfig::new(to, transport, USER, PASSWORD);
         let mut client = TurnClient::new(config, local, rand_seed(local));
         client.allocate(Instant::now());
         Alloc {
@@ -518,6 +698,7 @@ impl Alloc {
         match &mut self.sock {
             Sock::Udp(s) => s.send(data).is_ok(),
             Sock::Tcp(s) => write_all_nonblocking(s, data),
+            Sock::Tls(s) => write_all_nonblocking(s.as_mut(), data),
         }
     }
 
@@ -559,30 +740,31 @@ impl Alloc {
     fn poll_recv(&mut self, now: Instant, buf: &mut [u8]) {
         let server = self.client.server();
         let local = self.client.local();
-        match &mut self.sock {
+        let (stream, transport): (&mut dyn Read, _) = match &mut self.sock {
             Sock::Udp(s) => {
                 while let Ok(n) = s.recv(buf) {
                     self.client
                         .handle_receive(now, Receive::udp(local, server, &buf[..n]));
                 }
+                return;
             }
-            Sock::Tcp(s) => {
-                while let Ok(n) = s.read(buf) {
-                    if n == 0 {
-                        self.failed = true;
-                        break;
-                    }
-                    self.framer.push(&buf[..n]);
-                    while let Ok(Some((_, frame))) = self.framer.next_frame() {
-                        let r = Receive {
-                            transport: Transport::Tcp,
-                            local,
-                            remote: server,
-                            data: frame,
-                        };
-                        self.client.handle_receive(now, r);
-                    }
-                }
+            Sock::Tcp(s) => (s, Transport::Tcp),
+            Sock::Tls(s) => (s.as_mut(), Transport::Tls),
+        };
+        while let Ok(n) = stream.read(buf) {
+            if n == 0 {
+                self.failed = true;
+                break;
+            }
+            self.framer.push(&buf[..n]);
+            while let Ok(Some((_, frame))) = self.framer.next_frame() {
+                let r = Receive {
+                    transport,
+                    local,
+                    remote: server,
+                    data: frame,
+                };
+                self.client.handle_receive(now, r);
             }
         }
     }
@@ -602,15 +784,24 @@ fn client_ip() -> std::net::Ipv4Addr {
     )
 }
 
-fn write_all_nonblocking(s: &mut TcpStream, mut data: &[u8]) -> bool {
+/// Writes all of `data`, waiting out a full send buffer; for TLS, until its records are
+/// with the kernel (`flush`; a no-op for TCP).
+fn write_all_nonblocking<W: Write + ?Sized>(s: &mut W, mut data: &[u8]) -> bool {
+    let would_block = |e: &std::io::Error| e.kind() == std::io::ErrorKind::WouldBlock;
     while !data.is_empty() {
         match s.write(data) {
             Ok(n) => data = &data[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::yield_now(),
+            Err(e) if would_block(&e) => std::thread::yield_now(),
             Err(_) => return false,
         }
     }
-    true
+    loop {
+        match s.flush() {
+            Ok(()) => return true,
+            Err(e) if would_block(&e) => std::thread::yield_now(),
+            Err(_) => return false,
+        }
+    }
 }
 
 fn rand_seed(a: SocketAddr) -> u64 {
@@ -821,6 +1012,7 @@ fn run(load: Load, server: &Server, args: &Args) -> Figures {
         Load::ChannelOwn => (Transport::Udp, false, true),
         Load::SendShared => (Transport::Udp, true, false),
         Load::TcpShared => (Transport::Tcp, true, true),
+        Load::TlsShared => (Transport::Tls, true, true),
         Load::Paced => (Transport::Udp, false, true),
         Load::Churn => unreachable!(),
     };
@@ -848,14 +1040,7 @@ fn run(load: Load, server: &Server, args: &Args) -> Figures {
         }
     } else {
         allocs = (0..n)
-            .map(|i| {
-                Alloc::new(
-                    server.addr,
-                    transport,
-                    peer_addrs[i % peer_addrs.len()],
-                    channel,
-                )
-            })
+            .map(|i| Alloc::new(server, transport, peer_addrs[i % peer_addrs.len()], channel))
             .collect();
         setup(&mut allocs);
     }
@@ -927,7 +1112,8 @@ fn run(load: Load, server: &Server, args: &Args) -> Figures {
                 .iter_mut()
                 .map(|a| match &mut a.sock {
                     Sock::Udp(s) => Target::Udp(s),
-                    Sock::Tcp(s) => Target::Tcp(s),
+                    Sock::Tcp(s) => Target::Stream(s),
+                    Sock::Tls(s) => Target::Stream(s.as_mut()),
                 })
                 .collect()
         };
@@ -976,7 +1162,7 @@ fn run(load: Load, server: &Server, args: &Args) -> Figures {
 
 enum Target<'a> {
     Udp(&'a UdpSocket),
-    Tcp(&'a mut TcpStream),
+    Stream(&'a mut dyn Write),
 }
 
 /// `rate` packets/s for `seconds`, in bursts of `burst` from one client after another, a
@@ -1004,7 +1190,7 @@ fn send_bursty(
                 stamp(&mut m[*at..], rx.epoch);
                 let ok = match &mut targets[i] {
                     Target::Udp(s) => s.send(m).is_ok(),
-                    Target::Tcp(s) => write_all_nonblocking(s, m),
+                    Target::Stream(s) => write_all_nonblocking(*s, m),
                 };
                 sent += u64::from(ok);
             }
@@ -1065,10 +1251,7 @@ fn churn(server: &Server, seconds: f64) -> Figures {
     loop {
         let now = Instant::now();
         while now < end && live.len() < 64 {
-            live.push((
-                Alloc::new(server.addr, Transport::Udp, peer_addr, true),
-                false,
-            ));
+            live.push((Alloc::new(server, Transport::Udp, peer_addr, true), false));
             begun.push(now);
             started += 1;
         }
@@ -1135,7 +1318,7 @@ fn main() {
     for round in 0..args.rounds {
         for &load in &args.loads {
             for kind in &args.servers {
-                if matches!(kind, Kind::Echo) && load != Load::Binding {
+                if !kind.serves(load) {
                     continue;
                 }
                 let server = start(kind, &args);
