@@ -226,6 +226,31 @@ pub fn init_logging(
     Ok(LogLevel { set, from_env })
 }
 
+/// The process's open-files limit, raised to its hard limit: every allocation holds a relay
+/// socket (and every stream client a connection), and the soft limit a service gets is often
+/// 1,024 (systemd's default, with a hard limit of 524,288), which would cap the server at
+/// about a thousand allocations. coturn raises it the same way at start. Returns the soft
+/// limit now in force, and what it was.
+pub fn raise_open_files_limit() -> std::io::Result<(u64, u64)> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft >= hard {
+        return Ok((soft, soft));
+    }
+    // An unlimited hard limit still stops at the kernel's `fs.nr_open` (1,048,576 by default).
+    match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+        Ok(()) => Ok((hard, soft)),
+        Err(_) if hard > NR_OPEN_DEFAULT => {
+            setrlimit(Resource::RLIMIT_NOFILE, NR_OPEN_DEFAULT, hard)?;
+            Ok((NR_OPEN_DEFAULT, soft))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Linux's default `fs.nr_open`: the most open files a process may have.
+const NR_OPEN_DEFAULT: u64 = 1 << 20;
+
 /// A signal [`wait_for_signals`] passes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal {

@@ -180,7 +180,7 @@ pub const KEYS: &[Key] = &[
     key("listening-port", Some('p'), Required("PORT"), "3478", "UDP and TCP port for STUN and TURN [3478]"),
     key("tls-listening-port", None, Required("PORT"), "5349", "TLS port for TURN [5349]"),
     key("listening-ip", Some('L'), Required("IP"), "127.0.0.1", "address to listen on (repeatable) [all]"),
-    key("relay-ip", Some('E'), Required("IP"), "127.0.0.1", "address to relay from, one per family is used (repeatable) [listening addresses, else the host's first]"),
+    key("relay-ip", Some('E'), Required("IP"), "127.0.0.1", "address to relay from (repeatable: allocations of a family take its addresses in turn) [listening addresses, else the host's first]"),
     key("external-ip", Some('X'), Required("IP[/PRIVATE]"), "203.0.113.5/10.0.0.5", "public address advertised for relays; PUBLIC/PRIVATE maps one relay address"),
     key("min-port", None, Required("PORT"), "49152", "lowest relay port [49152]"),
     key("max-port", None, Required("PORT"), "65535", "highest relay port [65535]"),

@@ -62,6 +62,7 @@ fn main() -> ExitCode {
         .first()
         .copied()
         .or_else(|| settings.relay_ips.first().map(|r| r.advertise));
+    open_files_limit(&settings);
     let server = match Server::start(settings) {
         Ok(s) => s,
         Err(e) => {
@@ -137,6 +138,28 @@ fn main() -> ExitCode {
         "stopped"
     );
     ExitCode::SUCCESS
+}
+
+/// Raises the open-files limit to the hard limit, and says when it still cannot hold a
+/// socket for every relay port.
+fn open_files_limit(settings: &Settings) {
+    match cli::raise_open_files_limit() {
+        Ok((limit, was)) => {
+            let ports = usize::from(settings.ports.1.saturating_sub(settings.ports.0)) + 1;
+            let relay_sockets = ports * settings.relay_ips.len();
+            if limit < relay_sockets as u64 {
+                tracing::warn!(
+                    limit,
+                    relay_ports = relay_sockets,
+                    "the open-files limit is below the relay ports: allocations beyond about \
+                     this many fail (508); raise it (ulimit -n, or LimitNOFILE= under systemd)"
+                );
+            } else {
+                tracing::debug!(limit, was, "open-files limit");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "the open-files limit could not be raised"),
+    }
 }
 
 /// With no credentials configured, turns REST credentials on under a secret: `kept` (the

@@ -12,14 +12,18 @@
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::rc::Rc;
 
 use nix::sys::socket::{recvmmsg, sendmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
 use tokio::io::unix::AsyncFd;
 
-/// A worker's UDP socket (listener or relay), registered with its reactor.
+/// A worker's UDP listener, registered with its reactor.
 pub(super) type Udp = Rc<AsyncFd<std::net::UdpSocket>>;
+
+/// A socket datagrams are sent from (a listener, or a relay socket of the worker's
+/// [`RelaySet`](super::relays::RelaySet)); the outbox holds it open until they are sent.
+pub(super) type Sender = Rc<dyn AsFd>;
 
 /// Datagrams per system call, both ways (Linux's `UIO_MAXIOV` allows 1,024; 32 is where the
 /// gain flattens, as in quinn-udp).
@@ -96,7 +100,7 @@ fn socket_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
 
 /// A datagram waiting in the [`Outbox`].
 struct Queued {
-    socket: Udp,
+    socket: Sender,
     to: SocketAddr,
     /// Where its bytes are in the outbox's buffer.
     start: usize,
@@ -144,7 +148,7 @@ impl Outbox {
         }
     }
 
-    pub(super) fn push(&mut self, socket: &Udp, to: SocketAddr, data: &[u8]) {
+    pub(super) fn push(&mut self, socket: &Sender, to: SocketAddr, data: &[u8]) {
         let start = self.bytes.len();
         self.bytes.extend_from_slice(data);
         self.queued.push(Queued {
@@ -171,7 +175,7 @@ impl Outbox {
         // Grouped by socket, then destination, in queue order within each (`start` grows
         // with the queue, so the keys are distinct and an unstable sort keeps that order).
         self.queued
-            .sort_unstable_by_key(|q| (q.socket.as_raw_fd(), q.to, q.start));
+            .sort_unstable_by_key(|q| (q.socket.as_fd().as_raw_fd(), q.to, q.start));
         let Outbox {
             bytes,
             queued,
@@ -181,10 +185,10 @@ impl Outbox {
         } = self;
         let mut rest = &queued[..];
         while let Some(first) = rest.first() {
-            let fd = first.socket.as_raw_fd();
+            let fd = first.socket.as_fd().as_raw_fd();
             let same = rest
                 .iter()
-                .take_while(|q| q.socket.as_raw_fd() == fd)
+                .take_while(|q| q.socket.as_fd().as_raw_fd() == fd)
                 .count();
             let (group, tail) = rest.split_at(same);
             rest = tail;
@@ -349,9 +353,12 @@ fn send_gso(
 mod tests {
     use super::*;
 
-    fn registered(s: std::net::UdpSocket) -> Udp {
+    /// A socket to send from, and its address.
+    fn sender() -> (Sender, SocketAddr) {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         s.set_nonblocking(true).unwrap();
-        Rc::new(AsyncFd::new(s).unwrap())
+        let a = s.local_addr().unwrap();
+        (Rc::new(s), a)
     }
 
     /// Reads `want` datagrams from `sink`, with their senders.
@@ -381,10 +388,10 @@ mod tests {
         (s, a)
     }
 
-    #[tokio::test]
-    async fn runs_to_one_destination_leave_as_one_gso_send_each_and_arrive_whole() {
-        let a = registered(std::net::UdpSocket::bind("127.0.0.1:0").unwrap());
-        let b = registered(std::net::UdpSocket::bind("127.0.0.1:0").unwrap());
+    #[test]
+    fn runs_to_one_destination_leave_as_one_gso_send_each_and_arrive_whole() {
+        let (a, a_addr) = sender();
+        let (b, _) = sender();
         let (sink, to) = sink();
         let mut out = Outbox::new();
         // 48 datagrams of 3 bytes interleaved over two sockets: a run of 36 from `a`, of 12
@@ -402,7 +409,6 @@ mod tests {
         );
         assert!(out.is_empty());
         let got = read(&sink, 48);
-        let a_addr = a.get_ref().local_addr().unwrap();
         let from_a: Vec<u8> = got
             .iter()
             .filter(|(f, _)| *f == a_addr)
@@ -413,9 +419,9 @@ mod tests {
         assert!(got.iter().all(|(_, d)| d.len() == 3));
     }
 
-    #[tokio::test]
-    async fn datagrams_of_other_sizes_or_destinations_leave_by_sendmmsg_in_order() {
-        let a = registered(std::net::UdpSocket::bind("127.0.0.1:0").unwrap());
+    #[test]
+    fn datagrams_of_other_sizes_or_destinations_leave_by_sendmmsg_in_order() {
+        let (a, _) = sender();
         let (sink1, to1) = sink();
         let (sink2, to2) = sink();
         let mut out = Outbox::new();
@@ -452,9 +458,9 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_refused_datagram_is_counted_and_the_rest_still_leave() {
-        let a = registered(std::net::UdpSocket::bind("127.0.0.1:0").unwrap());
+    #[test]
+    fn a_refused_datagram_is_counted_and_the_rest_still_leave() {
+        let (a, _) = sender();
         let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let mut out = Outbox::new();
         out.push(&a, sink.local_addr().unwrap(), b"one");

@@ -19,6 +19,7 @@ mod buffers;
 mod database;
 mod metrics;
 mod ports;
+mod relays;
 mod stream;
 mod tcp_relay;
 mod worker;

@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,10 +18,11 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use super::batch::{Outbox, RecvBatch, Udp, BATCH};
+use super::batch::{Outbox, RecvBatch, Sender, Udp, BATCH};
 use super::database::Job;
 use super::metrics::{DriverStats, Metrics, Snapshot};
 use super::ports::PortPool;
+use super::relays::{self, RelaySet};
 use super::stream::{self, StreamConn};
 use super::{Control, Settings};
 use crate::stun::StunServerConfig;
@@ -97,20 +98,31 @@ pub(super) fn bind_tcp(addr: SocketAddr, reuse_port: bool) -> io::Result<std::ne
     Ok(s.into())
 }
 
+/// A relayed address of the worker. Kept small: a worker may hold 100,000 of them.
 struct RelaySocket {
-    /// The UDP socket; `None` for a TCP relay (its listener lives in its task).
-    socket: Option<Udp>,
+    io: RelayIo,
     local: SocketAddr,
-    task: JoinHandle<()>,
-    /// The allocation it serves (its stream is closed with it).
-    owner: FiveTuple,
+    /// The allocation it serves, when its client came over a stream (closed with it); a
+    /// UDP client leaves nothing to close.
+    stream: Option<Box<FiveTuple>>,
+}
+
+enum RelayIo {
+    /// Its slot in the worker's [`RelaySet`].
+    Udp(u32),
+    /// Its listener's task (RFC 6062).
+    Tcp(JoinHandle<()>),
 }
 
 /// The state every task of the worker shares.
 pub(super) struct Worker {
     pub core: TurnServer,
-    udp: HashMap<SocketAddr, Udp>,
+    udp: HashMap<SocketAddr, Sender>,
     relays: HashMap<SocketAddr, RelaySocket>,
+    /// The UDP relay sockets, read by one task (`relays_task`).
+    relay_set: RelaySet,
+    /// The relay sockets the set last reported ready (kept for its capacity).
+    ready: Vec<relays::Ready>,
     pub streams: HashMap<FiveTuple, Rc<StreamConn>>,
     ports: PortPool,
     /// Scratch for messages to clients built from peer datagrams.
@@ -146,7 +158,10 @@ const STREAM_QUEUE_LIMIT: usize = 256 * 1024;
 impl Worker {
     /// A relayed datagram to a peer, from the relay socket it names.
     fn send_to_peer(&mut self, t: Transmit<&[u8]>) {
-        let Some(socket) = self.relays.get(&t.local).and_then(|r| r.socket.as_ref()) else {
+        let Some(RelayIo::Udp(slot)) = self.relays.get(&t.local).map(|r| &r.io) else {
+            return;
+        };
+        let Some(socket) = self.relay_set.socket(*slot) else {
             return;
         };
         self.outbox.push(socket, t.remote, t.data);
@@ -264,40 +279,31 @@ impl Worker {
         let result = self.ports.bind(&req, now).and_then(|b| {
             let local = b.local;
             let started = match b.socket {
-                Sock::Udp(s) => register(s).map(|s| {
-                    let s = Rc::new(s);
-                    let task = tokio::task::spawn_local(datagram_task(
-                        shared.clone(),
-                        s.clone(),
-                        b.advertised,
-                        from_peer,
-                    ));
-                    (Some(s), task)
-                }),
+                Sock::Udp(s) => self.relay_set.add(s, b.advertised).map(RelayIo::Udp),
                 Sock::Tcp(l) => tokio::net::TcpListener::from_std(l).map(|l| {
                     let task = tokio::task::spawn_local(super::tcp_relay::accept_task(
                         shared.clone(),
                         l,
                         b.advertised,
                     ));
-                    (None, task)
+                    RelayIo::Tcp(task)
                 }),
             };
-            let (socket, task) = started.map_err(|_| {
+            let io = started.map_err(|_| {
                 self.ports.release(local);
                 crate::turn::RelayError::Exhausted
             })?;
-            Ok((socket, task, local, b.advertised, b.token))
+            Ok((io, local, b.advertised, b.token))
         });
         match result {
-            Ok((socket, task, local, advertised, token)) => {
+            Ok((io, local, advertised, token)) => {
+                let owner = req.five_tuple;
                 self.relays.insert(
                     advertised,
                     RelaySocket {
-                        socket,
+                        io,
                         local,
-                        task,
-                        owner: req.five_tuple,
+                        stream: owner.transport.is_stream().then(|| Box::new(owner)),
                     },
                 );
                 self.core.relay_allocated(
@@ -320,14 +326,15 @@ impl Worker {
 
     fn release_relay(&mut self, relay: SocketAddr) {
         if let Some(r) = self.relays.remove(&relay) {
-            r.task.abort();
+            match r.io {
+                RelayIo::Udp(slot) => self.relay_set.remove(slot),
+                RelayIo::Tcp(task) => task.abort(),
+            }
             self.ports.release(r.local);
             debug!(%relay, "relay released");
             // A stream's allocation ended: so does the stream (RFC 8656 §7).
-            if r.owner.transport.is_stream() {
-                if let Some(c) = self.streams.get(&r.owner) {
-                    c.close();
-                }
+            if let Some(c) = r.stream.and_then(|owner| self.streams.get(&*owner)) {
+                c.close();
             }
         }
     }
@@ -412,62 +419,118 @@ fn from_peer(
     w.out = out;
 }
 
-/// Datagrams on one socket (a listener or a relayed address), read a batch at a time into
-/// the worker's one receive batch — tasks of a worker never run at once, so no socket needs
-/// buffers of its own — and handed to `deliver`. What the worker sends meanwhile waits in its
-/// outbox, which the flush task sends once every socket ready with this one has had its turn
-/// (`Worker::flush_soon`). At most `MAX_BATCHES` batches before the other sockets get a turn.
-async fn datagram_task(shared: Shared, socket: Udp, local: SocketAddr, deliver: Deliver) {
-    const MAX_BATCHES: usize = 4;
+/// Batches a socket is read for in one turn before the other sockets get theirs.
+const MAX_BATCHES: usize = 4;
+
+/// Reads socket `fd` (an IPv6 one if `v6`, serving `local`) into `inbox`, a batch at a time,
+/// for at most `MAX_BATCHES` batches, and hands each datagram to `deliver`. What the worker
+/// sends meanwhile waits in its outbox, which the flush task sends once every socket ready
+/// with this one has had its turn (`Worker::flush_soon`). True if the socket is drained: a
+/// datagram arriving after that raises a new readiness.
+fn read_socket(
+    w: &mut Worker,
+    shared: &Shared,
+    inbox: &mut RecvBatch,
+    fd: std::os::fd::RawFd,
+    v6: bool,
+    local: SocketAddr,
+    deliver: Deliver,
+) -> bool {
+    for _ in 0..MAX_BATCHES {
+        let got = inbox.recv(fd, v6);
+        w.stats.udp_recv_calls += 1;
+        let n = match got {
+            Ok(n) => n,
+            // Nothing left.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            // An ICMP error reported on the socket, consumed by the failed read.
+            Err(_) => continue,
+        };
+        w.stats.udp_received += n as u64;
+        let now = Instant::now();
+        for i in 0..n {
+            let (from, data) = inbox.get(i);
+            deliver(w, shared, now, local, from, data);
+        }
+        w.flush_soon();
+        if n < BATCH {
+            return true;
+        }
+    }
+    false
+}
+
+/// Datagrams on one UDP listener, read into the worker's one receive batch — tasks of a
+/// worker never run at once, so no socket needs buffers of its own — by [`read_socket`].
+async fn datagram_task(shared: Shared, socket: Udp, local: SocketAddr) {
     let v6 = socket.get_ref().local_addr().is_ok_and(|a| a.is_ipv6());
     loop {
         let Ok(mut ready) = socket.readable().await else {
             return;
         };
-        let mut drained = false;
-        {
+        let drained = {
             let mut guard = shared.borrow_mut();
             let w = &mut *guard;
             let Some(mut inbox) = w.inbox.take() else {
                 return;
             };
-            for _ in 0..MAX_BATCHES {
-                let got = inbox.recv(socket.as_raw_fd(), v6);
-                w.stats.udp_recv_calls += 1;
-                let n = match got {
-                    Ok(n) => n,
-                    // Nothing left: wait for the next readiness.
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        ready.clear_ready();
-                        drained = true;
-                        break;
-                    }
-                    // An ICMP error reported on the socket, consumed by the failed read.
-                    Err(_) => continue,
-                };
-                w.stats.udp_received += n as u64;
-                let now = Instant::now();
-                for i in 0..n {
-                    let (from, data) = inbox.get(i);
-                    deliver(w, &shared, now, local, from, data);
-                }
-                w.flush_soon();
-                if n < BATCH {
-                    // The socket is drained: a datagram arriving after the call raises a new
-                    // readiness event, which `clear_ready` does not lose (tokio clears only
-                    // the readiness this guard saw).
-                    ready.clear_ready();
-                    drained = true;
-                    break;
-                }
-            }
+            let drained = read_socket(
+                w,
+                &shared,
+                &mut inbox,
+                socket.as_raw_fd(),
+                v6,
+                local,
+                from_client,
+            );
             w.inbox = Some(inbox);
-        }
-        // Still full after `MAX_BATCHES`: let the other sockets have their turn first. (A
-        // drained socket just waits: a yield would cost the runtime a wake-up of its own.)
-        if !drained {
-            tokio::task::yield_now().await;
-        }
+            drained
+        };
+        yield_unless_drained(drained, &mut ready).await;
+    }
+}
+
+/// A drained source's readiness is cleared (tokio clears only the readiness this guard saw,
+/// so a datagram that came after the read is not lost) and it waits; one still full after
+/// its turn lets the other sockets have theirs first. (A drained socket just waits: a yield
+/// would cost the runtime a wake-up of its own.)
+async fn yield_unless_drained<T: AsRawFd>(
+    drained: bool,
+    ready: &mut tokio::io::unix::AsyncFdReadyGuard<'_, T>,
+) {
+    if drained {
+        ready.clear_ready();
+    } else {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Datagrams on the relay sockets: the [`RelaySet`] reports the ready ones, each read by
+/// [`read_socket`]. The set is drained when it reported fewer sockets than it could and
+/// each of them was drained; else (level-triggered) it reports the rest on the next turn.
+async fn relays_task(shared: Shared, set: Rc<AsyncFd<relays::EpollSet>>) {
+    loop {
+        let Ok(mut ready) = set.readable().await else {
+            return;
+        };
+        let drained = {
+            let mut guard = shared.borrow_mut();
+            let w = &mut *guard;
+            let (Some(mut inbox), mut sockets) = (w.inbox.take(), std::mem::take(&mut w.ready))
+            else {
+                return;
+            };
+            let mut drained = !w.relay_set.ready(&mut sockets);
+            for r in &sockets {
+                let fd = r.socket.as_fd().as_raw_fd();
+                drained &= read_socket(w, &shared, &mut inbox, fd, r.v6, r.relay, from_peer);
+            }
+            sockets.clear();
+            w.ready = sockets;
+            w.inbox = Some(inbox);
+            drained
+        };
+        yield_unless_drained(drained, &mut ready).await;
     }
 }
 
@@ -599,12 +662,22 @@ pub(super) fn run(
             settings.ports.1,
         );
         ports.sock_buf_size = settings.sock_buf_size;
+        let relay_set = match RelaySet::new() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(worker = index, error = %e, "relay sockets' epoll set");
+                return;
+            }
+        };
+        let relay_registration = relay_set.registration();
         let wake = Rc::new(Notify::new());
         let flush_due = Rc::new(Notify::new());
         let shared: Shared = Rc::new(RefCell::new(Worker {
             core,
             udp: HashMap::new(),
             relays: HashMap::new(),
+            relay_set,
+            ready: Vec::new(),
             streams: HashMap::new(),
             ports,
             out: vec![0u8; 65_536 + RELAY_OVERHEAD],
@@ -629,7 +702,7 @@ pub(super) fn run(
             };
             let socket = Rc::new(socket);
             shared.borrow_mut().udp.insert(addr, socket.clone());
-            tokio::task::spawn_local(datagram_task(shared.clone(), socket, addr, from_client));
+            tokio::task::spawn_local(datagram_task(shared.clone(), socket, addr));
             info!(worker = index, %addr, "listening on UDP");
         }
         for (l, kind) in sockets.tcp {
@@ -643,6 +716,7 @@ pub(super) fn run(
         }
         // The core's first timer (none until something is stored).
         shared.borrow_mut().drain(&shared, Instant::now());
+        tokio::task::spawn_local(relays_task(shared.clone(), relay_registration));
         tokio::task::spawn_local(timer_task(shared.clone(), wake));
         tokio::task::spawn_local(flush_task(shared.clone(), flush_due));
         tokio::task::spawn_local(control_task(shared.clone(), control));
