@@ -21,6 +21,11 @@
 //!   self-signed certificate, made for the run).
 //! - `paced`: `--paced-allocations` (1,000) allocations, each sending 50 packets/s to its own
 //!   peer, which echoes (50/s each way), spread evenly in time: media-like.
+//! - `scale`: `--scale-allocations` (100,000) allocations, each with a permission and a channel
+//!   to one peer, set up and held: the server's resident memory per allocation, and its CPU per
+//!   allocation made. The servers get relay addresses enough for them (127.0.0.1 and on), and
+//!   the bench raises its open-files limit for both sides' sockets (as far as it may: fewer
+//!   allocations, said so, where the hard limit is lower and cannot be raised).
 //! - `churn`: whole allocation lifetimes, 64 at a time: 401 → Allocate → CreatePermission and
 //!   ChannelBind (sent together) → Refresh 0.
 //!
@@ -58,11 +63,12 @@ enum Load {
     TcpShared,
     TlsShared,
     Paced,
+    Scale,
     Churn,
 }
 
 impl Load {
-    const ALL: [Load; 8] = [
+    const ALL: [Load; 9] = [
         Load::Binding,
         Load::ChannelShared,
         Load::ChannelOwn,
@@ -70,6 +76,7 @@ impl Load {
         Load::TcpShared,
         Load::TlsShared,
         Load::Paced,
+        Load::Scale,
         Load::Churn,
     ];
 
@@ -82,6 +89,7 @@ impl Load {
             Load::TcpShared => "tcp-shared",
             Load::TlsShared => "tls-shared",
             Load::Paced => "paced",
+            Load::Scale => "scale",
             Load::Churn => "churn",
         }
     }
@@ -89,8 +97,11 @@ impl Load {
 
 #[derive(Clone, Debug)]
 enum Kind {
+    /// Our server; `label` names the binary when `--ours` gives several (an A/B run).
     Ours {
+        path: PathBuf,
         workers: usize,
+        label: Option<String>,
     },
     /// coturn at `path` (`--coturn`), its version as it reports it; `mux`: with its
     /// non-standard `--multiplex-peer --udp-gso` (4.17 on; one shared relay port per thread).
@@ -119,8 +130,9 @@ impl Kind {
 
     fn name(&self) -> String {
         match self {
-            Kind::Ours { workers } => format!(
-                "ours, {workers} worker{}",
+            Kind::Ours { workers, label, .. } => format!(
+                "ours{}, {workers} worker{}",
+                label.as_ref().map_or(String::new(), |l| format!(" ({l})")),
                 if *workers == 1 { "" } else { "s" }
             ),
             Kind::Coturn { version, mux, .. } => format!(
@@ -142,9 +154,12 @@ struct Args {
     rate: u64,
     burst: usize,
     paced_allocations: usize,
+    scale_allocations: usize,
     loads: Vec<Load>,
     servers: Vec<Kind>,
-    ours: PathBuf,
+    /// Our binaries (`--ours`, comma-separated): each runs where `--servers` says `ours1`
+    /// or `ours2`.
+    ours: Vec<PathBuf>,
     /// coturn binaries (`--coturn`, comma-separated): each runs where `--servers` says
     /// `coturn`; ratios are against the first.
     coturn: Vec<PathBuf>,
@@ -197,8 +212,9 @@ impl Drop for TlsFiles {
 fn usage() -> ! {
     eprintln!(
         "turn-bench [--rounds N] [--seconds S] [--rate PPS] [--burst N] [--paced-allocations N]\n\
+         \x20          [--scale-allocations N]\n\
          \x20          [--loads a,b,..] [--servers echo,ours1,ours2,coturn,coturn-mux]\n\
-         \x20          [--ours PATH] [--coturn PATH,PATH..]\n\
+         \x20          [--ours PATH,PATH..] [--coturn PATH,PATH..]\n\
          \x20          [--batch-delay MICROSECONDS] [--smoke] [--json]\n\
          loads: {}",
         Load::ALL.map(Load::name).join(", ")
@@ -214,14 +230,10 @@ fn parse_args() -> Args {
         rate: 100_000,
         burst: 16,
         paced_allocations: 1000,
+        scale_allocations: 100_000,
         loads: Load::ALL.to_vec(),
-        servers: vec![
-            Kind::Echo,
-            Kind::Ours { workers: 1 },
-            Kind::Ours { workers: 2 },
-            coturn_slot(false),
-        ],
-        ours: PathBuf::new(),
+        servers: vec![Kind::Echo, ours_slot(1), ours_slot(2), coturn_slot(false)],
+        ours: Vec::new(),
         coturn: vec![PathBuf::from(DEBIAN_COTURN)],
         json: false,
         batch_delay: 0,
@@ -239,6 +251,9 @@ fn parse_args() -> Args {
             "--paced-allocations" => {
                 a.paced_allocations = val().parse().unwrap_or_else(|_| usage())
             }
+            "--scale-allocations" => {
+                a.scale_allocations = val().parse().unwrap_or_else(|_| usage())
+            }
             "--loads" => {
                 a.loads = val()
                     .split(',')
@@ -254,8 +269,8 @@ fn parse_args() -> Args {
                 a.servers = val()
                     .split(',')
                     .map(|n| match n {
-                        "ours1" => Kind::Ours { workers: 1 },
-                        "ours2" => Kind::Ours { workers: 2 },
+                        "ours1" => ours_slot(1),
+                        "ours2" => ours_slot(2),
                         "coturn" => coturn_slot(false),
                         "coturn-mux" => coturn_slot(true),
                         "echo" => Kind::Echo,
@@ -264,7 +279,7 @@ fn parse_args() -> Args {
                     .collect()
             }
             "--ours" => {
-                a.ours = PathBuf::from(val());
+                a.ours = val().split(',').map(PathBuf::from).collect();
                 build = false;
             }
             "--coturn" => a.coturn = val().split(',').map(PathBuf::from).collect(),
@@ -277,6 +292,7 @@ fn parse_args() -> Args {
                 a.seconds = 0.5;
                 a.rate = 20_000;
                 a.paced_allocations = 100;
+                a.scale_allocations = 1_000;
             }
             _ => usage(),
         }
@@ -295,7 +311,7 @@ fn parse_args() -> Args {
             .status()
             .expect("cargo");
         assert!(status.success(), "building our turnserver failed");
-        a.ours = target_dir(&root).join("release/turnserver");
+        a.ours = vec![target_dir(&root).join("release/turnserver")];
     }
     let debian = Path::new(DEBIAN_COTURN);
     let wanted = a.servers.iter().any(|s| matches!(s, Kind::Coturn { .. }));
@@ -310,10 +326,21 @@ fn parse_args() -> Args {
             "coturn could not be installed; pass --servers ours1,ours2"
         );
     }
-    // Each `coturn` slot becomes one server per binary, in their order; `coturn-mux` the last.
+    // Each `ours` and `coturn` slot becomes one server per binary, in their order;
+    // `coturn-mux` the last.
     let servers = std::mem::take(&mut a.servers);
     for kind in servers {
         match kind {
+            Kind::Ours { workers, .. } => {
+                for path in &a.ours {
+                    let label = (a.ours.len() > 1).then(|| path.display().to_string());
+                    a.servers.push(Kind::Ours {
+                        path: path.clone(),
+                        workers,
+                        label,
+                    });
+                }
+            }
             Kind::Coturn { mux, .. } => {
                 // The multiplex mode is 4.17's: the last binary only.
                 let paths = if mux {
@@ -337,6 +364,15 @@ fn parse_args() -> Args {
 }
 
 const DEBIAN_COTURN: &str = "/usr/bin/turnserver";
+
+/// An `ours` slot of `--servers`, filled with the binaries once they are known.
+fn ours_slot(workers: usize) -> Kind {
+    Kind::Ours {
+        path: PathBuf::new(),
+        workers,
+        label: None,
+    }
+}
 
 /// A `coturn` slot of `--servers`, filled with the binaries once they are known.
 fn coturn_slot(mux: bool) -> Kind {
@@ -433,7 +469,37 @@ fn free_block(n: u16) -> u16 {
         .expect("no free block of UDP ports")
 }
 
-fn start(kind: &Kind, args: &Args) -> Server {
+/// Relay addresses for the scale load: 127.0.0.1 and on, half the relay ports of each used.
+fn scale_relay_ips(allocations: usize) -> Vec<String> {
+    let per_ip = usize::from(RELAY_PORTS.1 - RELAY_PORTS.0) / 2;
+    (1..=(allocations / per_ip + 1).min(254))
+        .map(|i| format!("127.0.0.{i}"))
+        .collect()
+}
+
+/// The scale load's allocations, as many of `wanted` as the open-files limit lets each
+/// process (ours, a server's) hold: the limit is raised as far as it goes (beyond the hard
+/// limit only with CAP_SYS_RESOURCE), the servers inherit it, and a cut is said.
+fn fit_open_files(wanted: usize) -> usize {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    const SPARE: u64 = 2048;
+    let needed = wanted as u64 + SPARE;
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+    if soft < needed && setrlimit(Resource::RLIMIT_NOFILE, needed, hard.max(needed)).is_err() {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard.min(needed), hard);
+    }
+    let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+    let fits = usize::try_from(soft.saturating_sub(SPARE)).unwrap_or(usize::MAX);
+    if fits < wanted {
+        eprintln!(
+            "the open-files limit is {soft} here (raising it needs CAP_SYS_RESOURCE): the scale \
+             load holds {fits} allocations, not {wanted}"
+        );
+    }
+    wanted.min(fits)
+}
+
+fn start(kind: &Kind, args: &Args, load: Load) -> Server {
     let port = free_port();
     let p = port.to_string();
     let (lo, hi) = (RELAY_PORTS.0.to_string(), RELAY_PORTS.1.to_string());
@@ -463,13 +529,23 @@ fn start(kind: &Kind, args: &Args) -> Server {
         args.tls.key.to_str().expect("utf-8 path"),
     );
     let tls = ["--tls-listening-port", &tp, "--cert", cert, "--pkey", key];
+    // The scale load's further relay addresses (127.0.0.1 is in `common`).
+    let more_relays: Vec<String> = if load == Load::Scale {
+        scale_relay_ips(args.scale_allocations)
+            .into_iter()
+            .skip(1)
+            .flat_map(|ip| ["--relay-ip".to_string(), ip])
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut metrics = None;
     let mut cmd = match kind {
-        Kind::Ours { workers } => {
-            let mut c = Command::new(&args.ours);
+        Kind::Ours { path, workers, .. } => {
+            let mut c = Command::new(path);
             let mp = free_port();
             metrics = Some(SocketAddr::from(([127, 0, 0, 1], mp)));
-            c.args(common).args(tls).args([
+            c.args(common).args(tls).args(&more_relays).args([
                 "--workers",
                 &workers.to_string(),
                 "--log-level",
@@ -496,7 +572,7 @@ fn start(kind: &Kind, args: &Args) -> Server {
                     &base,
                 ]);
             }
-            c.args(common).args(tls).args([
+            c.args(common).args(tls).args(&more_relays).args([
                 "--no-dtls",
                 "--no-cli",
                 "--simple-log",
@@ -809,17 +885,25 @@ fn rand_seed(a: SocketAddr) -> u64 {
     (u64::from(a.port()) << 32) ^ t ^ 0x9e37_79b9_7f4a_7c15
 }
 
-/// Sets up `allocs`, at most 200 in flight: each allocates, then binds a channel to its
-/// peer (or installs a permission for it). Panics if any fails or 30 s pass.
-fn setup(allocs: &mut [Alloc]) {
+/// Allocations set up at once.
+const SETUP_IN_FLIGHT: usize = 200;
+
+/// `n` allocations set up, `SETUP_IN_FLIGHT` at a time (each made only when its turn comes,
+/// so that none waits with its Allocate unsent): each allocates, then binds a channel to its
+/// peer (or installs a permission for it). Panics if any fails, or a group takes over 30 s.
+fn setup(n: usize, mut make: impl FnMut(usize) -> Alloc) -> Vec<Alloc> {
     let mut buf = vec![0u8; 65_536];
-    let until = Instant::now() + Duration::from_secs(30);
-    for chunk in allocs.chunks_mut(200) {
+    let mut allocs = Vec::with_capacity(n);
+    for first in (0..n).step_by(SETUP_IN_FLIGHT) {
+        let mut group: Vec<Alloc> = (first..n.min(first + SETUP_IN_FLIGHT))
+            .map(&mut make)
+            .collect();
+        let until = Instant::now() + Duration::from_secs(30);
         loop {
             let now = Instant::now();
             assert!(now < until, "setting up allocations took over 30 s");
             let mut pending = 0;
-            for a in chunk.iter_mut() {
+            for a in group.iter_mut() {
                 a.poll_recv(now, &mut buf);
                 a.client.handle_timeout(now);
                 a.pump(now);
@@ -831,7 +915,9 @@ fn setup(allocs: &mut [Alloc]) {
             }
             std::thread::sleep(Duration::from_micros(200));
         }
+        allocs.append(&mut group);
     }
+    allocs
 }
 
 fn big_buffers(s: &impl AsFd) {
@@ -895,7 +981,7 @@ struct Figures {
     kernel_drops: u64,
     p50_us: f64,
     p99_us: f64,
-    /// RSS growth per allocation during setup (paced), bytes.
+    /// RSS growth per allocation during setup (paced, scale), bytes.
     rss_per_alloc: f64,
     /// Ours: mean datagrams per `recvmmsg` and per `sendmmsg` in the window.
     batch: Option<(f64, f64)>,
@@ -1014,12 +1100,13 @@ fn run(load: Load, server: &Server, args: &Args) -> Figures {
         Load::TcpShared => (Transport::Tcp, true, true),
         Load::TlsShared => (Transport::Tls, true, true),
         Load::Paced => (Transport::Udp, false, true),
+        Load::Scale => (Transport::Udp, true, true),
         Load::Churn => unreachable!(),
     };
-    let n = if load == Load::Paced {
-        args.paced_allocations
-    } else {
-        clients
+    let n = match load {
+        Load::Paced => args.paced_allocations,
+        Load::Scale => args.scale_allocations,
+        _ => clients,
     };
     let peers: Vec<UdpSocket> = (0..if shared_peer { 1 } else { n })
         .map(|_| peer_socket())
@@ -1029,6 +1116,7 @@ fn run(load: Load, server: &Server, args: &Args) -> Figures {
         .map(|p| p.local_addr().expect("addr"))
         .collect();
     let rss_before = rss_kib(pid);
+    let (setup_cpu0, setup_t0) = (cpu_ns(pid), Instant::now());
     let mut allocs: Vec<Alloc> = Vec::new();
     let mut binding_socks: Vec<UdpSocket> = Vec::new();
     if load == Load::Binding {
@@ -1039,12 +1127,29 @@ fn run(load: Load, server: &Server, args: &Args) -> Figures {
             binding_socks.push(s);
         }
     } else {
-        allocs = (0..n)
-            .map(|i| Alloc::new(server, transport, peer_addrs[i % peer_addrs.len()], channel))
-            .collect();
-        setup(&mut allocs);
+        allocs = setup(n, |i| {
+            Alloc::new(server, transport, peer_addrs[i % peer_addrs.len()], channel)
+        });
     }
     let rss_after = rss_kib(pid);
+    let rss_per_alloc = if allocs.is_empty() {
+        0.0
+    } else {
+        (rss_after.saturating_sub(rss_before) * 1024) as f64 / allocs.len() as f64
+    };
+    if load == Load::Scale {
+        // Held, not loaded: the memory they take, and the CPU it took to make them.
+        return Figures {
+            offered: n as u64,
+            received: allocs.len() as u64,
+            seconds: setup_t0.elapsed().as_secs_f64(),
+            cpu_ns: cpu_ns(pid) - setup_cpu0,
+            rss_per_alloc,
+            p50_us: f64::NAN,
+            p99_us: f64::NAN,
+            ..Figures::default()
+        };
+    }
 
     // Each sender's message, built once; its first bytes of payload carry the send time.
     let mut msgs: Vec<(Vec<u8>, usize)> = Vec::new();
@@ -1151,11 +1256,7 @@ fn run(load: Load, server: &Server, args: &Args) -> Figures {
         kernel_drops: drops,
         p50_us: hist.percentile(0.5),
         p99_us: hist.percentile(0.99),
-        rss_per_alloc: if allocs.is_empty() {
-            0.0
-        } else {
-            (rss_after.saturating_sub(rss_before) * 1024) as f64 / allocs.len() as f64
-        },
+        rss_per_alloc,
         batch,
     }
 }
@@ -1304,6 +1405,15 @@ fn churn(server: &Server, seconds: f64) -> Figures {
 
 // ---------------------------------------------------------------- report
 
+/// A latency for the table; none measured (the scale load) as a dash.
+fn micros(v: f64) -> String {
+    if v.is_nan() {
+        "—".into()
+    } else {
+        format!("{v:.0} µs")
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     if v.is_empty() {
@@ -1313,7 +1423,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let args = parse_args();
+    let mut args = parse_args();
+    if args.loads.contains(&Load::Scale) {
+        args.scale_allocations = fit_open_files(args.scale_allocations);
+    }
     let mut results: Vec<(Load, String, Vec<Figures>)> = Vec::new();
     for round in 0..args.rounds {
         for &load in &args.loads {
@@ -1321,7 +1434,7 @@ fn main() {
                 if !kind.serves(load) {
                     continue;
                 }
-                let server = start(kind, &args);
+                let server = start(kind, &args, load);
                 let f = run(load, &server, &args);
                 drop(server);
                 eprintln!(
@@ -1335,7 +1448,11 @@ fn main() {
                     f.kernel_drops,
                     f.batch.map_or(String::new(), |(r, s)| format!(
                         ", {r:.1} datagrams per recvmmsg, {s:.1} per sendmmsg"
-                    ))
+                    )) + &if f.rss_per_alloc > 0.0 {
+                        format!(", {:.0} bytes of RSS per allocation", f.rss_per_alloc)
+                    } else {
+                        String::new()
+                    }
                 );
                 match results
                     .iter_mut()
@@ -1362,13 +1479,13 @@ fn main() {
             .find(|(l, k, _)| l == load && k.starts_with("coturn"))
             .map(|(_, _, v)| median(v.iter().map(|f| f.cpu_per_packet_us()).collect()));
         let ratio = coturn.map_or(String::new(), |c| format!("{:.2}x", cpu / c));
-        let unit = if *load == Load::Churn {
+        let unit = if matches!(load, Load::Churn | Load::Scale) {
             "allocation"
         } else {
             "packet"
         };
         println!(
-            "| {} | {} | {:.0} | {:.3} % | {:.0} | {:.2} µs/{unit} | {} | {:.0} µs | {:.0} µs |",
+            "| {} | {} | {:.0} | {:.3} % | {:.0} | {:.2} µs/{unit} | {} | {} | {} |",
             load.name(),
             kind,
             m(&|f| f.pps()),
@@ -1376,10 +1493,10 @@ fn main() {
             m(&|f| f.kernel_drops as f64),
             cpu,
             ratio,
-            m(&|f| f.p50_us),
-            m(&|f| f.p99_us),
+            micros(m(&|f| f.p50_us)),
+            micros(m(&|f| f.p99_us)),
         );
-        if *load == Load::Paced {
+        if matches!(load, Load::Paced | Load::Scale) {
             println!(
                 "|   | (setup: {:.0} bytes of RSS per allocation) | | | | | | | |",
                 m(&|f| f.rss_per_alloc)
