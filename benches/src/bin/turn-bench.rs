@@ -1448,7 +1448,7 @@ fn main() {
                     f.kernel_drops,
                     f.batch.map_or(String::new(), |(r, s)| format!(
                         ", {r:.1} datagrams per recvmmsg, {s:.1} per sendmmsg"
-                    )) + &if f.rss_per_alloc > 0.0 {
+                    )) + &if matches!(load, Load::Paced | Load::Scale) {
                         format!(", {:.0} bytes of RSS per allocation", f.rss_per_alloc)
                     } else {
                         String::new()

@@ -295,6 +295,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_open_files_limit_is_raised_to_the_hard_limit() {
+        use nix::sys::resource::{getrlimit, setrlimit, Resource};
+        // A soft limit below the hard one (by one: the other tests of this process keep
+        // theirs).
+        let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+        setrlimit(Resource::RLIMIT_NOFILE, hard.min(NR_OPEN_DEFAULT) - 1, hard).unwrap();
+        let (limit, was) = raise_open_files_limit().unwrap();
+        assert!(was < limit, "raised from {was} to {limit}");
+        let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+        assert_eq!(soft, limit);
+        assert!(soft == hard || soft == NR_OPEN_DEFAULT, "{soft} of {hard}");
+    }
+
+    #[test]
     fn flags_are_the_config_keys() {
         let i = parse([
             "turnserver",
