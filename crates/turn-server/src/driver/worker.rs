@@ -122,7 +122,7 @@ pub(super) struct Worker {
     /// The UDP relay sockets, read by one task (`relays_task`).
     relay_set: RelaySet,
     /// The relay sockets the set last reported ready (kept for its capacity).
-    ready: Vec<relays::Ready>,
+    ready: Vec<relays::Slot>,
     pub streams: HashMap<FiveTuple, Rc<StreamConn>>,
     ports: PortPool,
     /// Scratch for messages to clients built from peer datagrams.
